@@ -1,0 +1,39 @@
+# The workbench's two front doors. Both set up everything on a fresh machine:
+#   make demo   -- the whole chain end to end on the embedded default (synthetic data, tiny model)
+#   make test   -- unit tests + notebook checks (pytest --nbval), what CI runs
+# The dependency list lives in pyproject.toml; the torch/torchvision pins are read from it.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.muva-installed
+TORCH_PINS := $(shell grep -oE '"torch(vision)?==[^"]+"' pyproject.toml | tr -d '"')
+PYTEST_NB := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+.PHONY: demo test setup notebooks clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade --quiet pip
+	$(PY) -m pip install --quiet $(TORCH_PINS)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (muva)" >/dev/null
+	@touch $@
+
+demo: $(STAMP)
+	$(PY) -m muva_lib demo
+
+test: $(STAMP)
+	@$(PY) -m pytest -q tests $(wildcard notebooks/*.ipynb) $(PYTEST_NB); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5): failing" >&2; exit 1; fi; \
+	exit $$rc
+
+# Regenerate the committed notebook outputs (nbval's reference) from the percent-format sources.
+notebooks: $(STAMP)
+	cd notebooks && for f in [0-9]*.py; do ../$(VENV)/bin/jupytext --sync --execute "$$f" || exit 1; done
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,239 @@
+"""The reader contract: registry, errors, image checks, Market-style name parsing, relabelling.
+
+A reader knows one dataset's folder layout and nothing else. It returns a :class:`Split` of
+:class:`Item` with absolute ``path``, dataset-relative ``relpath``, training pids relabelled
+0..N-1, junk (pid -1) dropped, distractors (pid 0) kept in the gallery.
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, ClassVar, Iterable, Sequence
+
+from ..types import Item, Split
+
+__all__ = [
+    "DatasetError", "UnreadableImageWarning", "Reader", "READERS", "register", "get_reader",
+    "list_readers", "read_dataset", "check_image", "ImageCheck", "relabel", "market_style_items",
+    "MARKET_NAME", "parse_market_name", "IMAGE_SUFFIXES",
+]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+class DatasetError(RuntimeError):
+    """Bad or missing dataset input; the message names the file or folder and what was expected."""
+
+
+class UnreadableImageWarning(UserWarning):
+    """Some images could not be read and were skipped (counted); use strict=True to make it an error."""
+
+
+# ----------------------------------------------------------------------------- image checks
+
+@dataclass
+class ImageCheck:
+    """Collects unreadable images while a reader walks a tree; ``finish`` warns or raises once."""
+
+    dataset: str
+    strict: bool = False
+
+    def __post_init__(self) -> None:
+        self.bad: list[tuple[str, str]] = []
+
+    def ok(self, path: str | Path) -> bool:
+        """True when the file looks like a complete image; otherwise record it (or raise if strict)."""
+        problem = check_image(path)
+        if problem is None:
+            return True
+        if self.strict:
+            raise DatasetError(f"{self.dataset}: unreadable image {path}: {problem}")
+        self.bad.append((str(path), problem))
+        return False
+
+    def finish(self) -> None:
+        if self.bad:
+            first = "; ".join(f"{p} ({why})" for p, why in self.bad[:3])
+            more = f" and {len(self.bad) - 3} more" if len(self.bad) > 3 else ""
+            warnings.warn(
+                f"{self.dataset}: skipped {len(self.bad)} unreadable image(s): {first}{more}. "
+                "Pass strict=True (CLI: --strict) to stop at the first one.",
+                UnreadableImageWarning,
+                stacklevel=3,
+            )
+
+
+def check_image(path: str | Path) -> str | None:
+    """Cheap completeness check without decoding: None when fine, else the problem in words.
+
+    Reads the first and last bytes only: JPEG must start with FFD8 and end with FFD9 (trailing
+    zero padding tolerated), PNG must start with its signature and end with an IEND chunk,
+    BMP must start with ``BM`` and be as long as its header says. This catches empty and
+    truncated files at a cost of two small reads per image.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            return "empty file"
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+            fh.seek(max(0, size - 64))
+            tail = fh.read(64)
+    except OSError as exc:
+        return f"cannot open ({exc.strerror or exc})"
+    if head[:2] == b"\xff\xd8":
+        if b"\xff\xd9" not in tail.rstrip(b"\x00")[-16:]:
+            return "truncated JPEG (no end-of-image marker)"
+        return None
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        if b"IEND" not in tail[-12:]:
+            return "truncated PNG (no IEND chunk)"
+        return None
+    if head[:2] == b"BM":
+        declared = int.from_bytes(head[2:6], "little")
+        if declared and size < declared:
+            return f"truncated BMP ({size} of {declared} bytes)"
+        return None
+    return "not a JPEG, PNG or BMP file"
+
+
+# ----------------------------------------------------------------------------- names and labels
+
+#: Market-1501 style: ``0002_c1s1_000451_03.jpg``, ``-1_c3s2_...`` (junk), ``0000_...`` (distractor);
+#: MSMT17 / CUHK03-NP re-exports use the same ``pid_cCAM`` head with multi-digit cameras.
+MARKET_NAME = re.compile(r"^(-?\d+)_c(\d+)")
+
+
+def parse_market_name(path: str | Path) -> tuple[int, int]:
+    """``(pid, camid)`` from a Market-style file name; camid is returned as written (1-based)."""
+    name = Path(path).name
+    m = MARKET_NAME.match(name)
+    if m is None:
+        raise DatasetError(f"{path}: file name does not match the Market-1501 pattern 'PID_cCAM...'")
+    return int(m.group(1)), int(m.group(2))
+
+
+def relabel(items: Sequence[Item]) -> tuple[Item, ...]:
+    """Map the raw training pids to 0..N-1 in sorted order of the raw ids (deterministic)."""
+    mapping = {pid: i for i, pid in enumerate(sorted({it.pid for it in items}))}
+    return tuple(
+        Item(it.path, mapping[it.pid], it.camid, it.dataset, it.relpath, it.domain) for it in items
+    )
+
+
+def _list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def market_style_items(root: Path, subdir: str, dataset: str, check: ImageCheck,
+                       cam_range: tuple[int, int] | None = None, keep_distractors: bool = True,
+                       ) -> list[Item]:
+    """Items of one Market-style folder (``bounding_box_train``, ``query``, ``bounding_box_test``).
+
+    Junk (pid -1) is dropped; distractors (pid 0) kept only when ``keep_distractors``. Camera ids
+    are returned 0-based. ``cam_range`` (inclusive, 1-based) rejects impossible cameras.
+    """
+    folder = root / subdir
+    if not folder.is_dir():
+        raise DatasetError(f"{dataset}: missing folder {folder}")
+    out: list[Item] = []
+    for path in _list_images(folder):
+        pid, cam = parse_market_name(path)
+        if pid == -1 or (pid == 0 and not keep_distractors):
+            continue
+        if cam_range is not None and not (cam_range[0] <= cam <= cam_range[1]):
+            raise DatasetError(f"{path}: camera {cam} outside {cam_range[0]}..{cam_range[1]} for {dataset}")
+        if not check.ok(path):
+            continue
+        out.append(Item(str(path), pid, cam - 1, dataset, path.relative_to(root).as_posix()))
+    return out
+
+
+# ----------------------------------------------------------------------------- the registry
+
+class Reader:
+    """Base class: subclasses set ``name``, ``folder``, ``url`` and implement :meth:`read`.
+
+    ``root`` is the dataset's own folder (``<raw_root>/<folder>`` by default). The class
+    docstring of each reader documents the layout it expects; the README repeats it.
+    """
+
+    name: ClassVar[str] = ""
+    folder: ClassVar[str] = ""
+    url: ClassVar[str] = ""
+    #: number of seeded splits (small datasets); 1 for datasets with a fixed split
+    num_splits: ClassVar[int] = 1
+
+    def __init__(self, root: str | Path | None = None, strict: bool = False) -> None:
+        from ...paths import raw_root
+
+        self.root = Path(root) if root is not None else raw_root() / self.folder
+        self.strict = strict
+
+    # subclasses implement this
+    def read(self, split_index: int = 0) -> Split:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def require(self, *relative: str) -> None:
+        """Raise a DatasetError naming the expected layout and the download page if anything is missing."""
+        missing = [r for r in (relative or (".",)) if not (self.root / r).exists()]
+        if missing:
+            layout = (type(self).__doc__ or "").strip()
+            raise DatasetError(
+                f"{self.name}: expected {', '.join(str(self.root / m) for m in missing)} to exist.\n"
+                f"Download it from {self.url or 'the dataset authors'} and lay it out as:\n{layout}\n"
+                f"(set MUVA_RAW or pass root= to point elsewhere)"
+            )
+
+    def check_split_index(self, split_index: int) -> None:
+        if not 0 <= split_index < self.num_splits:
+            raise DatasetError(
+                f"{self.name}: split index {split_index} out of range 0..{self.num_splits - 1}"
+            )
+
+    def finish(self, train: Iterable[Item], query: Iterable[Item], gallery: Iterable[Item],
+               split_index: int = 0, meta: dict | None = None) -> Split:
+        """Relabel train, refuse empty subsets, and return the Split."""
+        train, query, gallery = list(train), list(query), list(gallery)
+        for subset, items in (("train", train), ("query", query), ("gallery", gallery)):
+            if not items:
+                raise DatasetError(f"{self.name}: the {subset} split under {self.root} is empty")
+        return Split(self.name, relabel(train), tuple(query), tuple(gallery), split_index, meta or {})
+
+
+READERS: dict[str, type[Reader]] = {}
+
+
+def register(cls: type[Reader]) -> type[Reader]:
+    """Class decorator: add a reader to the registry under ``cls.name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    if cls.name in READERS and READERS[cls.name] is not cls:
+        raise ValueError(f"reader name {cls.name!r} registered twice")
+    READERS[cls.name] = cls
+    return cls
+
+
+def list_readers() -> list[str]:
+    return sorted(READERS)
+
+
+def get_reader(name: str) -> type[Reader]:
+    try:
+        return READERS[name]
+    except KeyError:
+        raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(list_readers())}") from None
+
+
+def read_dataset(name: str, root: str | Path | None = None, split_index: int = 0,
+                 strict: bool = False) -> Split:
+    """Read one dataset by registry name."""
+    reader = get_reader(name)(root=root, strict=strict)
+    reader.check_split_index(split_index)
+    return reader.read(split_index)
+
+
+ReaderFactory = Callable[..., Reader]
