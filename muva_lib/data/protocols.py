@@ -1,0 +1,284 @@
+"""Named train/test protocols (supervised, single- and multi-source DG, classical, synthetic) and their data.
+
+A protocol name reads ``sources->target`` with ``+`` between sources and short dataset names
+(``ma`` Market-1501, ``d`` DukeMTMC-reID, ``ms`` MSMT17, ``c3`` CUHK03-NP, ``occ-d``
+Occluded-Duke, ``c2`` CUHK02, ``cs`` CUHK-SYSU, ``prid``, ``grid``, ``viper``, ``ilids``,
+``synth-a``/``synth-b``/``synth-c``); a bare name (``ma``) is the supervised in-domain protocol.
+The named table (:data:`PROTOCOLS`) holds every protocol the papers report; any other
+well-formed name is built on the fly.
+
+Multi-source training merges the sources with pid, camera and domain offsets; keys stay
+``dataset/relpath`` and are therefore unique across sources.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from .readers import DatasetError, get_reader, read_dataset
+from .types import Item, Split
+
+__all__ = [
+    "ALIASES", "Protocol", "ProtocolData", "SourceInfo", "PROTOCOLS", "get_protocol", "list_protocols",
+    "build", "merge_sources", "protocol_table", "synthetic_protocols",
+]
+
+#: short name -> reader registry name
+ALIASES: dict[str, str] = {
+    "ma": "market1501",
+    "d": "dukemtmc",
+    "ms": "msmt17",
+    "c3": "cuhk03np",
+    "c3-labeled": "cuhk03np-labeled",
+    "occ-d": "occ_duke",
+    "c2": "cuhk02",
+    "cs": "cuhksysu",
+    "prid": "prid",
+    "grid": "grid",
+    "viper": "viper",
+    "ilids": "ilids",
+    "synth-a": "synth-a",
+    "synth-b": "synth-b",
+    "synth-c": "synth-c",
+}
+
+KINDS = ("supervised", "single-source", "multi-source", "classical", "synthetic")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A named train/test recipe.
+
+    ``sources``/``targets`` are short names (keys of :data:`ALIASES`). ``train_all``: train on
+    every image of the sources (train + query + gallery, as the classical multi-source protocol
+    does) instead of their training splits. ``multi_split``: the target has 10 seeded splits,
+    reported as their mean.
+    """
+
+    name: str
+    sources: tuple[str, ...]
+    targets: tuple[str, ...]
+    kind: str
+    train_all: bool = False
+    reported_in: str = ""
+
+    @property
+    def source_datasets(self) -> tuple[str, ...]:
+        return tuple(ALIASES[s] for s in self.sources)
+
+    @property
+    def target_datasets(self) -> tuple[str, ...]:
+        return tuple(ALIASES[t] for t in self.targets)
+
+    @property
+    def multi_split(self) -> bool:
+        return any(get_reader(t).num_splits > 1 for t in self.target_datasets)
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """How one source entered the merged training set."""
+
+    dataset: str
+    num_ids: int
+    num_images: int
+    num_cams: int
+    pid_offset: int
+    cam_offset: int
+    domain: int
+
+
+@dataclass(frozen=True)
+class ProtocolData:
+    """Training items (offset ids) plus the test splits of every target.
+
+    ``targets[name]`` holds one Split, or 10 for small datasets evaluated on all splits.
+    """
+
+    protocol: Protocol
+    train: tuple[Item, ...]
+    sources: tuple[SourceInfo, ...]
+    targets: Mapping[str, tuple[Split, ...]] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return sum(s.num_ids for s in self.sources)
+
+    @property
+    def num_cams(self) -> int:
+        return sum(s.num_cams for s in self.sources)
+
+    @property
+    def num_domains(self) -> int:
+        return len(self.sources)
+
+    def summary(self) -> dict:
+        """Counts a notebook can show and a manifest can record."""
+        return {
+            "protocol": self.protocol.name,
+            "kind": self.protocol.kind,
+            "train_images": len(self.train),
+            "train_ids": self.num_classes,
+            "train_cams": self.num_cams,
+            "sources": [s.__dict__ for s in self.sources],
+            "targets": {
+                name: [{"split_index": sp.split_index, **sp.summary()} for sp in splits]
+                for name, splits in self.targets.items()
+            },
+        }
+
+
+# ----------------------------------------------------------------------------- the named table
+
+def _p(name: str, kind: str, train_all: bool = False, reported_in: str = "") -> Protocol:
+    sources, _, targets = name.partition("->")
+    return Protocol(name, tuple(sources.split("+")), tuple((targets or sources).split("+")), kind,
+                    train_all, reported_in)
+
+
+def _named_protocols() -> dict[str, Protocol]:
+    table: list[Protocol] = []
+    for name in ("ma", "d", "ms", "occ-d", "c3"):
+        table.append(_p(name, "supervised", reported_in="CLIP-ReID / pi-VL (in-domain)"))
+    big = ("ma", "d", "ms")
+    for a, b in itertools.permutations(big, 2):
+        table.append(_p(f"{a}->{b}", "single-source", reported_in="MUVA Table 1"))
+    for a in big:
+        table.append(_p(f"{a}->c3", "single-source", reported_in="MUVA Table 2"))
+    for b in big:
+        table.append(_p(f"c3->{b}", "single-source", reported_in="MUVA Table 2"))
+    four = ("ma", "d", "ms", "c3")
+    for held_out in four:
+        rest = "+".join(s for s in four if s != held_out)
+        table.append(_p(f"{rest}->{held_out}", "multi-source", reported_in="MUVA Table 3"))
+    for target in ("prid", "grid", "viper", "ilids"):
+        table.append(_p(f"ma+d+c2+c3+cs->{target}", "classical", train_all=True,
+                        reported_in="classical DG (10-split mean)"))
+    for name in synthetic_protocols():
+        table.append(_p(name, "synthetic", reported_in="synthetic benchmark"))
+    return {p.name: p for p in table}
+
+
+def synthetic_protocols() -> tuple[str, ...]:
+    """Single-source around the domain cycle, then multi-source leave-one-out."""
+    return (
+        "synth-a->synth-b", "synth-b->synth-c", "synth-c->synth-a",
+        "synth-a+synth-b->synth-c", "synth-a+synth-c->synth-b", "synth-b+synth-c->synth-a",
+    )
+
+
+PROTOCOLS: dict[str, Protocol] = _named_protocols()
+
+#: ``classic->prid`` style shorthands for the classical multi-source protocols
+_SHORTHANDS = {f"classic->{t}": f"ma+d+c2+c3+cs->{t}" for t in ("prid", "grid", "viper", "ilids")}
+
+
+def list_protocols(kind: str | None = None) -> list[str]:
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"unknown protocol kind {kind!r}; kinds: {', '.join(KINDS)}")
+    return [n for n, p in PROTOCOLS.items() if kind is None or p.kind == kind]
+
+
+def get_protocol(name: str) -> Protocol:
+    """A named protocol, or one parsed from ``src[+src...]->tgt`` / a bare dataset name."""
+    name = name.strip().lower().replace(" ", "")
+    name = _SHORTHANDS.get(name, name)
+    if name in PROTOCOLS:
+        return PROTOCOLS[name]
+    sources, arrow, targets = name.partition("->")
+    parts = sources.split("+") + (targets.split("+") if arrow else [])
+    unknown = [s for s in parts if s not in ALIASES]
+    if not name or unknown or (arrow and not targets):
+        raise DatasetError(
+            f"unknown protocol {name!r}"
+            + (f" (unknown dataset name(s): {', '.join(unknown)})" if unknown else "")
+            + f". Write 'src[+src...]->target' with names from: {', '.join(ALIASES)}; "
+            "see `python -m muva_lib protocols` for the named table."
+        )
+    synthetic = all(s.startswith("synth-") for s in parts)
+    kind = ("synthetic" if synthetic else "supervised" if not arrow
+            else "multi-source" if "+" in sources else "single-source")
+    return _p(name, kind)
+
+
+# ----------------------------------------------------------------------------- building the data
+
+def _all_images_relabelled(split: Split) -> list[Item]:
+    """Train + query + gallery of one dataset as one training set (classical protocol).
+
+    Training pids are already 0..N-1; query/gallery keep raw ids (0 = distractor, dropped), which
+    are a disjoint set of people in every supported dataset, so they get new labels N.. onwards.
+    """
+    n = split.num_train_pids
+    test_ids = sorted({it.pid for it in (*split.query, *split.gallery) if it.pid > 0})
+    mapping = {pid: n + i for i, pid in enumerate(test_ids)}
+    out = list(split.train)
+    out += [Item(it.path, mapping[it.pid], it.camid, it.dataset, it.relpath, it.domain)
+            for it in (*split.query, *split.gallery) if it.pid > 0]
+    return out
+
+
+def merge_sources(splits: Sequence[Split], train_all: bool = False) -> tuple[tuple[Item, ...], tuple[SourceInfo, ...]]:
+    """Concatenate the training items of several sources with pid / camera / domain offsets."""
+    items: list[Item] = []
+    infos: list[SourceInfo] = []
+    pid_off = cam_off = 0
+    seen_datasets: set[str] = set()
+    for domain, split in enumerate(splits):
+        if split.dataset in seen_datasets:
+            raise DatasetError(f"source {split.dataset!r} listed twice")
+        seen_datasets.add(split.dataset)
+        train = _all_images_relabelled(split) if train_all else list(split.train)
+        pids = sorted({it.pid for it in train})
+        if pids != list(range(len(pids))):
+            raise DatasetError(f"{split.dataset}: training pids are not 0..N-1 after relabelling")
+        cams = sorted({it.camid for it in train})
+        cam_map = {c: i for i, c in enumerate(cams)}
+        items += [Item(it.path, it.pid + pid_off, cam_map[it.camid] + cam_off, it.dataset, it.relpath, domain)
+                  for it in train]
+        infos.append(SourceInfo(split.dataset, len(pids), len(train), len(cams), pid_off, cam_off, domain))
+        pid_off += len(pids)
+        cam_off += len(cams)
+    return tuple(items), tuple(infos)
+
+
+def build(name: str | Protocol, *, roots: Mapping[str, str | Path] | None = None, split_index: int = 0,
+          all_splits: bool = False, strict: bool = False, with_targets: bool = True) -> ProtocolData:
+    """Read every dataset of a protocol and return its training items and target splits.
+
+    ``roots`` maps a dataset name (short or registry name) to its folder, overriding the default
+    location; ``all_splits`` reads all 10 seeded splits of a small target (else ``split_index``).
+    """
+    proto = get_protocol(name) if isinstance(name, str) else name
+    roots = {ALIASES.get(k, k): v for k, v in (roots or {}).items()}
+    source_splits = [read_dataset(ds, root=roots.get(ds), strict=strict) for ds in proto.source_datasets]
+    train, infos = merge_sources(source_splits, train_all=proto.train_all)
+    targets: dict[str, tuple[Split, ...]] = {}
+    if with_targets:
+        for ds in proto.target_datasets:
+            n = get_reader(ds).num_splits
+            indices = range(n) if (all_splits and n > 1) else [split_index]
+            targets[ds] = tuple(read_dataset(ds, root=roots.get(ds), split_index=i, strict=strict)
+                                for i in indices)
+    return ProtocolData(proto, train, infos, targets)
+
+
+def protocol_table(kind: str | None = None, check_data: bool = True) -> list[dict[str, str]]:
+    """Rows for printing: name, kind, sources, targets, training images, where reported, data present."""
+    rows = []
+    for pname in list_protocols(kind):
+        p = PROTOCOLS[pname]
+        row = {
+            "protocol": p.name,
+            "kind": p.kind,
+            "train on": " + ".join(p.source_datasets) + (" (all images)" if p.train_all else " (train split)"),
+            "test on": " + ".join(p.target_datasets) + (" (10-split mean)" if p.multi_split else ""),
+            "reported in": p.reported_in,
+        }
+        if check_data:
+            missing = [ds for ds in (*p.source_datasets, *p.target_datasets) if not get_reader(ds)().root.is_dir()]
+            row["data"] = "ready" if not missing else "missing: " + ", ".join(dict.fromkeys(missing))
+        rows.append(row)
+    return rows

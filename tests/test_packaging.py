@@ -1,0 +1,45 @@
+"""One dependency list: environment.yml and the Makefile agree with pyproject.toml."""
+from __future__ import annotations
+
+import re
+import tomllib
+
+import yaml
+
+from muva_lib.paths import repo_root
+
+ROOT = repo_root()
+
+
+def _pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_torch_pair_pinned_identically():
+    deps = _pyproject()["project"]["dependencies"]
+    pins = sorted(d for d in deps if re.match(r"torch(vision)?==", d))
+    assert pins == ["torch==2.14.1", "torchvision==0.29.1"]
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    assert sorted(p for p in pip_section if p.startswith("torch")) == pins
+    assert "-e .[dev]" in pip_section, "environment.yml must install the package list from pyproject"
+    assert any(str(d).startswith("python=3.11") for d in env["dependencies"])
+
+
+def test_dev_extra_covers_the_declared_stack():
+    proj = _pyproject()["project"]
+    everything = " ".join(proj["dependencies"] + sum(proj["optional-dependencies"].values(), []))
+    for name in ("torch", "open_clip_torch", "transformers", "jupyterlab", "ipywidgets", "matplotlib",
+                 "seaborn", "jupytext", "papermill", "nbval", "pytest", "ipykernel"):
+        assert re.search(rf"(^|\s){name}\b", everything), f"{name} missing from pyproject.toml"
+    assert set(proj["optional-dependencies"]["dev"][0].split("[")[1].rstrip("]").split(",")) == {
+        "vge", "notebooks", "test"}
+
+
+def test_makefile_reads_torch_pins_from_pyproject_and_fails_on_no_tests():
+    text = (ROOT / "Makefile").read_text()
+    assert "grep -oE '\"torch(vision)?==" in text and "pyproject.toml" in text
+    assert re.search(r"^demo:", text, re.M) and re.search(r"^test:", text, re.M)
+    assert "-eq 5" in text  # "no tests collected" is a failure
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in ci

@@ -1,0 +1,110 @@
+"""Protocol names, the named table, multi-source merging with offsets, and the classical all-images rule."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from muva_lib.data import protocols as P
+from muva_lib.data.readers import DatasetError
+
+
+def _market_tree(root: Path, spec: dict[str, list[str]]) -> Path:
+    for sub, names in spec.items():
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        for n in names:
+            Image.new("RGB", (8, 16), (10, 20, 30)).save(root / sub / n)
+    return root
+
+
+@pytest.fixture
+def three_domains(tmp_path):
+    """Tiny Market-layout trees for three synthetic domains (hand-countable)."""
+    roots = {}
+    # synth-a: train ids 5, 9 (cams 1, 2); query 1 (c1); gallery 1 (c2), distractor 0, junk -1
+    roots["synth-a"] = _market_tree(tmp_path / "a", {
+        "bounding_box_train": ["0005_c1s1_000001_00.jpg", "0005_c2s1_000002_00.jpg", "0009_c2s1_000003_00.jpg"],
+        "query": ["0001_c1s1_000004_00.jpg"],
+        "bounding_box_test": ["0001_c2s1_000005_00.jpg", "0000_c1s1_000006_00.jpg", "-1_c1s1_000007_00.jpg"],
+    })
+    # synth-b: train ids 4, 5, 7 on cams 1, 3, 4; query 2 (c1); gallery 2 (c3)
+    roots["synth-b"] = _market_tree(tmp_path / "b", {
+        "bounding_box_train": ["0005_c1s1_000001_00.jpg", "0004_c3s1_000002_00.jpg", "0007_c4s1_000003_00.jpg"],
+        "query": ["0002_c1s1_000004_00.jpg"],
+        "bounding_box_test": ["0002_c3s1_000005_00.jpg"],
+    })
+    roots["synth-c"] = _market_tree(tmp_path / "c", {
+        "bounding_box_train": ["0001_c1s1_000001_00.jpg"],
+        "query": ["0008_c1s1_000004_00.jpg"],
+        "bounding_box_test": ["0008_c2s1_000005_00.jpg", "0006_c2s1_000006_00.jpg"],
+    })
+    return roots
+
+
+def test_named_table_has_every_reported_protocol():
+    names = set(P.list_protocols())
+    assert {"ma", "d", "ms", "occ-d", "c3"} <= names
+    single = P.list_protocols("single-source")
+    assert len(single) == 12 and "ma->d" in single and "c3->ms" in single and "ms->c3" in single
+    assert set(P.list_protocols("multi-source")) == {"d+ms+c3->ma", "ma+ms+c3->d", "ma+d+c3->ms", "ma+d+ms->c3"}
+    assert set(P.list_protocols("classical")) == {f"ma+d+c2+c3+cs->{t}" for t in ("prid", "grid", "viper", "ilids")}
+    assert "synth-a->synth-b" in P.list_protocols("synthetic")
+    assert "synth-a+synth-b->synth-c" in P.list_protocols("synthetic")
+
+
+def test_parsing_names_and_shorthands():
+    p = P.get_protocol("MA -> D")
+    assert p.sources == ("ma",) and p.targets == ("d",) and p.source_datasets == ("market1501",)
+    assert P.get_protocol("classic->prid").train_all
+    adhoc = P.get_protocol("ma+ms->d")
+    assert adhoc.kind == "multi-source" and adhoc.source_datasets == ("market1501", "msmt17")
+    assert P.get_protocol("ma").kind == "supervised" and P.get_protocol("ma").targets == ("ma",)
+    with pytest.raises(DatasetError, match="unknown dataset name.*xx"):
+        P.get_protocol("ma->xx")
+    with pytest.raises(DatasetError, match="unknown protocol"):
+        P.get_protocol("ma->")
+
+
+def test_single_source_build(three_domains):
+    data = P.build("synth-a->synth-b", roots=three_domains)
+    assert len(data.train) == 3 and data.num_classes == 2 and data.num_cams == 2
+    assert sorted(it.pid for it in data.train) == [0, 0, 1]
+    (target,) = data.targets["synth-b"]
+    assert [it.pid for it in target.query] == [2] and len(target.gallery) == 1
+
+
+def test_multi_source_offsets_and_unique_keys(three_domains):
+    data = P.build("synth-a+synth-b->synth-c", roots=three_domains)
+    a, b = data.sources
+    assert (a.num_ids, a.pid_offset, a.num_cams, a.cam_offset, a.domain) == (2, 0, 2, 0, 0)
+    assert (b.num_ids, b.pid_offset, b.num_cams, b.cam_offset, b.domain) == (3, 2, 3, 2, 1)
+    assert data.num_classes == 5 and data.num_cams == 5 and data.num_domains == 2
+    assert sorted({it.pid for it in data.train}) == [0, 1, 2, 3, 4]
+    b_items = [it for it in data.train if it.dataset == "synth-b"]
+    assert sorted(it.camid for it in b_items) == [2, 3, 4] and {it.domain for it in b_items} == {1}
+    keys = [it.key for it in data.train]
+    assert len(keys) == len(set(keys))
+    # relpaths collide across domains (same file names), keys do not
+    assert len({it.relpath for it in data.train}) < len(keys)
+
+
+def test_classical_all_images_rule(three_domains):
+    proto = P.Protocol("synth-a+synth-b->synth-c", ("synth-a", "synth-b"), ("synth-c",), "synthetic", train_all=True)
+    data = P.build(proto, roots=three_domains)
+    a = data.sources[0]
+    # synth-a: train ids {5, 9} + test id {1} (distractor 0 and junk -1 dropped) = 3 ids, 3 + 2 images
+    assert (a.num_ids, a.num_images) == (3, 5)
+    assert data.sources[1].pid_offset == 3
+    assert all(it.pid >= 0 for it in data.train)
+
+
+def test_same_source_twice_is_refused(three_domains):
+    with pytest.raises(DatasetError, match="listed twice"):
+        P.build("synth-a+synth-a->synth-b", roots=three_domains)
+
+
+def test_summary_counts(three_domains):
+    s = P.build("synth-a->synth-c", roots=three_domains).summary()
+    assert s["train_images"] == 3 and s["train_ids"] == 2
+    assert s["targets"]["synth-c"][0]["gallery_images"] == 2
