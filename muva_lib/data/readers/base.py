@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ClassVar, Iterable, Sequence
 
@@ -17,7 +17,9 @@ from ..types import Item, Split
 __all__ = [
     "DatasetError", "UnreadableImageWarning", "Reader", "READERS", "register", "get_reader",
     "list_readers", "read_dataset", "check_image", "ImageCheck", "relabel", "market_style_items",
-    "MARKET_NAME", "parse_market_name", "IMAGE_SUFFIXES",
+    "MARKET_NAME", "parse_market_name", "IMAGE_SUFFIXES", "Subsets", "list_images", "match_name",
+    "check_camera",
+    "describe", "layout_markdown",
 ]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -48,10 +50,14 @@ class ImageCheck:
         problem = check_image(path)
         if problem is None:
             return True
+        self.fail(path, problem)
+        return False
+
+    def fail(self, path: str | Path, problem: str) -> None:
+        """Record an image found bad some other way (e.g. it failed to decode); raise if strict."""
         if self.strict:
             raise DatasetError(f"{self.dataset}: unreadable image {path}: {problem}")
         self.bad.append((str(path), problem))
-        return False
 
     def finish(self) -> None:
         if self.bad:
@@ -107,12 +113,17 @@ def check_image(path: str | Path) -> str | None:
 MARKET_NAME = re.compile(r"^(-?\d+)_c(\d+)")
 
 
+def match_name(path: str | Path, pattern: re.Pattern[str], expected: str) -> re.Match[str]:
+    """Match a file name against ``pattern`` or raise a DatasetError naming the file and ``expected``."""
+    m = pattern.match(Path(path).name)
+    if m is None:
+        raise DatasetError(f"{path}: file name does not match the expected pattern {expected}")
+    return m
+
+
 def parse_market_name(path: str | Path) -> tuple[int, int]:
     """``(pid, camid)`` from a Market-style file name; camid is returned as written (1-based)."""
-    name = Path(path).name
-    m = MARKET_NAME.match(name)
-    if m is None:
-        raise DatasetError(f"{path}: file name does not match the Market-1501 pattern 'PID_cCAM...'")
+    m = match_name(path, MARKET_NAME, "'PID_cCAM...' of Market-1501")
     return int(m.group(1)), int(m.group(2))
 
 
@@ -124,8 +135,16 @@ def relabel(items: Sequence[Item]) -> tuple[Item, ...]:
     )
 
 
-def _list_images(folder: Path) -> list[Path]:
+def list_images(folder: Path) -> list[Path]:
+    """Image files (by suffix) directly in ``folder``, sorted by name."""
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+
+def check_camera(path: str | Path, cam: int, cam_range: tuple[int, int] | None, dataset: str) -> None:
+    """Raise when a 1-based camera number parsed from ``path`` is outside ``cam_range`` (inclusive)."""
+    if cam_range is not None and not (cam_range[0] <= cam <= cam_range[1]):
+        raise DatasetError(f"{path}: camera {cam} outside {cam_range[0]}..{cam_range[1]} for {dataset}")
 
 
 def market_style_items(root: Path, subdir: str, dataset: str, check: ImageCheck,
@@ -140,12 +159,11 @@ def market_style_items(root: Path, subdir: str, dataset: str, check: ImageCheck,
     if not folder.is_dir():
         raise DatasetError(f"{dataset}: missing folder {folder}")
     out: list[Item] = []
-    for path in _list_images(folder):
+    for path in list_images(folder):
         pid, cam = parse_market_name(path)
         if pid == -1 or (pid == 0 and not keep_distractors):
             continue
-        if cam_range is not None and not (cam_range[0] <= cam <= cam_range[1]):
-            raise DatasetError(f"{path}: camera {cam} outside {cam_range[0]}..{cam_range[1]} for {dataset}")
+        check_camera(path, cam, cam_range, dataset)
         if not check.ok(path):
             continue
         out.append(Item(str(path), pid, cam - 1, dataset, path.relative_to(root).as_posix()))
@@ -154,11 +172,23 @@ def market_style_items(root: Path, subdir: str, dataset: str, check: ImageCheck,
 
 # ----------------------------------------------------------------------------- the registry
 
+@dataclass
+class Subsets:
+    """What :meth:`Reader.collect` returns: raw train / query / gallery items (pids not relabelled)."""
+
+    train: list[Item]
+    query: list[Item]
+    gallery: list[Item]
+    meta: dict = field(default_factory=dict)
+
+
 class Reader:
-    """Base class: subclasses set ``name``, ``folder``, ``url`` and implement :meth:`read`.
+    """Base class: subclasses set ``name``, ``folder``, ``url`` and implement :meth:`collect`.
 
     ``root`` is the dataset's own folder (``<raw_root>/<folder>`` by default). The class
     docstring of each reader documents the layout it expects; the README repeats it.
+    :meth:`read` gives one split (training pids relabelled); :meth:`read_all` gives every image
+    of the dataset as one relabelled training set (classical multi-source protocols).
     """
 
     name: ClassVar[str] = ""
@@ -166,6 +196,8 @@ class Reader:
     url: ClassVar[str] = ""
     #: number of seeded splits (small datasets); 1 for datasets with a fixed split
     num_splits: ClassVar[int] = 1
+    #: the pid of gallery distractors (excluded by :meth:`read_all`); None when the dataset has none
+    distractor_pid: ClassVar[int | None] = 0
 
     def __init__(self, root: str | Path | None = None, strict: bool = False) -> None:
         from ...paths import raw_root
@@ -173,20 +205,45 @@ class Reader:
         self.root = Path(root) if root is not None else raw_root() / self.folder
         self.strict = strict
 
-    # subclasses implement this
-    def read(self, split_index: int = 0) -> Split:  # pragma: no cover - abstract
+    def collect(self, split_index: int = 0) -> Subsets:  # pragma: no cover - abstract
+        """Raw items of one split: junk dropped, distractors in the gallery, pids as in the data."""
         raise NotImplementedError
+
+    def read(self, split_index: int = 0) -> Split:
+        """One split: training pids relabelled 0..N-1; empty subsets refused."""
+        self.check_split_index(split_index)
+        sub = self.collect(split_index)
+        return self.finish(sub.train, sub.query, sub.gallery, split_index, sub.meta)
+
+    def read_all(self) -> tuple[Item, ...]:
+        """Every image of the dataset (train + query + gallery of split 0), distractors excluded,
+        each file once, pids relabelled 0..N-1: the source set of the classical multi-source protocol.
+        """
+        sub = self.collect(0)
+        seen: dict[str, Item] = {}
+        for it in (*sub.train, *sub.query, *sub.gallery):
+            if it.pid != self.distractor_pid:
+                seen.setdefault(it.path, it)
+        if not seen:
+            raise DatasetError(f"{self.name}: no images found under {self.root}")
+        return relabel(list(seen.values()))
 
     def require(self, *relative: str) -> None:
         """Raise a DatasetError naming the expected layout and the download page if anything is missing."""
         missing = [r for r in (relative or (".",)) if not (self.root / r).exists()]
         if missing:
-            layout = (type(self).__doc__ or "").strip()
             raise DatasetError(
                 f"{self.name}: expected {', '.join(str(self.root / m) for m in missing)} to exist.\n"
-                f"Download it from {self.url or 'the dataset authors'} and lay it out as:\n{layout}\n"
-                f"(set MUVA_RAW or pass root= to point elsewhere)"
+                f"Download it from {self.url or 'the dataset authors'} and lay it out as:\n"
+                f"{self.layout()}\n(set MUVA_RAW or pass root= to point elsewhere)"
             )
+
+    @classmethod
+    def layout(cls) -> str:
+        """The class docstring: the expected folder layout, in words."""
+        import inspect
+
+        return inspect.cleandoc(cls.__doc__ or "")
 
     def check_split_index(self, split_index: int) -> None:
         if not 0 <= split_index < self.num_splits:
@@ -234,6 +291,35 @@ def read_dataset(name: str, root: str | Path | None = None, split_index: int = 0
     reader = get_reader(name)(root=root, strict=strict)
     reader.check_split_index(split_index)
     return reader.read(split_index)
+
+
+def describe(name: str) -> str:
+    """Registry name, default folder, download page and expected layout of one dataset."""
+    cls = get_reader(name)
+    return f"{cls.name}: data/raw/{cls.folder}/  ({cls.url})\n{cls.layout()}"
+
+
+_LITERAL = re.compile(r"::\n\n((?:(?: {4}.*)?\n)+)")
+
+
+def _rst_to_markdown(text: str) -> str:
+    """Docstring RST (``code``, ``::`` literal blocks) to Markdown (`code`, fenced blocks)."""
+    def fence(m: re.Match[str]) -> str:
+        block = "\n".join(line[4:] for line in m.group(1).rstrip("\n").split("\n"))
+        return f":\n\n```text\n{block}\n```\n\n"
+
+    return _LITERAL.sub(fence, text.replace("``", "`") + "\n").strip()
+
+
+def layout_markdown(names: Sequence[str] | None = None) -> str:
+    """The README's data section: each real dataset's folder, download page and layout (docstrings)."""
+    parts = ["## Data layout", ""]
+    for name in names or [n for n in list_readers() if READERS[n].url]:
+        cls = get_reader(name)
+        title, _, body = cls.layout().partition("\n")
+        parts += [f"### `{cls.name}`: {title}", "", f"Download page: <{cls.url}>", "",
+                  _rst_to_markdown(body), ""]
+    return "\n".join(parts)
 
 
 ReaderFactory = Callable[..., Reader]

@@ -4,10 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from ..types import Split
-from .base import ImageCheck, Reader, market_style_items, register
+from .base import ImageCheck, Reader, Subsets, market_style_items, register
 
-__all__ = ["MarketStyleReader", "Market1501", "SynthA", "SynthB", "SynthC"]
+__all__ = ["MarketStyleReader", "Market1501", "DukeMTMC", "OccludedDuke", "SynthA", "SynthB", "SynthC"]
 
 
 class MarketStyleReader(Reader):
@@ -18,7 +17,7 @@ class MarketStyleReader(Reader):
     gallery_dir: ClassVar[str] = "bounding_box_test"
     cam_range: ClassVar[tuple[int, int] | None] = None
 
-    def read(self, split_index: int = 0) -> Split:
+    def collect(self, split_index: int = 0) -> Subsets:
         self.require(self.train_dir, self.query_dir, self.gallery_dir)
         check = ImageCheck(self.name, self.strict)
         args = dict(dataset=self.name, check=check, cam_range=self.cam_range)
@@ -26,7 +25,7 @@ class MarketStyleReader(Reader):
         query = market_style_items(self.root, self.query_dir, keep_distractors=False, **args)
         gallery = market_style_items(self.root, self.gallery_dir, keep_distractors=True, **args)
         check.finish()
-        return self.finish(train, query, gallery, split_index)
+        return Subsets(train, query, gallery)
 
 
 @register
@@ -46,6 +45,47 @@ class Market1501(MarketStyleReader):
     folder = "Market-1501-v15.09.15"
     url = "https://zheng-lab-anu.github.io/Project/project_reid.html"
     cam_range = (1, 6)
+
+
+@register
+class DukeMTMC(MarketStyleReader):
+    """DukeMTMC-reID (Zheng et al., ICCV 2017): 702 training ids, 8 cameras.
+
+    Layout (``data/raw/DukeMTMC-reID/``)::
+
+        bounding_box_train/0001_c2_f0046182.jpg   16,522 images
+        query/0005_c2_f0046985.jpg                 2,228 images
+        bounding_box_test/0002_c1_f0044158.jpg    17,661 images
+
+    File name: ``PID_cCAM_fFRAME.jpg``; camera = the digit after ``c`` (1..8). The 408
+    gallery-only distractor ids carry ordinary pids. Withdrawn by its authors in 2019: keep it
+    optional in every protocol.
+    """
+
+    name = "dukemtmc"
+    folder = "DukeMTMC-reID"
+    url = "https://github.com/layumi/DukeMTMC-reID_evaluation"
+    cam_range = (1, 8)
+
+
+@register
+class OccludedDuke(MarketStyleReader):
+    """Occluded-DukeMTMC (Miao et al., ICCV 2019): Duke images re-split so queries are occluded.
+
+    Layout (``data/raw/Occluded_Duke/``)::
+
+        bounding_box_train/0001_c2_f0046182.jpg   15,618 images, 702 ids
+        query/0005_c2_f0046985.jpg                 2,210 images
+        bounding_box_test/0002_c1_f0044158.jpg    17,661 images
+
+    File name as in DukeMTMC-reID (cameras 1..8). Built with the authors' script from a
+    DukeMTMC-reID copy, which you must already have.
+    """
+
+    name = "occ_duke"
+    folder = "Occluded_Duke"
+    url = "https://github.com/lightas/Occluded-DukeMTMC-Dataset"
+    cam_range = (1, 8)
 
 
 class _SynthDomain(MarketStyleReader):
