@@ -1,7 +1,13 @@
 """Dataset readers: one small class per dataset layout, registered by name."""
-from .base import (READERS, DatasetError, Reader, UnreadableImageWarning, check_image, get_reader,
-                   list_readers, read_dataset, register)
-from . import market  # noqa: F401  (registers market1501 and the synthetic domains)
+from .base import (READERS, DatasetError, Reader, Subsets, UnreadableImageWarning, check_image, describe,
+                   get_reader, layout_markdown, list_readers, read_dataset, register)
+from . import market, msmt17, cuhk03, cuhk02, cuhk_sysu, small  # noqa: F401,E402  (register the readers)
 
-__all__ = ["READERS", "DatasetError", "Reader", "UnreadableImageWarning", "check_image", "get_reader",
-           "list_readers", "read_dataset", "register"]
+__all__ = ["READERS", "DatasetError", "Reader", "Subsets", "UnreadableImageWarning", "check_image",
+           "describe", "get_reader", "layout_markdown", "list_readers", "read_all", "read_dataset",
+           "register"]
+
+
+def read_all(name: str, root=None, strict: bool = False):
+    """Every image of a dataset with pids relabelled 0..N-1 (the classical multi-source sources)."""
+    return get_reader(name)(root=root, strict=strict).read_all()
