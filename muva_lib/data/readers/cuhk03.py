@@ -31,7 +31,7 @@ class CUHK03NPDetected(MarketStyleReader):
 
 
 @register
-class CUHK03NPLabeled(MarketStyleReader):
+class CUHK03NPLabeled(CUHK03NPDetected):
     """CUHK03-NP, hand-labelled boxes: 767 training ids, 2 cameras.
 
     Layout (``data/raw/cuhk03-np/``)::
@@ -45,9 +45,6 @@ class CUHK03NPLabeled(MarketStyleReader):
     """
 
     name = "cuhk03np-labeled"
-    folder = CUHK03NPDetected.folder
-    url = CUHK03NPDetected.url
-    cam_range = (1, 2)
     train_dir = "labeled/bounding_box_train"
     query_dir = "labeled/query"
     gallery_dir = "labeled/bounding_box_test"
