@@ -1,4 +1,9 @@
 """Dataset readers: one small class per dataset layout, registered by name."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..types import Item
 from .base import (READERS, DatasetError, Reader, Subsets, UnreadableImageWarning, check_image, describe,
                    get_reader, layout_markdown, list_readers, read_dataset, register)
 from . import market, msmt17, cuhk03, cuhk02, cuhk_sysu, small  # noqa: F401,E402  (register the readers)
@@ -8,6 +13,6 @@ __all__ = ["READERS", "DatasetError", "Reader", "Subsets", "UnreadableImageWarni
            "register"]
 
 
-def read_all(name: str, root=None, strict: bool = False):
-    """Every image of a dataset with pids relabelled 0..N-1 (the classical multi-source sources)."""
+def read_all(name: str, root: str | Path | None = None, strict: bool = False) -> tuple[Item, ...]:
+    """Every image of a dataset, pids relabelled 0..N-1 (a source of the classical multi-source protocol)."""
     return get_reader(name)(root=root, strict=strict).read_all()

@@ -1,11 +1,13 @@
 """The reader contract: registry, errors, image checks, Market-style name parsing, relabelling.
 
-A reader knows one dataset's folder layout and nothing else. It returns a :class:`Split` of
-:class:`Item` with absolute ``path``, dataset-relative ``relpath``, training pids relabelled
-0..N-1, junk (pid -1) dropped, distractors (pid 0) kept in the gallery.
+A reader knows one dataset's folder layout and nothing else. Its ``collect`` lists the raw
+items; ``read`` returns a :class:`Split` of :class:`Item` with absolute ``path``,
+dataset-relative ``relpath``, training pids relabelled 0..N-1, junk (pid -1) dropped,
+distractors (pid 0) kept in the gallery; ``read_all`` returns every image as one training set.
 """
 from __future__ import annotations
 
+import inspect
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -18,8 +20,7 @@ __all__ = [
     "DatasetError", "UnreadableImageWarning", "Reader", "READERS", "register", "get_reader",
     "list_readers", "read_dataset", "check_image", "ImageCheck", "relabel", "market_style_items",
     "MARKET_NAME", "parse_market_name", "IMAGE_SUFFIXES", "Subsets", "list_images", "match_name",
-    "check_camera",
-    "describe", "layout_markdown",
+    "check_camera", "describe", "layout_markdown",
 ]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -241,8 +242,6 @@ class Reader:
     @classmethod
     def layout(cls) -> str:
         """The class docstring: the expected folder layout, in words."""
-        import inspect
-
         return inspect.cleandoc(cls.__doc__ or "")
 
     def check_split_index(self, split_index: int) -> None:
@@ -288,15 +287,13 @@ def get_reader(name: str) -> type[Reader]:
 def read_dataset(name: str, root: str | Path | None = None, split_index: int = 0,
                  strict: bool = False) -> Split:
     """Read one dataset by registry name."""
-    reader = get_reader(name)(root=root, strict=strict)
-    reader.check_split_index(split_index)
-    return reader.read(split_index)
+    return get_reader(name)(root=root, strict=strict).read(split_index)
 
 
 def describe(name: str) -> str:
-    """Registry name, default folder, download page and expected layout of one dataset."""
+    """Registry name, the folder it reads by default, download page and expected layout of one dataset."""
     cls = get_reader(name)
-    return f"{cls.name}: data/raw/{cls.folder}/  ({cls.url})\n{cls.layout()}"
+    return f"{cls.name}: {cls().root}  ({cls.url or 'generated'})\n{cls.layout()}"
 
 
 _LITERAL = re.compile(r"::\n\n((?:(?: {4}.*)?\n)+)")

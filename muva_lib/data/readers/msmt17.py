@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from ..types import Item
 from .base import (DatasetError, ImageCheck, Reader, Subsets, check_camera, market_style_items, match_name,
