@@ -108,3 +108,14 @@ def test_summary_counts(three_domains):
     s = P.build("synth-a->synth-c", roots=three_domains).summary()
     assert s["train_images"] == 3 and s["train_ids"] == 2
     assert s["targets"]["synth-c"][0]["gallery_images"] == 2
+
+
+def test_protocol_table_rows_name_missing_data(monkeypatch, tmp_path):
+    monkeypatch.setenv("MUVA_RAW", str(tmp_path / "raw"))
+    monkeypatch.setenv("MUVA_SYNTH", str(tmp_path / "synth"))
+    (tmp_path / "synth" / "synth-a").mkdir(parents=True)
+    rows = {r["protocol"]: r for r in P.protocol_table()}
+    assert rows["synth-a->synth-b"]["data"] == "missing synth-b"
+    assert rows["ma+d+c2+c3+cs->prid"]["test on"] == "prid (10-split mean)"
+    assert rows["ma+d+c2+c3+cs->prid"]["train on"] == "ma+d+c2+c3+cs (all images)"
+    assert len(rows) == len(P.PROTOCOLS)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..data.protocols import KINDS, protocol_table
+from ..data.protocols import ALIASES, KINDS, protocol_table
 from ..tables import format_table
 
 
@@ -15,6 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     rows = protocol_table(args.kind, check_data=not args.no_check)
     print(format_table(rows))
+    print("\nShort names: " + ", ".join(f"{k} = {v}" for k, v in ALIASES.items() if k != v))
     print("\nAny other 'src[+src...]->target' over the short names also works "
           "(e.g. ma+ms->d); a bare name (ma) trains and tests on one dataset.")
     return 0

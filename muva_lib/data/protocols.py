@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .readers import DatasetError, get_reader, read_dataset
+from .readers import DatasetError, get_reader, read_all, read_dataset
 from .types import Item, Split
 
 __all__ = [
@@ -205,40 +205,28 @@ def get_protocol(name: str) -> Protocol:
 
 # ----------------------------------------------------------------------------- building the data
 
-def _all_images_relabelled(split: Split) -> list[Item]:
-    """Train + query + gallery of one dataset as one training set (classical protocol).
+def merge_sources(sources: Sequence[tuple[str, Sequence[Item]]]) -> tuple[tuple[Item, ...], tuple[SourceInfo, ...]]:
+    """Concatenate the training items of several sources with pid / camera / domain offsets.
 
-    Training pids are already 0..N-1; query/gallery keep raw ids (0 = distractor, dropped), which
-    are a disjoint set of people in every supported dataset, so they get new labels N.. onwards.
+    ``sources`` is ``[(dataset, items), ...]`` with each source's pids already 0..N-1.
+    Cameras are renumbered 0..C-1 per source, then offset; ``domain`` is the source index.
     """
-    n = split.num_train_pids
-    test_ids = sorted({it.pid for it in (*split.query, *split.gallery) if it.pid > 0})
-    mapping = {pid: n + i for i, pid in enumerate(test_ids)}
-    out = list(split.train)
-    out += [Item(it.path, mapping[it.pid], it.camid, it.dataset, it.relpath, it.domain)
-            for it in (*split.query, *split.gallery) if it.pid > 0]
-    return out
-
-
-def merge_sources(splits: Sequence[Split], train_all: bool = False) -> tuple[tuple[Item, ...], tuple[SourceInfo, ...]]:
-    """Concatenate the training items of several sources with pid / camera / domain offsets."""
     items: list[Item] = []
     infos: list[SourceInfo] = []
     pid_off = cam_off = 0
     seen_datasets: set[str] = set()
-    for domain, split in enumerate(splits):
-        if split.dataset in seen_datasets:
-            raise DatasetError(f"source {split.dataset!r} listed twice")
-        seen_datasets.add(split.dataset)
-        train = _all_images_relabelled(split) if train_all else list(split.train)
+    for domain, (dataset, train) in enumerate(sources):
+        if dataset in seen_datasets:
+            raise DatasetError(f"source {dataset!r} listed twice")
+        seen_datasets.add(dataset)
         pids = sorted({it.pid for it in train})
         if pids != list(range(len(pids))):
-            raise DatasetError(f"{split.dataset}: training pids are not 0..N-1 after relabelling")
+            raise DatasetError(f"{dataset}: training pids are not 0..N-1 after relabelling")
         cams = sorted({it.camid for it in train})
         cam_map = {c: i for i, c in enumerate(cams)}
         items += [Item(it.path, it.pid + pid_off, cam_map[it.camid] + cam_off, it.dataset, it.relpath, domain)
                   for it in train]
-        infos.append(SourceInfo(split.dataset, len(pids), len(train), len(cams), pid_off, cam_off, domain))
+        infos.append(SourceInfo(dataset, len(pids), len(train), len(cams), pid_off, cam_off, domain))
         pid_off += len(pids)
         cam_off += len(cams)
     return tuple(items), tuple(infos)
@@ -253,8 +241,12 @@ def build(name: str | Protocol, *, roots: Mapping[str, str | Path] | None = None
     """
     proto = get_protocol(name) if isinstance(name, str) else name
     roots = {ALIASES.get(k, k): v for k, v in (roots or {}).items()}
-    source_splits = [read_dataset(ds, root=roots.get(ds), strict=strict) for ds in proto.source_datasets]
-    train, infos = merge_sources(source_splits, train_all=proto.train_all)
+    # the classical protocol trains on every image of a source (Reader.read_all knows each
+    # dataset's distractor convention); the others on the sources' training splits
+    sources = [(ds, read_all(ds, root=roots.get(ds), strict=strict) if proto.train_all
+                else read_dataset(ds, root=roots.get(ds), strict=strict).train)
+               for ds in proto.source_datasets]
+    train, infos = merge_sources(sources)
     targets: dict[str, tuple[Split, ...]] = {}
     if with_targets:
         for ds in proto.target_datasets:
@@ -273,12 +265,13 @@ def protocol_table(kind: str | None = None, check_data: bool = True) -> list[dic
         row = {
             "protocol": p.name,
             "kind": p.kind,
-            "train on": " + ".join(p.source_datasets) + (" (all images)" if p.train_all else " (train split)"),
-            "test on": " + ".join(p.target_datasets) + (" (10-split mean)" if p.multi_split else ""),
+            "train on": "+".join(p.sources) + (" (all images)" if p.train_all else " (train split)"),
+            "test on": "+".join(p.targets) + (" (10-split mean)" if p.multi_split else ""),
             "reported in": p.reported_in,
         }
         if check_data:
-            missing = [ds for ds in (*p.source_datasets, *p.target_datasets) if not get_reader(ds)().root.is_dir()]
-            row["data"] = "ready" if not missing else "missing: " + ", ".join(dict.fromkeys(missing))
+            short = dict.fromkeys((*p.sources, *p.targets))
+            missing = [s for s in short if not get_reader(ALIASES[s])().root.is_dir()]
+            row["data"] = "ready" if not missing else "missing " + ", ".join(missing)
         rows.append(row)
     return rows
