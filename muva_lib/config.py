@@ -57,12 +57,28 @@ class DataCfg:
 class VgeCfg:
     """Visual grounding expert: where part boxes come from and how they are calibrated."""
 
-    backend: str = "synthetic"  # synthetic | prior | mllm | detector | pose | cascade
+    backend: str = "synthetic"  # synthetic | prior | mllm | detector (muva_lib.grounding.backends)
     model: str = ""  # hub id or local directory of the mllm / detector backend
     trust_remote_code: bool = False
     noise: str = "paper"  # synthetic backend noise preset: none | paper | heavy
     calibrate: bool = True
     source: str = "calibrated"  # which boxes feed the masks: raw | calibrated | gt
+    noise_seed: int = 0  # synthetic backend: seed of the noise draws (per image: seed + key)
+    # mllm / detector backends
+    prompt_template: str = ("Guide me to the location of {phrase} within the image by providing "
+                            "its bounding boxes")  # the paper's instruction; {phrase} = part phrase
+    answer_format: str = "auto"  # auto | cogvlm | qwen_json | qwen2_tags | box_tags | florence | numbers
+    max_new_tokens: int = 48  # generation cap per answer
+    batch_size: int = 4  # images per model call (each image gives one prompt per part)
+    detector_min_score: float = 0.0  # detector: a best box scoring lower is a fallback
+    parse_tolerance: float = 0.02  # coordinates this far outside the image (fraction) are clipped, beyond: rejected
+    # calibration (muva_lib.grounding.calibrate): Tukey fences on normalised top / bottom / height / width
+    fence_k: float = 1.5  # fences at q25 - k*IQR and q75 + k*IQR of each per-part distribution
+    min_spread: float = 0.05  # fences at least this far (fraction of the image side) from the median
+    min_samples: int = 20  # fewer usable boxes of a part: its statistics come from the fixed prior bands
+    fence_core: str = "quartiles"  # quartiles (q25, median, q75) | shorth (densest half: robust to >25 % bad)
+    # rasterisation (muva_lib.grounding.rasterize): centre-in-box on the patch grid
+    ensure_one_patch: bool = True  # a part box holding no patch centre still marks the patch of its centre
 
 
 @dataclass
@@ -87,6 +103,10 @@ class ModelCfg:
     template_type: str = "multi-grained"  # multi-grained | part-agnostic
     domain_context: str = ""  # appended as ", <text>" to every prompt when not empty
     text_context_length: int = 77
+    # QuickGELU or GELU in the ViT/text MLPs: "auto" decides from the weights (OpenAI weights need
+    # QuickGELU; open_clip does not check a local file), "quick_gelu" / "gelu" force it
+    activation: str = "auto"  # auto | quick_gelu | gelu
+    pos_embed_interp: str = "bilinear"  # resizing CLIP's square patch grid to 16x8 (CLIP-ReID / MUVA)
 
 
 @dataclass

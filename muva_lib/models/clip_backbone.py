@@ -1,0 +1,379 @@
+"""Where CLIP weights come from (the one place that decides), and the open_clip model built around them."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Collection, Iterator, Mapping
+
+import open_clip
+import torch
+import torch.nn.functional as F
+
+from ..paths import data_root
+
+__all__ = [
+    "ENV_WEIGHTS", "CONFIG_DIR", "WeightsNotFoundError", "WeightsSource", "register_model_configs",
+    "weights_cache_dir", "resolve_weights", "load_state_dict_file", "choose_quick_gelu", "create_clip",
+    "load_clip_weights", "save_clip_weights", "resize_grid_pos_embed", "openai_sha256s",
+]
+
+log = logging.getLogger(__name__)
+
+#: environment variable naming a CLIP weights file; used when ``pretrained`` is a tag (``openai``)
+ENV_WEIGHTS = "MUVA_CLIP_WEIGHTS"
+#: our own open_clip model configs (``muva-tiny``), registered with ``open_clip.add_model_config``
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "models"
+_WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
+_DIR_WEIGHT_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin", "model.safetensors",
+                     "open_clip_pytorch_model.pth", "pytorch_model.bin")
+_OPENAI_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size")
+_RANDOM = ("", "none", "random")
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """Named weights (e.g. ``pretrained='openai'``) are not on this machine; the message says what to fetch."""
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Resolved origin of the CLIP weights (``kind``: random | file | local-dir | tag)."""
+
+    kind: str
+    path: Path | None = None
+    tag: str = ""
+    model_cfg: Mapping[str, Any] | None = field(default=None, compare=False)  # local-dir config
+
+    def describe(self) -> str:
+        if self.kind == "random":
+            return "random init"
+        return f"{self.kind}:{self.tag + ' -> ' if self.tag else ''}{self.path}"
+
+
+def register_model_configs() -> list[str]:
+    """Make our JSON configs (``muva-tiny``) known to open_clip; idempotent. Returns their names."""
+    names = sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
+    if any(n not in open_clip.list_models() for n in names):
+        open_clip.add_model_config(CONFIG_DIR)
+    return names
+
+
+def weights_cache_dir() -> Path:
+    """``<data>/weights``: the folder searched for named weights (``ViT-B-16.pt`` ...)."""
+    return data_root() / "weights"
+
+
+def openai_sha256s() -> dict[str, str]:
+    """SHA-256 prefixes of OpenAI's TorchScript releases (from the URLs open_clip knows) -> model name."""
+    out = {}
+    for model in open_clip.list_pretrained_models_by_tag("openai"):
+        url = open_clip.get_pretrained_url(model, "openai")
+        if "openaipublic" in url:
+            out[url.split("/")[-2]] = model
+    return out
+
+
+def _hf_cached(hf_hub: str) -> Path | None:
+    """A weights file of an open_clip hub entry already in the local Hugging Face cache (no network)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - huggingface_hub comes with open_clip
+        return None
+    repo, fname = os.path.split(hf_hub)  # "org/repo/" -> no file name; "org/repo/file.bin" -> one
+    for name in ([fname] if fname else []) + ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]:
+        hit = try_to_load_from_cache(repo, name)
+        if isinstance(hit, str) and os.path.isfile(hit):
+            return Path(hit)
+    return None
+
+
+def _tag_candidates(arch: str, tag: str, cache_dir: Path) -> list[Path]:
+    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    names = [f"{arch}-{tag}{s}" for s in _WEIGHT_SUFFIXES]
+    if cfg.get("url"):
+        names.insert(0, os.path.basename(cfg["url"]))  # OpenAI's own file name, e.g. ViT-B-16.pt
+    cands = [cache_dir / n for n in names]
+    if cfg.get("url"):
+        cands.append(Path(os.path.expanduser("~/.cache/clip")) / os.path.basename(cfg["url"]))
+    return cands
+
+
+def _missing_tag_message(arch: str, tag: str, searched: list[Path]) -> str:
+    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    first = searched[0]
+    lines = [f"CLIP weights {arch!r} / pretrained={tag!r} are not on this machine (no download is attempted).",
+             "Fetch one of:"]
+    if cfg.get("url"):
+        lines.append(f"  - {cfg['url']}  (OpenAI's file {os.path.basename(cfg['url'])})")
+    if cfg.get("hf_hub"):
+        lines.append(f"  - https://huggingface.co/{cfg['hf_hub'].rstrip('/')}  (open_clip_model.safetensors)")
+    lines += [f"and put it at {first} (the folder follows $MUVA_DATA),",
+              f"or point ${ENV_WEIGHTS} at the file, or set model.pretrained=/path/to/file",
+              "(model.pretrained='' builds random weights). Searched:"]
+    lines += [f"  {p}" for p in searched]
+    return "\n".join(lines)
+
+
+def resolve_weights(arch: str, pretrained: str | None, cache_dir: str | Path | None = None) -> WeightsSource:
+    """Decide where the weights come from: nothing, a file, a ``local-dir:`` folder, or a named tag.
+
+    A tag (``openai``) is looked up, without any network access, in ``$MUVA_CLIP_WEIGHTS``, then
+    ``<cache_dir or data/weights>/`` (OpenAI's file name ``ViT-B-16.pt`` or ``<arch>-<tag>.<ext>``),
+    then open_clip's own caches (``~/.cache/clip``, the Hugging Face cache). Missing: an error that says
+    which file to fetch and where to put it.
+    """
+    p = (pretrained or "").strip()
+    if p.lower() in _RANDOM:
+        return WeightsSource("random")
+    if p.startswith("local-dir:"):
+        folder = Path(p[len("local-dir:"):]).expanduser()
+        cfg_file = folder / "open_clip_config.json"
+        if not cfg_file.is_file():
+            raise FileNotFoundError(f"{p}: expected {cfg_file} (open_clip's local-dir layout)")
+        model_cfg = json.loads(cfg_file.read_text()).get("model_cfg")
+        if model_cfg is None:
+            raise ValueError(f"{cfg_file}: no 'model_cfg' entry")
+        hits = [folder / n for n in _DIR_WEIGHT_NAMES if (folder / n).is_file()]
+        hits += sorted(q for q in folder.iterdir() if q.suffix in _WEIGHT_SUFFIXES and q not in hits)
+        if not hits:
+            raise FileNotFoundError(f"{p}: no weights file ({', '.join(_WEIGHT_SUFFIXES)}) in {folder}")
+        return WeightsSource("local-dir", hits[0], model_cfg=model_cfg)
+    if os.path.isfile(os.path.expanduser(p)):
+        return WeightsSource("file", Path(os.path.expanduser(p)))
+    if open_clip.get_pretrained_cfg(arch, p):
+        env = os.environ.get(ENV_WEIGHTS, "").strip()
+        if env:
+            if not os.path.isfile(os.path.expanduser(env)):
+                raise WeightsNotFoundError(f"${ENV_WEIGHTS}={env} is not a file")
+            return WeightsSource("tag", Path(os.path.expanduser(env)), tag=p)
+        searched = _tag_candidates(arch, p, Path(cache_dir) if cache_dir else weights_cache_dir())
+        for cand in searched:
+            if cand.is_file():
+                return WeightsSource("tag", cand, tag=p)
+        hub = open_clip.get_pretrained_cfg(arch, p).get("hf_hub", "")
+        hit = _hf_cached(hub) if hub else None
+        if hit is not None:
+            return WeightsSource("tag", hit, tag=p)
+        raise WeightsNotFoundError(_missing_tag_message(arch, p, searched))
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    raise FileNotFoundError(f"pretrained={p!r} is neither a file nor a known tag of {arch!r} "
+                            f"(tags: {', '.join(tags) or 'none'}; '' = random weights)")
+
+
+# ----------------------------------------------------------------------------- reading files
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist())
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_state_dict_file(path: str | Path, trusted_jit_sha256: Collection[str] | None = None
+                         ) -> dict[str, torch.Tensor]:
+    """Read a weights file safely: safetensors, or ``torch.load(weights_only=True)``.
+
+    Accepts a plain state dict, ``{'state_dict': ...}`` and ``module.``-prefixed keys. A TorchScript
+    archive (OpenAI's original ``ViT-B-16.pt``) cannot be read with ``weights_only``; it is opened with
+    ``torch.jit.load`` only when its SHA-256 is one OpenAI published (or in ``trusted_jit_sha256``).
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        sd: Any = load_file(str(path), device="cpu")
+    elif _is_torchscript(path):
+        digest = _sha256(path)
+        trusted = set(openai_sha256s()) | set(trusted_jit_sha256 or ())
+        if not any(digest.startswith(t) for t in trusted):
+            raise ValueError(f"{path} is a TorchScript archive whose SHA-256 ({digest[:16]}...) is not one of "
+                             "OpenAI's releases; TorchScript cannot be loaded safely. Convert it to "
+                             ".safetensors or a plain state dict first.")
+        sd = torch.jit.load(str(path), map_location="cpu").state_dict()
+        for k in _OPENAI_EXTRA_KEYS:
+            sd.pop(k, None)
+    else:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(sd, Mapping) and "state_dict" in sd and isinstance(sd["state_dict"], Mapping):
+        sd = sd["state_dict"]
+    if not isinstance(sd, Mapping) or not sd:
+        raise ValueError(f"{path}: expected a state dict of tensors")
+    sd = dict(sd)
+    if all(k.startswith("module.") for k in sd):
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    return sd
+
+
+def _file_metadata(path: Path) -> dict[str, str]:
+    if path.suffix != ".safetensors":
+        return {}
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        return dict(fh.metadata() or {})
+
+
+# ----------------------------------------------------------------------------- activation
+
+def _arch_quick_gelu(arch: str, model_cfg: Mapping[str, Any] | None = None) -> bool:
+    cfg = model_cfg if model_cfg is not None else open_clip.get_model_config(arch)
+    if cfg is None:
+        raise ValueError(f"unknown model {arch!r}; known: {', '.join(open_clip.list_models())}")
+    return bool(cfg.get("quick_gelu", False))
+
+
+def choose_quick_gelu(arch: str, source: WeightsSource, activation: str = "auto") -> bool:
+    """QuickGELU (OpenAI's activation) or GELU, decided from what the weights are.
+
+    ``quick_gelu`` / ``gelu`` force it. ``auto``: a tag's registry entry (``openai`` -> QuickGELU); a
+    ``local-dir`` config; a file: an OpenAI TorchScript release, a ``quick_gelu`` entry in safetensors
+    metadata (what :func:`save_clip_weights` writes), ``openai`` in the path; otherwise the architecture's
+    own setting, unless published weights of that architecture use both activations (ViT-B-16), where an
+    unidentified file is an error rather than a silent guess.
+    """
+    if activation in ("quick_gelu", "gelu"):
+        return activation == "quick_gelu"
+    if activation != "auto":
+        raise ValueError(f"activation={activation!r}; expected auto, quick_gelu or gelu")
+    if source.kind == "random":
+        return _arch_quick_gelu(arch)
+    if source.kind == "tag":
+        return bool(open_clip.get_pretrained_cfg(arch, source.tag).get("quick_gelu", False))
+    if source.kind == "local-dir":
+        return _arch_quick_gelu(arch, source.model_cfg)
+    path = Path(source.path)
+    meta = _file_metadata(path)
+    if "quick_gelu" in meta:
+        return meta["quick_gelu"].lower() == "true"
+    if _is_torchscript(path) or "openai" in str(path).lower():
+        return True
+    published = {bool(open_clip.get_pretrained_cfg(arch, t).get("quick_gelu", False))
+                 for t in open_clip.list_pretrained_tags_by_model(arch)}
+    if len(published | {_arch_quick_gelu(arch)}) > 1:
+        raise ValueError(f"cannot tell whether {path} holds OpenAI weights (QuickGELU) or GELU-trained "
+                         f"{arch} weights; set model.activation=quick_gelu (OpenAI) or model.activation=gelu")
+    return _arch_quick_gelu(arch)
+
+
+# ----------------------------------------------------------------------------- building and loading
+
+def resize_grid_pos_embed(pos: torch.Tensor, old_grid: tuple[int, int], new_grid: tuple[int, int],
+                          mode: str = "bilinear") -> torch.Tensor:
+    """``[1 + h*w, D]`` -> ``[1 + H*W, D]``: the first (CLS) row kept, the patch grid interpolated."""
+    if tuple(old_grid) == tuple(new_grid):
+        return pos
+    cls, grid = pos[:1], pos[1:]
+    grid = grid.reshape(1, old_grid[0], old_grid[1], -1).permute(0, 3, 1, 2).float()
+    align = False if mode in ("bilinear", "bicubic") else None
+    grid = F.interpolate(grid, size=tuple(new_grid), mode=mode, align_corners=align)
+    grid = grid.permute(0, 2, 3, 1).reshape(new_grid[0] * new_grid[1], -1).to(pos.dtype)
+    return torch.cat([cls, grid], dim=0)
+
+
+def _old_grid(n_patches: int, meta: Mapping[str, str]) -> tuple[int, int]:
+    if "grid" in meta:
+        h, w = (int(v) for v in meta["grid"].split("x"))
+        if h * w == n_patches:
+            return h, w
+    side = int(round(n_patches ** 0.5))
+    if side * side != n_patches:
+        raise ValueError(f"cannot infer the patch grid of a {n_patches}-patch positional embedding "
+                         "(not square and no 'grid' metadata)")
+    return side, side
+
+
+def load_clip_weights(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
+                      meta: Mapping[str, str] | None = None, pos_embed_interp: str = "bilinear") -> None:
+    """Load a CLIP state dict strictly: visual grid resized, text context truncated; mismatches listed."""
+    sd = dict(state_dict)
+    key = "visual.positional_embedding"
+    if key in sd and sd[key].shape != model.visual.positional_embedding.shape:
+        old = _old_grid(sd[key].shape[0] - 1, meta or {})
+        sd[key] = resize_grid_pos_embed(sd[key], old, tuple(model.visual.grid_size), pos_embed_interp)
+    if "positional_embedding" in sd and sd["positional_embedding"].shape[0] > model.positional_embedding.shape[0]:
+        sd["positional_embedding"] = sd["positional_embedding"][: model.positional_embedding.shape[0]]
+    own = model.state_dict()
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    shapes = sorted(f"{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+                    for k in set(sd) & set(own) if sd[k].shape != own[k].shape)
+    if missing or unexpected or shapes:
+        parts = [f"missing {missing[:8]}{' ...' if len(missing) > 8 else ''}" if missing else "",
+                 f"unexpected {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}" if unexpected else "",
+                 f"shape {shapes[:8]}" if shapes else ""]
+        raise ValueError("CLIP weights do not fit the model: " + "; ".join(p for p in parts if p))
+    model.load_state_dict(sd, strict=True)
+
+
+def create_clip(arch: str, pretrained: str | None = "", image_size: tuple[int, int] = (256, 128),
+                device: str | torch.device = "cpu", activation: str = "auto", context_length: int | None = None,
+                pos_embed_interp: str = "bilinear", cache_dir: str | Path | None = None,
+                ) -> tuple[open_clip.CLIP, WeightsSource, bool]:
+    """Build an open_clip CLIP at ``image_size`` (H, W) and load its weights; never downloads.
+
+    Returns ``(model, source, quick_gelu)``. The visual positional embedding has ``1 + (H/p)*(W/p)`` rows
+    (129 for ViT-B/16 at 256x128); loaded square grids are resized (``pos_embed_interp``).
+    """
+    register_model_configs()
+    source = resolve_weights(arch, pretrained, cache_dir)
+    name = f"local-dir:{source.path.parent}" if source.kind == "local-dir" else arch
+    quick_gelu = choose_quick_gelu(arch, source, activation)
+    patch = _patch_size(arch, source)
+    if image_size[0] % patch or image_size[1] % patch:
+        raise ValueError(f"image size {image_size} is not a multiple of the patch size {patch} of {arch!r}")
+    with _no_random_init_warning():
+        model = open_clip.create_model(name, pretrained=None, load_weights=False,
+                                       force_image_size=tuple(image_size), force_context_length=context_length,
+                                       quick_gelu=quick_gelu)
+    if source.kind != "random":
+        meta = _file_metadata(Path(source.path))
+        load_clip_weights(model, load_state_dict_file(source.path), meta, pos_embed_interp)
+        log.info("loaded CLIP weights from %s (quick_gelu=%s)", source.describe(), quick_gelu)
+    return model.to(torch.device(device)), source, quick_gelu
+
+
+@contextlib.contextmanager
+def _no_random_init_warning() -> Iterator[None]:
+    """Drop open_clip's root-logger "No pretrained weights loaded" line (we load weights ourselves)."""
+    def keep(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("No pretrained weights loaded")
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
+
+
+def _patch_size(arch: str, source: WeightsSource) -> int:
+    cfg = source.model_cfg if source.kind == "local-dir" else open_clip.get_model_config(arch)
+    if cfg is None:
+        raise ValueError(f"unknown model {arch!r}; known: {', '.join(open_clip.list_models())}")
+    p = cfg["vision_cfg"].get("patch_size", 16)
+    return p if isinstance(p, int) else p[0]
+
+
+def save_clip_weights(model: open_clip.CLIP, path: str | Path, quick_gelu: bool, arch: str = "") -> Path:
+    """Write an open_clip model as ``.safetensors`` with metadata (grid, activation) our loader reads."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    h, w = model.visual.grid_size
+    meta = {"grid": f"{h}x{w}", "quick_gelu": str(bool(quick_gelu)).lower(), "arch": arch}
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(path), metadata=meta)
+    return path
