@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,7 +203,9 @@ def load_state_dict_file(path: str | Path, trusted_jit_sha256: Collection[str] |
             raise ValueError(f"{path} is a TorchScript archive whose SHA-256 ({digest[:16]}...) is not one of "
                              "OpenAI's releases; TorchScript cannot be loaded safely. Convert it to "
                              ".safetensors or a plain state dict first.")
-        sd = torch.jit.load(str(path), map_location="cpu").state_dict()
+        with warnings.catch_warnings():  # torch 2.14 marks TorchScript deprecated; OpenAI ships nothing else
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.*deprecated", category=FutureWarning)
+            sd = torch.jit.load(str(path), map_location="cpu").state_dict()
         for k in _OPENAI_EXTRA_KEYS:
             sd.pop(k, None)
     else:

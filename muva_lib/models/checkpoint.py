@@ -1,0 +1,131 @@
+"""Save and load a ReidModel by component, with a metadata header checked on load (safe ``weights_only``)."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import torch
+
+from .. import __version__
+from ..utils import atomic_write_bytes
+from .factory import ReidModel
+
+__all__ = ["FORMAT", "COMPONENTS", "DEFAULT_COMPONENTS", "CheckpointMismatchError", "component_state",
+           "save_checkpoint", "read_metadata", "load_checkpoint"]
+
+FORMAT = "muva_lib.checkpoint/1"
+#: component -> prefixes of ReidModel.state_dict() keys
+COMPONENTS: dict[str, tuple[str, ...]] = {
+    "image_encoder": ("image_encoder.visual.", "image_encoder.part_tokens", "image_encoder.part_pos_embed"),
+    "rmp": ("image_encoder.rmp.",),
+    "heads": ("bnneck.", "classifier."),
+    "prompts": ("prompt_learner.",),
+    "text_encoder": ("text_encoder.",),
+}
+#: what a training checkpoint holds; the frozen text encoder is the pretrained one (add it on request)
+DEFAULT_COMPONENTS = ("image_encoder", "rmp", "heads", "prompts")
+#: metadata that must agree for a component's weights to mean the same thing
+_MUST_MATCH: dict[str, tuple[str, ...]] = {
+    "image_encoder": ("model.arch", "image_size", "model.num_parts", "model.part_token_init", "quick_gelu"),
+    "rmp": ("model.arch", "image_size", "model.num_parts", "model.rmp_num_heads", "model.rmp_layernorm",
+            "model.rmp_inner_shortcut"),
+    "heads": ("model.arch", "model.num_parts", "num_classes"),
+    "prompts": ("model.arch", "model.num_parts", "num_classes", "model.ctx_num", "model.template_type",
+                "model.domain_context", "model.text_context_length"),
+    "text_encoder": ("model.arch", "model.text_context_length", "quick_gelu"),
+}
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not fit the model; ``differences`` lists every mismatch."""
+
+    def __init__(self, path: str | Path, differences: list[str]):
+        self.differences = differences
+        super().__init__(f"checkpoint {path} does not fit the model:\n  " + "\n  ".join(differences))
+
+
+def component_state(model: ReidModel, name: str) -> dict[str, torch.Tensor]:
+    """The state-dict entries of one component (keys as in ``model.state_dict()``)."""
+    if name not in COMPONENTS:
+        raise KeyError(f"unknown component {name!r}; expected one of {', '.join(COMPONENTS)}")
+    return {k: v for k, v in model.state_dict().items() if k.startswith(COMPONENTS[name])}
+
+
+def _meta_value(meta: Mapping[str, Any], dotted: str) -> Any:
+    cur: Any = meta
+    for part in dotted.split("."):
+        if not isinstance(cur, Mapping) or part not in cur:
+            return "<absent>"
+        cur = cur[part]
+    return cur
+
+
+def save_checkpoint(model: ReidModel, path: str | Path, components: Iterable[str] = DEFAULT_COMPONENTS,
+                    extra: Mapping[str, Any] | None = None) -> Path:
+    """Write ``{'meta': ..., 'state': {component: state_dict}}`` atomically.
+
+    ``meta`` = format, code version, method, model config, num_classes, image size, activation, weights
+    origin, component names, plus ``extra`` (epoch, stage, run config ...: plain values only).
+    """
+    names = list(components)
+    state = {n: {k: v.detach().cpu() for k, v in component_state(model, n).items()} for n in names}
+    meta = {"format": FORMAT, "code_version": __version__, **model.meta, "components": names,
+            "extra": dict(extra or {})}
+    buf = io.BytesIO()
+    torch.save({"meta": meta, "state": state}, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def _read(path: str | Path) -> dict[str, Any]:
+    blob = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if not isinstance(blob, dict) or blob.get("meta", {}).get("format") != FORMAT:
+        raise ValueError(f"{path} is not a muva_lib checkpoint (expected format {FORMAT})")
+    return blob
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The metadata header of a checkpoint (config, method, code version, components ...)."""
+    return _read(path)["meta"]
+
+
+def load_checkpoint(model: ReidModel, path: str | Path, components: Iterable[str] | None = None) -> dict[str, Any]:
+    """Load the given components (default: all in the file) into ``model``; returns the metadata.
+
+    Every difference that matters for those components (config fields, classes, image size, activation,
+    missing components, missing / unexpected keys, shapes) is collected and raised at once as a
+    :class:`CheckpointMismatchError`; nothing is loaded then.
+    """
+    blob = _read(path)
+    meta, state = blob["meta"], blob["state"]
+    names = list(components) if components is not None else list(meta["components"])
+    diffs: list[str] = []
+    fields: list[str] = []
+    for n in names:
+        if n not in COMPONENTS:
+            diffs.append(f"unknown component {n!r}")
+        elif n not in state:
+            diffs.append(f"component {n!r} missing from the checkpoint (it has {', '.join(state) or 'none'})")
+        else:
+            fields += [f for f in _MUST_MATCH[n] if f not in fields]
+    for f in fields:
+        mine, theirs = _meta_value(model.meta, f), _meta_value(meta, f)
+        if mine != theirs:
+            diffs.append(f"{f}: checkpoint {theirs!r}, model {mine!r}")
+    own = model.state_dict()
+    for n in (n for n in names if n in state and n in COMPONENTS):
+        expected = {k for k in own if k.startswith(COMPONENTS[n])}
+        got = state[n]
+        missing, unexpected = sorted(expected - set(got)), sorted(set(got) - expected)
+        if missing:
+            diffs.append(f"{n}: keys missing from the checkpoint: {missing[:6]}{' ...' if len(missing) > 6 else ''}")
+        if unexpected:
+            diffs.append(f"{n}: keys the model lacks: {unexpected[:6]}{' ...' if len(unexpected) > 6 else ''}")
+        diffs += [f"{n}: {k} shape checkpoint {tuple(got[k].shape)}, model {tuple(own[k].shape)}"
+                  for k in sorted(expected & set(got)) if got[k].shape != own[k].shape]
+    if diffs:
+        raise CheckpointMismatchError(path, diffs)
+    merged = {k: v for n in names for k, v in state[n].items()}
+    result = model.load_state_dict(merged, strict=False)
+    assert not result.unexpected_keys, result.unexpected_keys
+    return meta
