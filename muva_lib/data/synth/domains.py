@@ -160,9 +160,9 @@ def finish_image(img: np.ndarray, style: DomainStyle, cam: CameraScene, rng: np.
     """
     h, w = img.shape[:2]
     gain = style.gain * cam.gain * (1 + rng.normal(0, 0.06))
-    img = img * np.asarray(cam.cast, np.float32) * np.float32(gain)
-    lum = img.mean(axis=-1, keepdims=True)
-    img = lum + np.float32(style.saturation) * (img - lum)
+    # colour cast and gain, then saturation around the channel mean: one 3x3 matrix
+    sat = style.saturation * np.eye(3) + (1 - style.saturation) / 3
+    img = img @ (np.diag(np.asarray(cam.cast) * gain) @ sat).astype(np.float32)
     if style.noise * degrade > 0:
         img += rng.standard_normal(img.shape, dtype=np.float32) * np.float32(style.noise * degrade)
     out = Image.fromarray(np.clip(img + 0.5, 0, 255).astype(np.uint8), "RGB")

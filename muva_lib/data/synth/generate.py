@@ -24,7 +24,7 @@ __all__ = ["GENERATOR_VERSION", "SUBSETS", "SynthCfg", "SynthError", "GtRecord",
            "load_parsing", "plan_domain"]
 
 #: bump whenever the same seed and arguments would draw different images
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SUBSETS = ("bounding_box_train", "query", "bounding_box_test")
 _SALT_IDS, _SALT_CAMS, _SALT_PLAN, _SALT_IMAGE = 11, 22, 33, 44
 
