@@ -1,0 +1,71 @@
+"""The chunked evaluator: features in, metrics out, never holding the full Q x G matrix (unless re-ranking)."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from ..config import DataCfg, EvalCfg
+from ..data.loading import make_test_loader
+from ..data.types import Split
+from .distance import distance_chunks, pairwise_distance
+from .features import extract_features
+from .rank import GalleryIndex, accumulate, evaluate_rank
+from .rerank import RERANK_MAX_N, check_rerank_size, re_ranking
+
+__all__ = ["evaluate_features", "evaluate_split"]
+
+
+def evaluate_features(qf: Any, gf: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any, *,
+                      metric: str = "euclidean", normalize: bool = True, chunk_size: int = 512,
+                      max_rank: int = 50, rerank: bool = False, k1: int = 20, k2: int = 6,
+                      lambda_value: float = 0.3, device: torch.device | str | None = None,
+                      progress: bool = False, rerank_max_n: int = RERANK_MAX_N) -> dict[str, Any]:
+    """CMC / mAP / mINP of query features qf [Q, D] against gallery features gf [G, D].
+
+    Distances (``metric``, ``normalize``: see :func:`~muva_lib.eval.distance.distance_chunks`) are
+    computed on ``device`` (default: qf's device, CPU for arrays) ``chunk_size`` queries at a time
+    and ranked immediately, so memory stays at O(chunk_size x G) beyond the features. With
+    ``rerank`` the full matrices are built for k-reciprocal re-ranking (refused above
+    ``rerank_max_n`` = Q + G). Returns the dict of :func:`~muva_lib.eval.rank.evaluate_rank`.
+    """
+    if device is None:
+        device = qf.device if isinstance(qf, torch.Tensor) else torch.device("cpu")
+    nq, ng = len(qf), len(gf)
+    if len(q_pids) != nq or len(g_pids) != ng:
+        raise ValueError(f"{nq} query / {ng} gallery features but {len(q_pids)} / {len(g_pids)} pids")
+    if rerank:
+        check_rerank_size(nq, ng, rerank_max_n)
+        dist = {name: pairwise_distance(a, b, metric, normalize, chunk_size, device).numpy()
+                for name, a, b in (("qg", qf, gf), ("qq", qf, qf), ("gg", gf, gf))}
+        dist = re_ranking(dist["qg"], dist["qq"], dist["gg"], k1, k2, lambda_value, max_n=rerank_max_n)
+        return evaluate_rank(dist, q_pids, g_pids, q_camids, g_camids, max_rank, chunk_size=chunk_size)
+    gallery = GalleryIndex.build(g_pids, g_camids, device)
+    chunks = distance_chunks(qf, gf, metric, normalize, chunk_size, device)
+    chunks = tqdm(chunks, total=-(-nq // chunk_size), desc="rank", disable=not progress, leave=False)
+    return accumulate(chunks, q_pids, q_camids, gallery, max_rank)
+
+
+def evaluate_split(encode: Callable[[torch.Tensor], torch.Tensor], split: Split, data_cfg: DataCfg,
+                   eval_cfg: EvalCfg, device: torch.device | str, *, progress: bool = False
+                   ) -> dict[str, Any]:
+    """Extract features for ``split.query`` and ``split.gallery`` with ``encode`` and evaluate them.
+
+    ``encode``: Tensor[B, 3, H, W] -> Tensor[B, D] (put the model in eval mode first; AMP, if any,
+    is the caller's context). Images follow ``data_cfg`` (test size, mean/std, interpolation,
+    batch size, workers); metric, normalisation, flip and re-ranking follow ``eval_cfg``.
+    """
+    device = torch.device(device)
+    feats = {}
+    for name, items in (("query", split.query), ("gallery", split.gallery)):
+        if not items:
+            raise ValueError(f"{split.dataset} split {split.split_index}: the {name} set is empty")
+        feats[name] = extract_features(encode, make_test_loader(items, data_cfg, device), device,
+                                       flip=eval_cfg.flip, progress=progress, desc=f"{split.dataset} {name}")
+    q, g = feats["query"], feats["gallery"]
+    return evaluate_features(
+        q["feats"], g["feats"], q["pids"], g["pids"], q["camids"], g["camids"],
+        metric=eval_cfg.metric, normalize=eval_cfg.feat_norm, chunk_size=eval_cfg.chunk_size,
+        max_rank=eval_cfg.max_rank, rerank=eval_cfg.rerank, k1=eval_cfg.k1, k2=eval_cfg.k2,
+        lambda_value=eval_cfg.lambda_value, device=device, progress=progress)

@@ -1,0 +1,320 @@
+"""Re-ID ranking metrics (CMC, mAP, mINP) under the Market-1501 rule: a per-query NumPy reference and a fast path.
+
+Conventions (peers.md section 10, muva_spec.md section 3.3), shared by both implementations:
+
+* For each query, gallery items with the same pid AND the same camid are removed ("junk");
+  a same-pid item from another camera is a true match; everything else (other ids, distractor
+  pid 0) is a negative.
+* Queries with no true match left are skipped; they count in ``num_queries`` but not in
+  ``num_valid_queries`` and all means are over valid queries.
+* Ties: the gallery is ranked by a stable sort on distance, so equal distances are ordered by
+  gallery index (lower index first). Both implementations follow this rule exactly.
+* CMC is the first-hit curve cut at ``max_rank``: ``cmc[r]`` is the fraction of valid queries
+  whose first true match sits at 0-based rank <= r. When a query's ranked list is shorter than
+  ``max_rank`` its curve stays at 1 past the end (it has a hit inside its list).
+* AP is non-interpolated (torchreid / fast-reid / CLIP-ReID): the mean over the true matches of
+  the precision at each true match. INP = (number of true matches) / (1-based rank of the last
+  true match). mAP and mINP are means over valid queries.
+* All values are fractions in [0, 1]; ``rankK`` is ``cmc[K - 1]`` (NaN when ``K > max_rank``).
+
+The fast path never sorts the whole gallery: for each query it keeps only the gallery items not
+farther than its farthest true match (everything beyond cannot change any metric), sorts those by
+(distance, index) and reads the ranks of the true matches. It runs in torch on the distances'
+device, a block of query rows at a time, and :func:`accumulate` lets callers feed it distance
+chunks that are never assembled into a full matrix (see ``muva_lib.eval.evaluate``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+
+__all__ = [
+    "REPORTED_RANKS", "evaluate_rank_reference", "evaluate_rank", "RankStats", "GalleryIndex",
+    "rank_stats", "accumulate", "NoValidQueryError",
+]
+
+#: CMC ranks reported as ``rank1`` ... ``rank20`` in every result dict.
+REPORTED_RANKS: tuple[int, ...] = (1, 5, 10, 20)
+
+#: Query rows handled per sort in the fast path: bounds its memory to about
+#: ``ROWS_PER_BLOCK * G * 40`` bytes in the worst case (every gallery item a candidate).
+ROWS_PER_BLOCK = 64
+
+
+class NoValidQueryError(ValueError):
+    """No query has a true match left in the gallery after removing same-id same-camera items."""
+
+
+# ----------------------------------------------------------------------------- inputs and results
+
+def _ids(x: Any, name: str, n: int) -> np.ndarray:
+    """An integer id vector of length ``n`` as int64 NumPy (tensors are moved to CPU)."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"{name}: expected a vector of length {n}, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{name}: expected integer ids, got dtype {arr.dtype}")
+    return arr.astype(np.int64, copy=False)
+
+
+def _check(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any, max_rank: int
+           ) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    shape = tuple(distmat.shape)
+    if len(shape) != 2:
+        raise ValueError(f"distmat: expected a [num_query, num_gallery] matrix, got shape {shape}")
+    if max_rank < 1:
+        raise ValueError(f"max_rank must be >= 1, got {max_rank}")
+    nq, ng = shape
+    return (nq, ng, _ids(q_pids, "q_pids", nq), _ids(g_pids, "g_pids", ng),
+            _ids(q_camids, "q_camids", nq), _ids(g_camids, "g_camids", ng))
+
+
+def _result(cmc: np.ndarray, mAP: float, mINP: float, num_valid: int, num_queries: int) -> dict[str, Any]:
+    """The result dict both implementations return (fractions in [0, 1])."""
+    if num_valid == 0:
+        raise NoValidQueryError(
+            f"none of the {num_queries} queries has a true match in the gallery once same-id "
+            "same-camera images are removed; check that query and gallery ids/cameras come from "
+            "the same dataset and split")
+    cmc = np.asarray(cmc, dtype=np.float64)
+    out: dict[str, Any] = {"mAP": float(mAP), "mINP": float(mINP), "cmc": cmc}
+    for k in REPORTED_RANKS:
+        out[f"rank{k}"] = float(cmc[k - 1]) if k <= cmc.shape[0] else float("nan")
+    out["num_valid_queries"] = int(num_valid)
+    out["num_queries"] = int(num_queries)
+    return out
+
+
+# ----------------------------------------------------------------------------- reference
+
+def evaluate_rank_reference(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any,
+                            max_rank: int = 50) -> dict[str, Any]:
+    """The plain per-query NumPy loop that defines the metrics (see the module docstring).
+
+    distmat: [Q, G] (NumPy or torch, smaller = more similar); pids/camids: [Q] and [G] ints.
+    Returns {"mAP", "mINP", "cmc" [max_rank], "rank1", "rank5", "rank10", "rank20",
+    "num_valid_queries", "num_queries"}.
+    """
+    nq, _, q_pids, g_pids, q_camids, g_camids = _check(distmat, q_pids, g_pids, q_camids, g_camids, max_rank)
+    if isinstance(distmat, torch.Tensor):
+        distmat = distmat.detach().cpu().numpy()
+    distmat = np.asarray(distmat)
+    if np.isnan(distmat).any():
+        raise ValueError("distmat contains NaN")
+    all_cmc, all_ap, all_inp = [], [], []
+    for i in range(nq):
+        order = np.argsort(distmat[i], kind="stable")  # ties: lower gallery index first
+        same_pid = g_pids[order] == q_pids[i]
+        junk = same_pid & (g_camids[order] == q_camids[i])
+        hits = same_pid[~junk]  # true matches along the junk-free ranked list
+        if not hits.any():
+            continue
+        cmc = np.ones(max_rank)  # padded with 1 past a short list (the hit is inside it)
+        first_curve = np.minimum(hits.cumsum(), 1)[:max_rank]
+        cmc[: first_curve.shape[0]] = first_curve
+        all_cmc.append(cmc)
+        num_rel = hits.sum()
+        precision = hits.cumsum() / np.arange(1, hits.shape[0] + 1)
+        all_ap.append((precision * hits).sum() / num_rel)
+        last = np.flatnonzero(hits)[-1]
+        all_inp.append(num_rel / (last + 1))
+    if not all_cmc:
+        return _result(np.zeros(max_rank), 0.0, 0.0, 0, nq)
+    return _result(np.mean(all_cmc, axis=0), np.mean(all_ap), np.mean(all_inp), len(all_cmc), nq)
+
+
+# ----------------------------------------------------------------------------- fast path
+
+@dataclass
+class RankStats:
+    """Sums from which the metrics of a set of queries follow; add two to merge disjoint query sets.
+
+    ``first_hit[r]`` counts valid queries whose first true match is at 0-based rank ``r`` (< max_rank).
+    """
+
+    max_rank: int
+    num_queries: int = 0
+    num_valid: int = 0
+    ap_sum: float = 0.0
+    inp_sum: float = 0.0
+    first_hit: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.first_hit is None:
+            self.first_hit = np.zeros(self.max_rank, dtype=np.int64)
+
+    def __add__(self, other: "RankStats") -> "RankStats":
+        if other.max_rank != self.max_rank:
+            raise ValueError(f"cannot merge RankStats with max_rank {self.max_rank} and {other.max_rank}")
+        return RankStats(self.max_rank, self.num_queries + other.num_queries,
+                         self.num_valid + other.num_valid, self.ap_sum + other.ap_sum,
+                         self.inp_sum + other.inp_sum, self.first_hit + other.first_hit)
+
+    def result(self) -> dict[str, Any]:
+        """The metric dict of :func:`evaluate_rank_reference`."""
+        nv = max(self.num_valid, 1)
+        return _result(np.cumsum(self.first_hit) / nv, self.ap_sum / nv, self.inp_sum / nv,
+                       self.num_valid, self.num_queries)
+
+
+@dataclass(frozen=True)
+class GalleryIndex:
+    """Gallery ids and cameras on a device, grouped by pid so each query finds its same-pid items.
+
+    pids, camids: [G]; order: [G] gallery indices sorted by (pid, index); uniq/start/count: [U].
+    """
+
+    pids: torch.Tensor
+    camids: torch.Tensor
+    order: torch.Tensor
+    uniq: torch.Tensor
+    start: torch.Tensor
+    count: torch.Tensor
+
+    @classmethod
+    def build(cls, g_pids: Any, g_camids: Any, device: torch.device | str = "cpu") -> "GalleryIndex":
+        pids = torch.as_tensor(_ids(g_pids, "g_pids", len(g_pids)), device=device)
+        camids = torch.as_tensor(_ids(g_camids, "g_camids", pids.shape[0]), device=device)
+        order = torch.sort(pids, stable=True).indices
+        uniq, count = torch.unique_consecutive(pids[order], return_counts=True)
+        start = torch.cumsum(count, 0) - count
+        return cls(pids, camids, order, uniq, start, count)
+
+    @property
+    def size(self) -> int:
+        return int(self.pids.shape[0])
+
+    def same_pid(self, q_pids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For query pids [c]: gallery indices of the same pid [c, S] (ascending) and a validity mask [c, S]."""
+        if self.uniq.numel() == 0:
+            empty = torch.zeros(q_pids.shape[0], 0, dtype=torch.long, device=q_pids.device)
+            return empty, empty.bool()
+        loc = torch.searchsorted(self.uniq, q_pids).clamp_(max=self.uniq.numel() - 1)
+        found = self.uniq[loc] == q_pids
+        count = torch.where(found, self.count[loc], torch.zeros_like(loc))
+        width = int(count.max()) if count.numel() else 0
+        slot = torch.arange(width, device=q_pids.device)
+        ok = slot[None, :] < count[:, None]
+        pos = torch.where(ok, self.start[loc][:, None] + slot[None, :], torch.zeros_like(ok, dtype=torch.long))
+        return self.order[pos], ok
+
+
+def _order_code(vals: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Order-preserving int64 codes of float values [N] (equal values share a code) and their bit width.
+
+    float32: the IEEE bits mapped monotonically onto [0, 2^32) (-0.0 folded into +0.0, as in a
+    comparison sort). Other dtypes: the index of the value among the sorted distinct values.
+    """
+    if vals.dtype == torch.float32:
+        bits = (vals + 0.0).view(torch.int32).to(torch.int64)  # + 0.0 turns -0.0 into +0.0
+        return torch.where(bits >= 0, bits + 2**31, -1 - bits), 32
+    codes = torch.unique(vals, return_inverse=True)[1]
+    return codes, max(int(vals.shape[0]).bit_length(), 1)
+
+
+def _rank_block(dist: torch.Tensor, q_pids: torch.Tensor, q_camids: torch.Tensor,
+                gallery: GalleryIndex, max_rank: int) -> RankStats:
+    """Metric sums of one block of queries. dist: [b, G]; q_pids, q_camids: [b] on dist.device."""
+    b = dist.shape[0]
+    sp_idx, sp_ok = gallery.same_pid(q_pids)  # [b, S]
+    sp_junk = sp_ok & (gallery.camids[sp_idx] == q_camids[:, None])
+    sp_match = sp_ok & ~sp_junk
+    n_match = sp_match.sum(1)
+    valid = n_match > 0
+    num_valid = int(valid.sum())
+    if num_valid == 0:
+        return RankStats(max_rank, num_queries=b)
+    if num_valid < b:  # drop queries without a true match before touching the gallery
+        keep = valid.nonzero().squeeze(1)
+        dist, q_pids, n_match = dist[keep], q_pids[keep], n_match[keep]
+        sp_idx, sp_junk, sp_match = sp_idx[keep], sp_junk[keep], sp_match[keep]
+    # Candidates: items not farther than the query's farthest true match, junk removed. Items
+    # beyond it rank after every true match, so they change neither CMC, AP nor INP.
+    sp_dist = dist.gather(1, sp_idx)
+    sp_dist[~sp_match] = -float("inf")
+    cand = dist <= sp_dist.amax(1, keepdim=True)
+    jr, js = sp_junk.nonzero(as_tuple=True)
+    cand[jr, sp_idx[jr, js]] = False
+    rows, cols = cand.nonzero(as_tuple=True)  # row-major, gallery index ascending within a row
+    # One int64 key per candidate ordering it by (query row, distance, gallery index): the tie rule.
+    code, code_bits = _order_code(dist.masked_select(cand))  # same row-major order as nonzero
+    col_bits = max(gallery.size - 1, 1).bit_length()
+    if num_valid.bit_length() + code_bits + col_bits > 63:
+        raise ValueError(f"gallery of {gallery.size} images is too large for the packed ranking keys")
+    key = (rows << (code_bits + col_bits)) | (code << col_bits) | cols
+    is_match = gallery.pids[cols] == q_pids[rows]  # junk is gone, so same pid means true match
+    m_key, m_rows = key[is_match], rows[is_match]  # grouped by row
+    m_key, order = torch.sort(m_key, stable=True)  # keys are unique: matches of a row in rank order
+    m_rows = m_rows[order]
+    # 0-based rank in the junk-free list = number of the row's candidates with a smaller key
+    row_start = torch.searchsorted(rows, torch.arange(num_valid, device=rows.device))
+    m_rank = torch.searchsorted(torch.sort(key, stable=True).values, m_key) - row_start[m_rows]
+    m_start = torch.cumsum(n_match, 0) - n_match
+    k = torch.arange(m_rows.shape[0], device=rows.device) - m_start[m_rows]  # 0-based match ordinal
+    m_rank64 = m_rank.to(torch.float64)
+    ap = torch.zeros(num_valid, dtype=torch.float64, device=dist.device).index_add_(
+        0, m_rows, (k + 1).to(torch.float64) / (m_rank64 + 1)) / n_match
+    first = m_rank[k == 0]
+    last = m_rank64[k == n_match[m_rows] - 1]
+    inp = n_match.to(torch.float64) / (last + 1)
+    hist = torch.bincount(first.clamp(max=max_rank), minlength=max_rank + 1)[:max_rank]
+    return RankStats(max_rank, b, num_valid, float(ap.sum()), float(inp.sum()),
+                     hist.cpu().numpy().astype(np.int64))
+
+
+def rank_stats(dist: torch.Tensor, q_pids: torch.Tensor, q_camids: torch.Tensor, gallery: GalleryIndex,
+               max_rank: int = 50) -> RankStats:
+    """Metric sums for a chunk of queries against the whole gallery.
+
+    dist: [c, G] on any device; q_pids, q_camids: [c] int64 on the same device; gallery built on it.
+    """
+    if dist.ndim != 2 or dist.shape[1] != gallery.size:
+        raise ValueError(f"dist: expected [c, {gallery.size}], got {tuple(dist.shape)}")
+    if not dist.is_floating_point():
+        dist = dist.to(torch.float32)
+    elif dist.dtype in (torch.float16, torch.bfloat16):
+        dist = dist.float()  # exact and order-preserving
+    if torch.isnan(dist).any():
+        raise ValueError("distance matrix contains NaN (NaN features?)")
+    stats = RankStats(max_rank)
+    for s in range(0, dist.shape[0], ROWS_PER_BLOCK):
+        e = s + ROWS_PER_BLOCK
+        stats = stats + _rank_block(dist[s:e], q_pids[s:e], q_camids[s:e], gallery, max_rank)
+    return stats
+
+
+def accumulate(chunks: Iterable[tuple[int, int, torch.Tensor]], q_pids: Any, q_camids: Any,
+               gallery: GalleryIndex, max_rank: int = 50) -> dict[str, Any]:
+    """Metrics from distance chunks ``(start, stop, dist[stop - start, G])`` covering every query once."""
+    device = gallery.pids.device
+    qp = torch.as_tensor(_ids(q_pids, "q_pids", len(q_pids)), device=device)
+    qc = torch.as_tensor(_ids(q_camids, "q_camids", qp.shape[0]), device=device)
+    stats, seen = RankStats(max_rank), 0
+    for start, stop, dist in chunks:
+        stats = stats + rank_stats(dist.to(device), qp[start:stop], qc[start:stop], gallery, max_rank)
+        seen += stop - start
+    if seen != qp.shape[0]:
+        raise ValueError(f"distance chunks covered {seen} queries, expected {qp.shape[0]}")
+    return stats.result()
+
+
+def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any,
+                  max_rank: int = 50, *, chunk_size: int = 1024) -> dict[str, Any]:
+    """Same metrics, signature and result as :func:`evaluate_rank_reference`, vectorised in torch.
+
+    distmat: [Q, G] NumPy array (used without a copy) or tensor (computed on its device), taken
+    ``chunk_size`` query rows at a time.
+    """
+    _check(distmat, q_pids, g_pids, q_camids, g_camids, max_rank)
+    dist = torch.as_tensor(distmat)
+    gallery = GalleryIndex.build(g_pids, g_camids, dist.device)
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    chunks = ((s, min(s + chunk_size, dist.shape[0]), dist[s:s + chunk_size])
+              for s in range(0, dist.shape[0], chunk_size))
+    return accumulate(chunks, q_pids, q_camids, gallery, max_rank)
