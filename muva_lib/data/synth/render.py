@@ -305,8 +305,9 @@ def render_person(attrs: Mapping[str, str], style: DomainStyle, cam: CameraScene
     labels = np.asarray(frame)
     parsing = _TO_PARSING[labels]
     seen = _part_counts(parsing)
-    visible = {k: round(seen[k] / totals[k], 4) if totals[k] else 0.0 for k in totals}
-    boxes = {k: (b if visible[k] > 0 else None) for k, b in boxes.items()}
+    # rounded to 4 decimals, but never to 0 while a pixel is left (a null box means nothing visible)
+    visible = {k: max(round(seen[k] / totals[k], 4), 1e-4) if seen[k] else 0.0 for k in totals}
+    boxes = {k: (b if seen[k] else None) for k, b in boxes.items()}
     background = draw_background(style, cam, rng, height, width)
     image = finish_image(_colourise(labels, attrs, pose, pad, occluder, background, rng), style, cam, rng, degrade)
     return Rendered(image, parsing, boxes, visible, pose.view)
