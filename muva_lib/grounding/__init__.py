@@ -1,0 +1,22 @@
+"""The visual grounding expert (VGE): backends, answer parsing, calibration, patch masks, the store.
+
+Training code needs one call: :func:`part_masks_for` (items + ``VgeCfg`` + patch grid ->
+``{dataset/relpath: bool [R, h*w]}``), and :func:`joint_hflip` for the flip augmentation.
+"""
+from .backends import BACKENDS, Answer, Backend, backend_from_cfg, get_backend, list_backends
+from .boxes import Box, box_iou
+from .calibrate import CalibCfg, CalibStats, calibrate_image, fit_stats, mean_iou
+from .parse import Parsed, parse_answer
+from .pipeline import (MASK_SOURCES, Calibration, GroundReport, calibrate_store, ground_items, iou_table,
+                       part_masks_for, raw_boxes, store_masks)
+from .prompts import GROUNDING_TEMPLATE, PART_PHRASES, grounding_prompt
+from .rasterize import box_to_mask, boxes_to_masks, grid_for, hflip_box, joint_hflip
+from .store import GroundingStore, load_masks
+
+__all__ = [
+    "BACKENDS", "Answer", "Backend", "backend_from_cfg", "get_backend", "list_backends", "Box", "box_iou",
+    "CalibCfg", "CalibStats", "calibrate_image", "fit_stats", "mean_iou", "Parsed", "parse_answer",
+    "MASK_SOURCES", "Calibration", "GroundReport", "calibrate_store", "ground_items", "iou_table",
+    "part_masks_for", "raw_boxes", "store_masks", "GROUNDING_TEMPLATE", "PART_PHRASES", "grounding_prompt",
+    "box_to_mask", "boxes_to_masks", "grid_for", "hflip_box", "joint_hflip", "GroundingStore", "load_masks",
+]

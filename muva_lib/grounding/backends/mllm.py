@@ -1,0 +1,130 @@
+"""The ``mllm`` backend: a transformers image-text-to-text model answering one grounding prompt per part.
+
+Works with processor-based chat VLMs (Qwen2-VL / Qwen2.5-VL, LLaVA, Idefics, Florence-2 with a
+task-token template, ...): one prompt per part per image, the processor's chat template when it
+has one, left-padded batched greedy ``generate`` capped at ``max_new_tokens``, answers decoded
+and parsed by :func:`muva_lib.grounding.parse.parse_answer`. CogVLM itself ships its own input
+builder as remote code and is not driven by a processor; use its answers through the parser.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from PIL import Image
+
+from ...data.types import PARTS, Item
+from ..parse import parse_answer
+from ..prompts import GROUNDING_TEMPLATE, part_prompts
+from .base import Answer, Backend
+from .hf import load_pretrained, model_slug
+
+__all__ = ["MllmBackend"]
+
+_MODEL_CLASSES = ("AutoModelForImageTextToText", "AutoModelForVision2Seq", "AutoModelForCausalLM")
+
+
+class MllmBackend(Backend):
+    """Grounding by prompting a multimodal LLM.
+
+    ``model``: hub id or local directory; ``device``: ``auto`` / ``cpu`` / ``cuda:N``;
+    ``trust_remote_code`` is forwarded only when True; ``template`` must contain ``{phrase}``
+    (``phrases`` maps parts to the phrase, default :data:`PART_PHRASES`); ``answer_format``:
+    a :data:`muva_lib.grounding.parse.FORMATS` name or ``auto``; ``batch_size``: images per
+    call (each gives ``len(parts)`` prompts to one ``generate``); ``generate_kwargs`` go to
+    ``model.generate`` unchanged (e.g. ``num_beams``).
+    """
+
+    name = "mllm"
+
+    def __init__(self, model: str, device: Any = "auto", trust_remote_code: bool = False,
+                 template: str = GROUNDING_TEMPLATE, phrases: Mapping[str, str] | None = None,
+                 answer_format: str = "auto", max_new_tokens: int = 48, batch_size: int = 4,
+                 dtype: str = "auto", tolerance: float = 0.02,
+                 generate_kwargs: Mapping[str, Any] | None = None, parts: Sequence[str] = PARTS) -> None:
+        from ...utils import resolve_device
+
+        super().__init__(parts)
+        self.model_name = model
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.trust_remote_code = trust_remote_code
+        self.prompts = part_prompts(template, phrases, self.parts)
+        self.answer_format = answer_format
+        self.max_new_tokens = int(max_new_tokens)
+        self.batch_size = int(batch_size)
+        self.dtype = dtype
+        self.tolerance = tolerance
+        self.generate_kwargs = dict(generate_kwargs or {})
+        self._loaded: tuple[Any, Any] | None = None
+
+    @property
+    def tag(self) -> str:
+        return f"mllm-{model_slug(self.model_name)}"
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "model": self.model_name, "prompts": self.prompts,
+                "max_new_tokens": self.max_new_tokens, "answer_format": self.answer_format}
+
+    def load(self) -> tuple[Any, Any]:
+        """``(processor, model)``, loaded on first use."""
+        if self._loaded is None:
+            processor, net = load_pretrained(self.model_name, _MODEL_CLASSES, self.device,
+                                             self.trust_remote_code, self.dtype)
+            tok = getattr(processor, "tokenizer", None)
+            if tok is not None:
+                tok.padding_side = "left"  # decoder-only generation continues after the prompt
+            self._loaded = (processor, net)
+        return self._loaded
+
+    def _text(self, processor: Any, prompt: str) -> str:
+        if getattr(processor, "chat_template", None):
+            messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+            return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return prompt
+
+    def generate(self, images: Sequence[Image.Image], prompts: Sequence[str]
+                 ) -> list[tuple[str, tuple[float, float] | None]]:
+        """One answer per (image, prompt) pair: ``(decoded text, pixel frame of the input or None)``.
+
+        The frame is the processor's resized input size for models that report it
+        (``image_grid_thw``, Qwen2-VL family); pixel answers are in that frame.
+        """
+        import torch
+
+        processor, net = self.load()
+        texts = [self._text(processor, p) for p in prompts]
+        inputs = processor(images=list(images), text=texts, return_tensors="pt", padding=True)
+        frames: list[tuple[float, float] | None] = [None] * len(texts)
+        thw = inputs.get("image_grid_thw")
+        patch = getattr(getattr(processor, "image_processor", None), "patch_size", None)
+        if thw is not None and isinstance(patch, int):
+            frames = [(float(t[2]) * patch, float(t[1]) * patch) for t in thw.tolist()]
+        dtype = next(net.parameters()).dtype
+        inputs = {k: (v.to(self.device, dtype=dtype) if v.is_floating_point() else v.to(self.device))
+                  if hasattr(v, "to") else v for k, v in inputs.items()}
+        kwargs = {"max_new_tokens": self.max_new_tokens, "do_sample": False, **self.generate_kwargs}
+        with torch.inference_mode():
+            out = net.generate(**inputs, **kwargs)
+        if not getattr(net.config, "is_encoder_decoder", False):
+            out = out[:, inputs["input_ids"].shape[1]:]
+        decoded = processor.batch_decode(out, skip_special_tokens=False)
+        tok = getattr(processor, "tokenizer", processor)
+        strip = [t for t in (getattr(tok, "pad_token", None), getattr(tok, "eos_token", None),
+                             getattr(tok, "bos_token", None)) if t]
+        clean = []
+        for s in decoded:
+            for t in strip:
+                s = s.replace(t, "")
+            clean.append(s.strip())
+        return list(zip(clean, frames))
+
+    def ground(self, images: Sequence[Image.Image], items: Sequence[Item]) -> list[dict[str, Answer]]:
+        rgb = [im.convert("RGB") for im in images]
+        pairs = [(i, p) for i in range(len(rgb)) for p in self.parts]
+        answers = self.generate([rgb[i] for i, _ in pairs], [self.prompts[p] for _, p in pairs])
+        out: list[dict[str, Answer]] = [{} for _ in rgb]
+        for (i, p), (text, frame) in zip(pairs, answers):
+            parsed = parse_answer(text, rgb[i].size, frame, self.answer_format, self.tolerance)
+            out[i][p] = Answer(text, parsed.box, parsed.status, parsed.reason)
+        return out
+
+

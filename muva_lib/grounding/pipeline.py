@@ -1,0 +1,354 @@
+"""Grounding runs: ground items into the store (resumable), calibrate, rasterise; masks for training."""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..data.types import PARTS, Item
+from .backends import Answer, Backend, backend_from_cfg, failed_answers
+from .backends.prior import prior_box
+from .boxes import Box, as_box
+from .calibrate import CalibCfg, CalibStats, calibrate_many, mean_iou
+from .parse import validate_box
+from .rasterize import boxes_to_masks
+from .store import GroundingStore, load_masks, save_masks
+
+__all__ = ["GroundReport", "Calibration", "ground_items", "calibrate_store", "store_masks", "part_masks_for",
+           "raw_boxes", "iou_table", "store_iou", "group_by_dataset", "MASK_SOURCES",
+           "CALIBRATION_VERSION"]
+
+#: where mask boxes come from: ``calibrated`` (the default), ``raw`` (parsed boxes, missing parts
+#: from the fixed prior bands), ``gt`` (synthetic ground truth)
+MASK_SOURCES: tuple[str, ...] = ("calibrated", "raw", "gt")
+#: bump when calibration rules change: cached ``__calibrated.json`` files are then rebuilt
+CALIBRATION_VERSION = 1
+
+
+@dataclass
+class GroundReport:
+    """What a grounding run did: images grounded now / found done, and answer counts over the store."""
+
+    dataset: str
+    tag: str
+    grounded: int = 0
+    skipped: int = 0
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # part -> status -> images
+
+    def totals(self) -> dict[str, int]:
+        out = {"ok": 0, "fallback": 0, "failed": 0}
+        for per in self.counts.values():
+            for s, n in per.items():
+                out[s] = out.get(s, 0) + n
+        return out
+
+    def summary(self) -> str:
+        """One line per part: parsed / fell back / failed."""
+        lines = [f"{self.dataset} [{self.tag}]: {self.grounded} grounded now, {self.skipped} already in the store"]
+        for p, per in self.counts.items():
+            lines.append(f"  {p:<6} parsed {per.get('ok', 0):>6}  fell back {per.get('fallback', 0):>6}  "
+                         f"failed {per.get('failed', 0):>6}")
+        return "\n".join(lines)
+
+
+def group_by_dataset(items: Sequence[Item]) -> dict[str, list[Item]]:
+    """Items by ``item.dataset``, each list sorted by relpath (deterministic order)."""
+    out: dict[str, list[Item]] = defaultdict(list)
+    for it in items:
+        out[it.dataset].append(it)
+    return {d: sorted(v, key=lambda it: it.relpath) for d, v in sorted(out.items())}
+
+
+def _batches(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(seq), max(1, size)):
+        yield seq[i:i + max(1, size)]
+
+
+def _checked(answer: Any, size: tuple[int, int]) -> Answer:
+    """One part's answer as the store takes it: a missing answer is a fallback, an ``ok`` box is
+    validated against the image again (whatever backend made it)."""
+    if not isinstance(answer, Answer):
+        return Answer("", None, "fallback", "backend gave no answer for this part")
+    if answer.status != "ok":
+        return answer
+    box, why = validate_box(answer.box, size)
+    if box is None:
+        return Answer(answer.raw, None, "fallback", why)
+    reason = answer.reason
+    if why and why not in reason:
+        reason = f"{reason}; {why}" if reason else why
+    return Answer(answer.raw, box, "ok", reason)
+
+
+def _complete(answers: Any, parts: Sequence[str], size: tuple[int, int]) -> dict[str, Answer]:
+    """A backend's answer for one image, with every part present and checked."""
+    if not isinstance(answers, Mapping):
+        return failed_answers(f"backend returned {type(answers).__name__}, not a dict of answers", parts)
+    return {p: _checked(answers.get(p), size) for p in parts}
+
+
+def _ground_batch(backend: Backend, images: list[Image.Image], items: list[Item]) -> list[dict[str, Answer]]:
+    """One backend call; on an exception, image by image so that one bad image fails alone."""
+    try:
+        res = backend.ground(images, items)
+        if len(res) != len(items):
+            raise RuntimeError(f"backend returned {len(res)} answers for {len(items)} images")
+        return [_complete(r, backend.parts, im.size) for r, im in zip(res, images)]
+    except Exception:
+        if len(items) == 1:
+            raise
+    out = []
+    for im, it in zip(images, items):
+        try:
+            out.append(_ground_batch(backend, [im], [it])[0])
+        except Exception as exc:  # noqa: BLE001 - recorded as a failure, the run goes on
+            out.append(failed_answers(exc, backend.parts))
+    return out
+
+
+def _record(item: Item, size: tuple[int, int] | None, answers: Mapping[str, Answer]) -> dict[str, Any]:
+    return {"key": item.key, "size": None if size is None else list(size),
+            "parts": {p: a.to_dict() for p, a in answers.items()}}
+
+
+def _count(records: Mapping[str, Mapping[str, Any]], parts: Sequence[str]) -> dict[str, dict[str, int]]:
+    counts = {p: {"ok": 0, "fallback": 0, "failed": 0} for p in parts}
+    for rec in records.values():
+        for p in parts:
+            st = rec["parts"].get(p, {}).get("status", "failed")
+            counts[p][st] = counts[p].get(st, 0) + 1
+    return counts
+
+
+def ground_items(items: Sequence[Item], backend: Backend, root: str | Path | None = None,
+                 progress: bool = True, retry_failed: bool = False, limit: int | None = None,
+                 batch_size: int | None = None) -> list[GroundReport]:
+    """Ground every item not yet in its dataset's store; one :class:`GroundReport` per dataset.
+
+    Resumable: keys already in the store are skipped (``retry_failed`` re-grounds images whose
+    backend call raised); each batch is appended with flush + fsync, so an interrupted run loses
+    at most the batch in flight. Answers never raise: unreadable images and backend exceptions
+    become ``failed`` answers with the error as reason. ``limit`` caps the images grounded now
+    per dataset.
+    """
+    from tqdm.auto import tqdm
+
+    reports = []
+    for dataset, its in group_by_dataset(items).items():
+        store = GroundingStore(dataset, backend.tag, root)
+        store.repair()
+        done = store.read()
+        todo = [it for it in its if it.key not in done
+                or (retry_failed and any(a.get("status") == "failed" for a in done[it.key]["parts"].values()))]
+        report = GroundReport(dataset, backend.tag, skipped=len(its) - len(todo))
+        if limit is not None:
+            todo = todo[:limit]
+        if todo:
+            store.write_meta(backend.describe())
+            prepare = getattr(backend, "prepare", None)
+            if prepare is not None:
+                prepare(todo)
+        bar = tqdm(total=len(todo), desc=f"ground {dataset} [{backend.tag}]", unit="img", disable=not progress)
+        for batch in _batches(todo, batch_size or backend.batch_size):
+            opened: list[tuple[Item, Image.Image]] = []
+            records: dict[str, dict[str, Any]] = {}
+            for it in batch:
+                try:
+                    opened.append((it, Image.open(it.path)))
+                except Exception as exc:  # noqa: BLE001
+                    records[it.key] = _record(it, None, failed_answers(f"cannot open image: {exc}", backend.parts))
+            try:
+                if opened:
+                    answers = _ground_batch(backend, [im for _, im in opened], [it for it, _ in opened])
+                    for (it, im), ans in zip(opened, answers):
+                        records[it.key] = _record(it, im.size, ans)
+            finally:
+                for _, im in opened:
+                    im.close()
+            store.append([records[it.key] for it in batch])
+            report.grounded += len(batch)
+            bar.update(len(batch))
+        bar.close()
+        report.counts = _count({k: v for k, v in store.read().items() if k in {it.key for it in its}},
+                               backend.parts)
+        reports.append(report)
+    return reports
+
+
+# ---------------------------------------------------------------------------------- calibration
+
+@dataclass
+class Calibration:
+    """A store's calibration: statistics, calibrated boxes and reasons per key (pixels)."""
+
+    stats: CalibStats
+    boxes: dict[str, dict[str, Box]]
+    reasons: dict[str, dict[str, str]]
+    digest: str
+
+    def reason_counts(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for per in self.reasons.values():
+            for p, r in per.items():
+                out[p][r] += 1
+        return {p: dict(sorted(v.items())) for p, v in out.items()}
+
+
+def raw_boxes(records: Mapping[str, Mapping[str, Any]], parts: Sequence[str] = PARTS
+              ) -> tuple[list[str], list[tuple[int, int]], list[dict[str, Box | None]]]:
+    """``(keys, sizes, boxes)`` of the records with a known image size, in sorted key order."""
+    keys = sorted(k for k, r in records.items() if r.get("size"))
+    sizes = [tuple(records[k]["size"]) for k in keys]
+    boxes = [{p: as_box(records[k]["parts"].get(p, {}).get("box")) for p in parts} for k in keys]
+    return keys, sizes, boxes  # type: ignore[return-value]
+
+
+def calibrate_store(store: GroundingStore, cfg: CalibCfg = CalibCfg(), parts: Sequence[str] = PARTS,
+                    write: bool = True) -> Calibration:
+    """Fit the statistics over the whole store and calibrate every record.
+
+    The result is cached in ``<tag>__calibrated.json`` (written atomically) together with the
+    manifest digest and ``cfg``; it is recomputed when either changes.
+    """
+    digest = hashlib.sha256(f"{CALIBRATION_VERSION}|{store.digest()}|{json.dumps(asdict(cfg), sort_keys=True)}|"
+                            f"{','.join(parts)}".encode()).hexdigest()
+    cached = store.read_json(store.calibrated_path)
+    if cached is not None and cached.get("digest") == digest:
+        try:
+            return Calibration(CalibStats.from_dict(cached["stats"]),
+                               {k: {p: as_box(v[p][0]) for p in parts} for k, v in cached["boxes"].items()},
+                               {k: {p: v[p][1] for p in parts} for k, v in cached["boxes"].items()}, digest)
+        except (KeyError, TypeError, ValueError, IndexError):
+            pass  # unreadable cache: rebuilt below
+    keys, sizes, boxes = raw_boxes(store.read(), parts)
+    stats, fixed = calibrate_many(boxes, sizes, cfg, parts)
+    cal = Calibration(stats, {k: {p: f[p][0] for p in parts} for k, f in zip(keys, fixed)},
+                      {k: {p: f[p][1] for p in parts} for k, f in zip(keys, fixed)}, digest)
+    if write and keys:
+        from ..utils import atomic_write_json
+
+        atomic_write_json(store.calibrated_path, {
+            "digest": digest, "cfg": asdict(cfg), "parts": list(parts), "stats": stats.to_dict(),
+            "boxes": {k: {p: [[round(v, 3) for v in cal.boxes[k][p]], cal.reasons[k][p]] for p in parts}
+                      for k in keys}})
+    return cal
+
+
+def _box_source(store: GroundingStore, source: str, cfg: CalibCfg, parts: Sequence[str]
+                ) -> tuple[dict[str, dict[str, Box | None]], dict[str, tuple[int, int]], str]:
+    records = store.read()
+    sizes = {k: tuple(r["size"]) for k, r in records.items() if r.get("size")}
+    if source == "calibrated":
+        cal = calibrate_store(store, cfg, parts)
+        return dict(cal.boxes), sizes, cal.digest  # type: ignore[arg-type]
+    if source == "raw":
+        keys, _, boxes = raw_boxes(records, parts)
+        filled = {k: {p: b[p] if b[p] is not None else prior_box(p, sizes[k]) for p in parts}
+                  for k, b in zip(keys, boxes)}
+        return filled, sizes, store.digest()  # type: ignore[return-value]
+    raise ValueError(f"mask source must be one of {MASK_SOURCES}, got {source!r}")
+
+
+def store_masks(store: GroundingStore, grid_hw: tuple[int, int], source: str = "calibrated",
+                cfg: CalibCfg = CalibCfg(), parts: Sequence[str] = PARTS, ensure_one: bool = True
+                ) -> dict[str, np.ndarray]:
+    """Masks ``{key: bool [R, h*w]}`` of every record of a store, cached in its ``.npz`` file."""
+    boxes, sizes, digest = _box_source(store, source, cfg, parts)
+    digest = f"{digest}:{int(ensure_one)}"
+    path = store.masks_path(source, grid_hw)
+    if path.is_file():
+        masks, saved_parts, saved = load_masks(path)
+        if saved == digest and saved_parts == tuple(parts):
+            return masks
+    masks = {k: boxes_to_masks(b, (sizes[k][1], sizes[k][0]), grid_hw, parts, ensure_one) for k, b in boxes.items()}
+    if masks:
+        save_masks(path, masks, parts, digest)
+    return masks
+
+
+def _gt_masks(items: Sequence[Item], grid_hw: tuple[int, int], parts: Sequence[str], ensure_one: bool
+              ) -> dict[str, np.ndarray]:
+    from .backends.synthetic import gt_boxes
+
+    truth = gt_boxes(items)
+    out = {}
+    for it in items:
+        with Image.open(it.path) as im:
+            w, h = im.size
+        out[it.key] = boxes_to_masks(truth[it.key], (h, w), grid_hw, parts, ensure_one)
+    return out
+
+
+def part_masks_for(items: Sequence[Item], vge: Any, grid_hw: tuple[int, int] = (16, 8), *,
+                   device: Any = "auto", root: str | Path | None = None, progress: bool = False,
+                   parts: Sequence[str] = PARTS) -> dict[str, np.ndarray]:
+    """Part masks for training: ``{item.key: bool [R, h*w]}`` for every item (``R = len(parts)``).
+
+    ``vge`` is a :class:`muva_lib.config.VgeCfg`: ``vge.source`` picks the boxes (``calibrated``:
+    ground with ``vge.backend`` what the store lacks, calibrate over the whole store of each
+    dataset, rasterise; ``raw``: parsed boxes, missing parts from the fixed prior bands; ``gt``:
+    the synthetic ground truth, no store). ``grid_hw`` is the patch grid of the model input
+    (``(16, 8)`` for 256 x 128 at patch 16; see :func:`muva_lib.grounding.rasterize.grid_for`).
+    Row ``r`` is ``parts[r]`` (head, upper, legs); ``True`` = the patch centre lies in the box;
+    flip with :func:`muva_lib.grounding.rasterize.joint_hflip`. Masks of a store are cached in
+    ``<data>/grounding/<dataset>/<tag>__masks_<source>_<h>x<w>.npz``; a second call only reads.
+    Items whose image cannot be read are left out (a warning says how many).
+    """
+    import warnings
+
+    if vge.source == "gt":
+        return _gt_masks(items, grid_hw, parts, vge.ensure_one_patch)
+    source = "calibrated" if vge.calibrate and vge.source == "calibrated" else "raw"
+    if vge.source not in MASK_SOURCES:
+        raise ValueError(f"vge.source must be one of {MASK_SOURCES}, got {vge.source!r}")
+    backend = backend_from_cfg(vge, device=device)
+    ground_items(items, backend, root=root, progress=progress)
+    cfg = CalibCfg.from_vge(vge)
+    out: dict[str, np.ndarray] = {}
+    for dataset, its in group_by_dataset(items).items():
+        masks = store_masks(GroundingStore(dataset, backend.tag, root), grid_hw, source, cfg, parts,
+                            vge.ensure_one_patch)
+        out.update({it.key: masks[it.key] for it in its if it.key in masks})
+    if len(out) < len(items):
+        warnings.warn(f"part_masks_for: {len(items) - len(out)} of {len(items)} images have no mask "
+                      "(unreadable image); they are left out", stacklevel=2)
+    return out
+
+
+def iou_table(keys: Sequence[str], raw: Mapping[str, Mapping[str, Box | None]],
+              calibrated: Mapping[str, Mapping[str, Box | None]],
+              truth: Mapping[str, Mapping[str, Box | None]], parts: Sequence[str] = PARTS
+              ) -> list[dict[str, Any]]:
+    """Rows ``{part, n, raw, calibrated, gain}`` of mean IoU to the truth over ``keys`` (+ a ``mean``
+    row over parts); raw missing boxes count as 0 (see :func:`muva_lib.grounding.calibrate.mean_iou`)."""
+    sub = {k: truth[k] for k in keys if k in truth}
+    r, c = mean_iou(raw, sub, parts), mean_iou(calibrated, sub, parts)
+    rows = [{"part": p, "n": r[p][1], "raw": r[p][0], "calibrated": c[p][0], "gain": c[p][0] - r[p][0]}
+            for p in parts]
+    rows.append({"part": "mean", "n": sum(x["n"] for x in rows),
+                 "raw": float(np.mean([x["raw"] for x in rows])),
+                 "calibrated": float(np.mean([x["calibrated"] for x in rows])),
+                 "gain": float(np.mean([x["gain"] for x in rows]))})
+    return rows
+
+
+def store_iou(store: GroundingStore, items: Sequence[Item], calibration: Calibration,
+              parts: Sequence[str] = PARTS) -> list[dict[str, Any]] | None:
+    """:func:`iou_table` of a store's raw and calibrated boxes against the synthetic ground truth,
+    over the ``items`` present in the store; ``None`` when the dataset has no ground truth."""
+    from .backends.synthetic import gt_boxes
+
+    records = store.read()
+    its = [it for it in items if it.key in records and it.key in calibration.boxes]
+    try:
+        truth = gt_boxes(its)
+    except FileNotFoundError:
+        return None
+    keys, _, boxes = raw_boxes({it.key: records[it.key] for it in its}, parts)
+    return iou_table(keys, dict(zip(keys, boxes)), calibration.boxes, truth, parts)
