@@ -3,13 +3,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from PIL import Image
 from scipy.linalg import eigh
 
-__all__ = ["colour_features", "Projection", "fit_lda", "cosine_distance"]
+__all__ = ["colour_features", "Projection", "fit_lda", "cosine_distance", "evaluate_colour_baseline"]
+
+if TYPE_CHECKING:
+    from .data.types import Item
 
 ImageLike = str | Path | Image.Image | np.ndarray
 
@@ -84,3 +87,23 @@ def fit_lda(feats: np.ndarray, labels: Sequence[int], dim: int = 64, reg: float 
 def cosine_distance(query: np.ndarray, gallery: np.ndarray) -> np.ndarray:
     """``1 - q @ g.T`` for L2-normalised rows: ``[Nq, D], [Ng, D] -> [Nq, Ng]`` float32."""
     return (1.0 - np.asarray(query, np.float32) @ np.asarray(gallery, np.float32).T).astype(np.float32)
+
+
+def evaluate_colour_baseline(train: Sequence["Item"], query: Sequence["Item"], gallery: Sequence["Item"],
+                             lda_dim: int | None = 64) -> dict:
+    """Colour-histogram features (optionally LDA fitted on ``train``) scored on query/gallery.
+
+    The chain's trivial baseline: no training beyond the LDA projection. Returns the dict of
+    :func:`muva_lib.eval.evaluate_features` (mAP, CMC, mINP; Market rule). ``lda_dim=None``
+    scores the raw histograms (training-free).
+    """
+    from .eval import evaluate_features
+
+    q = colour_features([it.path for it in query])
+    g = colour_features([it.path for it in gallery])
+    if lda_dim is not None:
+        proj = fit_lda(colour_features([it.path for it in train]), [it.pid for it in train], dim=lda_dim)
+        q, g = proj(q), proj(g)
+    return evaluate_features(q, g, [it.pid for it in query], [it.pid for it in gallery],
+                             [it.camid for it in query], [it.camid for it in gallery],
+                             metric="cosine", normalize=True)
