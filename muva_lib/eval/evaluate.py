@@ -9,10 +9,10 @@ from tqdm.auto import tqdm
 from ..config import DataCfg, EvalCfg
 from ..data.loading import make_test_loader
 from ..data.types import Split
-from .distance import distance_chunks, pairwise_distance
+from .distance import as_features, distance_chunks, pairwise_distance
 from .features import extract_features
 from .rank import GalleryIndex, accumulate, evaluate_rank
-from .rerank import RERANK_MAX_N, check_rerank_size, re_ranking
+from .rerank import RERANK_MAX_N, check_rerank_size, re_ranking_full
 
 __all__ = ["evaluate_features", "evaluate_split"]
 
@@ -37,9 +37,9 @@ def evaluate_features(qf: Any, gf: Any, q_pids: Any, g_pids: Any, q_camids: Any,
         raise ValueError(f"{nq} query / {ng} gallery features but {len(q_pids)} / {len(g_pids)} pids")
     if rerank:
         check_rerank_size(nq, ng, rerank_max_n)
-        dist = {name: pairwise_distance(a, b, metric, normalize, chunk_size, device).numpy()
-                for name, a, b in (("qg", qf, gf), ("qq", qf, qf), ("gg", gf, gf))}
-        dist = re_ranking(dist["qg"], dist["qq"], dist["gg"], k1, k2, lambda_value, max_n=rerank_max_n)
+        feats = torch.cat([as_features(qf, "qf", device), as_features(gf, "gf", device)])
+        dist = pairwise_distance(feats, feats, metric, normalize, chunk_size, device).numpy()
+        dist = re_ranking_full(dist, nq, k1, k2, lambda_value, max_n=rerank_max_n)
         return evaluate_rank(dist, q_pids, g_pids, q_camids, g_camids, max_rank, chunk_size=chunk_size)
     gallery = GalleryIndex.build(g_pids, g_camids, device)
     chunks = distance_chunks(qf, gf, metric, normalize, chunk_size, device)

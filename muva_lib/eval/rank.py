@@ -242,7 +242,7 @@ def _rank_block(dist: torch.Tensor, q_pids: torch.Tensor, q_camids: torch.Tensor
     cand[jr, sp_idx[jr, js]] = False
     rows, cols = cand.nonzero(as_tuple=True)  # row-major, gallery index ascending within a row
     # One int64 key per candidate ordering it by (query row, distance, gallery index): the tie rule.
-    code, code_bits = _order_code(dist.masked_select(cand))  # same row-major order as nonzero
+    code, code_bits = _order_code(dist[rows, cols])
     col_bits = max(gallery.size - 1, 1).bit_length()
     if num_valid.bit_length() + code_bits + col_bits > 63:
         raise ValueError(f"gallery of {gallery.size} images is too large for the packed ranking keys")
@@ -279,7 +279,7 @@ def rank_stats(dist: torch.Tensor, q_pids: torch.Tensor, q_camids: torch.Tensor,
         dist = dist.to(torch.float32)
     elif dist.dtype in (torch.float16, torch.bfloat16):
         dist = dist.float()  # exact and order-preserving
-    if torch.isnan(dist).any():
+    if dist.numel() and torch.isnan(dist.amax()):  # amax propagates NaN: one cheap pass
         raise ValueError("distance matrix contains NaN (NaN features?)")
     stats = RankStats(max_rank)
     for s in range(0, dist.shape[0], ROWS_PER_BLOCK):

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["RERANK_MAX_N", "RerankTooLargeError", "rerank_memory_bytes", "check_rerank_size", "re_ranking"]
+__all__ = ["RERANK_MAX_N", "RerankTooLargeError", "rerank_memory_bytes", "check_rerank_size", "re_ranking",
+           "re_ranking_full"]
 
 #: Largest Q + G accepted by default: the (Q+G)^2 float32 matrix is then about 2.3 GiB.
 RERANK_MAX_N = 25_000
@@ -101,9 +102,10 @@ def _jaccard(vq: sp.csr_matrix, vg: sp.csr_matrix) -> np.ndarray:
             continue
         qi, gi = vq_c.indices[qa:qb], vg_c.indices[ga:gb]
         min_sum[np.ix_(qi, gi)] += np.minimum.outer(vq_c.data[qa:qb], vg_c.data[ga:gb])
-    max_sum = np.asarray(vq.sum(1)) + np.asarray(vg.sum(1)).T - min_sum
-    ratio = np.divide(min_sum, max_sum, out=np.zeros_like(min_sum), where=max_sum > 0)
-    return 1.0 - ratio
+    max_sum = np.add.outer(np.asarray(vq.sum(1)).ravel(), np.asarray(vg.sum(1)).ravel())
+    max_sum -= min_sum  # sum max(a, b) = sum a + sum b - sum min(a, b)
+    np.divide(min_sum, max_sum, out=min_sum, where=max_sum > 0)  # min_sum is 0 where max_sum is
+    return np.subtract(1.0, min_sum, out=min_sum)
 
 
 def re_ranking(q_g_dist: Any, q_q_dist: Any, g_g_dist: Any, k1: int = 20, k2: int = 6,
@@ -116,13 +118,27 @@ def re_ranking(q_g_dist: Any, q_q_dist: Any, g_g_dist: Any, k1: int = 20, k2: in
     qg, qq, gg = (np.asarray(x) for x in (q_g_dist, q_q_dist, g_g_dist))
     if qg.ndim != 2 or qq.shape != (qg.shape[0],) * 2 or gg.shape != (qg.shape[1],) * 2:
         raise ValueError(f"expected q_g [Q, G], q_q [Q, Q], g_g [G, G]; got {qg.shape}, {qq.shape}, {gg.shape}")
-    if k1 < 1 or k2 < 1 or not 0.0 <= lambda_value <= 1.0:
-        raise ValueError(f"need k1 >= 1, k2 >= 1 and 0 <= lambda <= 1; got {k1}, {k2}, {lambda_value}")
     nq, ng = qg.shape
     check_rerank_size(nq, ng, max_n)
-    n = nq + ng
-    dist = np.empty((n, n), dtype=np.float32)
+    dist = np.empty((nq + ng,) * 2, dtype=np.result_type(qg, qq, gg, np.float32))
     dist[:nq, :nq], dist[:nq, nq:], dist[nq:, :nq], dist[nq:, nq:] = qq, qg, qg.T, gg
+    out = re_ranking_full(dist, nq, k1, k2, lambda_value, max_n=max_n)
+    return out.astype(qg.dtype if np.issubdtype(qg.dtype, np.floating) else np.float64, copy=False)
+
+
+def re_ranking_full(dist: Any, num_query: int, k1: int = 20, k2: int = 6, lambda_value: float = 0.3, *,
+                    max_n: int = RERANK_MAX_N) -> np.ndarray:
+    """Re-ranked query-gallery distance [Q, G] from all-pairs distances [N, N], queries first (N = Q + G).
+
+    Same as :func:`re_ranking` without assembling the big matrix a second time; returned in its dtype.
+    """
+    dist = np.asarray(dist)
+    n, nq = dist.shape[0], num_query
+    if dist.ndim != 2 or dist.shape[1] != n or not 0 <= nq <= n:
+        raise ValueError(f"expected a square [N, N] matrix with N >= num_query={nq}, got {dist.shape}")
+    if k1 < 1 or k2 < 1 or not 0.0 <= lambda_value <= 1.0:
+        raise ValueError(f"need k1 >= 1, k2 >= 1 and 0 <= lambda <= 1; got {k1}, {k2}, {lambda_value}")
+    check_rerank_size(nq, n - nq, max_n)
     if np.isnan(dist).any():
         raise ValueError("re_ranking: distances contain NaN")
     k_big, k_half = min(k1 + 1, n), min((k1 + 1) // 2 + 1, n)  # k + 1 and ceil(k/2) + 1, self included
@@ -130,11 +146,10 @@ def re_ranking(q_g_dist: Any, q_q_dist: Any, g_g_dist: Any, k1: int = 20, k2: in
     star = _expanded(_reciprocal(nn[:, :k_big], n), _reciprocal(nn[:, :k_half], n)).tocoo()
     v = sp.csr_matrix((np.exp(-dist[star.row, star.col].astype(np.float64)), (star.row, star.col)),
                       shape=(n, n))
-    del dist
     if k2 > 1:  # local query expansion over the k2 nearest images (p itself included)
         v = (_membership(nn[:, :min(k2, n)], n) / min(k2, n)) @ v
     v = sp.csr_matrix(v)
-    jaccard = _jaccard(v[:nq], v[nq:])
-    out_dtype = qg.dtype if np.issubdtype(qg.dtype, np.floating) else np.float64
-    final = (1.0 - lambda_value) * jaccard + lambda_value * qg.astype(np.float64)
-    return final.astype(out_dtype, copy=False)
+    final = _jaccard(v[:nq], v[nq:])
+    final *= 1.0 - lambda_value
+    final += lambda_value * dist[:nq, nq:].astype(np.float64)
+    return final.astype(dist.dtype if np.issubdtype(dist.dtype, np.floating) else np.float64, copy=False)
