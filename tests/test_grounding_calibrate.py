@@ -130,7 +130,7 @@ def synth_iou(synth_small, tmp_path_factory):
     """Raw vs calibrated IoU rows on synth-a's training split, per noise preset."""
     from muva_lib.data.readers import read_dataset
     from muva_lib.grounding import GroundingStore, calibrate_store, get_backend, ground_items
-    from muva_lib.grounding.pipeline import store_iou
+    from muva_lib.grounding import store_iou
 
     root = tmp_path_factory.mktemp("grounding")
     items = list(read_dataset("synth-a", root=synth_small.root / "synth-a").train)

@@ -76,8 +76,7 @@ def _grid(text: str) -> tuple[int, int]:
 
 def finish(store: Any, items: Sequence[Item], vge: Any, grid: tuple[int, int]) -> None:
     """Calibrate, write masks, print reasons and the IoU table (shared with ``calibrate``)."""
-    from ..grounding import CalibCfg, calibrate_store, store_masks
-    from ..grounding.pipeline import store_iou
+    from ..grounding import CalibCfg, calibrate_store, store_iou, store_masks
     from ..tables import format_table
 
     cfg = CalibCfg.from_vge(vge)

@@ -7,16 +7,18 @@ from .backends import BACKENDS, Answer, Backend, backend_from_cfg, get_backend, 
 from .boxes import Box, box_iou
 from .calibrate import CalibCfg, CalibStats, calibrate_image, fit_stats, mean_iou
 from .parse import Parsed, parse_answer
-from .pipeline import (MASK_SOURCES, Calibration, GroundReport, calibrate_store, ground_items, iou_table,
-                       part_masks_for, raw_boxes, store_masks)
+from .pipeline import (MASK_SOURCES, Calibration, GroundReport, calibrate_store, ground_items, part_masks_for,
+                       raw_boxes, store_masks)
 from .prompts import GROUNDING_TEMPLATE, PART_PHRASES, grounding_prompt
+from .report import Case, GroundingView, iou_table, store_iou
 from .rasterize import box_to_mask, boxes_to_masks, grid_for, hflip_box, joint_hflip
 from .store import GroundingStore, load_masks
 
 __all__ = [
     "BACKENDS", "Answer", "Backend", "backend_from_cfg", "get_backend", "list_backends", "Box", "box_iou",
     "CalibCfg", "CalibStats", "calibrate_image", "fit_stats", "mean_iou", "Parsed", "parse_answer",
-    "MASK_SOURCES", "Calibration", "GroundReport", "calibrate_store", "ground_items", "iou_table",
+    "MASK_SOURCES", "Calibration", "GroundReport", "calibrate_store", "ground_items", "iou_table", "store_iou",
+    "Case", "GroundingView",
     "part_masks_for", "raw_boxes", "store_masks", "GROUNDING_TEMPLATE", "PART_PHRASES", "grounding_prompt",
     "box_to_mask", "boxes_to_masks", "grid_for", "hflip_box", "joint_hflip", "GroundingStore", "load_masks",
 ]

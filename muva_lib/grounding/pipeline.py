@@ -15,14 +15,13 @@ from ..data.types import PARTS, Item
 from .backends import Answer, Backend, backend_from_cfg, failed_answers
 from .backends.prior import prior_box
 from .boxes import Box, as_box
-from .calibrate import CalibCfg, CalibStats, calibrate_many, mean_iou
+from .calibrate import CalibCfg, CalibStats, calibrate_many
 from .parse import validate_box
 from .rasterize import boxes_to_masks
 from .store import GroundingStore, load_masks, save_masks
 
 __all__ = ["GroundReport", "Calibration", "ground_items", "calibrate_store", "store_masks", "part_masks_for",
-           "raw_boxes", "iou_table", "store_iou", "group_by_dataset", "MASK_SOURCES",
-           "CALIBRATION_VERSION"]
+           "raw_boxes", "group_by_dataset", "MASK_SOURCES", "CALIBRATION_VERSION"]
 
 #: where mask boxes come from: ``calibrated`` (the default), ``raw`` (parsed boxes, missing parts
 #: from the fixed prior bands), ``gt`` (synthetic ground truth)
@@ -137,7 +136,7 @@ def ground_items(items: Sequence[Item], backend: Backend, root: str | Path | Non
     become ``failed`` answers with the error as reason. ``limit`` caps the images grounded now
     per dataset.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     reports = []
     for dataset, its in group_by_dataset(items).items():
@@ -319,36 +318,3 @@ def part_masks_for(items: Sequence[Item], vge: Any, grid_hw: tuple[int, int] = (
         warnings.warn(f"part_masks_for: {len(items) - len(out)} of {len(items)} images have no mask "
                       "(unreadable image); they are left out", stacklevel=2)
     return out
-
-
-def iou_table(keys: Sequence[str], raw: Mapping[str, Mapping[str, Box | None]],
-              calibrated: Mapping[str, Mapping[str, Box | None]],
-              truth: Mapping[str, Mapping[str, Box | None]], parts: Sequence[str] = PARTS
-              ) -> list[dict[str, Any]]:
-    """Rows ``{part, n, raw, calibrated, gain}`` of mean IoU to the truth over ``keys`` (+ a ``mean``
-    row over parts); raw missing boxes count as 0 (see :func:`muva_lib.grounding.calibrate.mean_iou`)."""
-    sub = {k: truth[k] for k in keys if k in truth}
-    r, c = mean_iou(raw, sub, parts), mean_iou(calibrated, sub, parts)
-    rows = [{"part": p, "n": r[p][1], "raw": r[p][0], "calibrated": c[p][0], "gain": c[p][0] - r[p][0]}
-            for p in parts]
-    rows.append({"part": "mean", "n": sum(x["n"] for x in rows),
-                 "raw": float(np.mean([x["raw"] for x in rows])),
-                 "calibrated": float(np.mean([x["calibrated"] for x in rows])),
-                 "gain": float(np.mean([x["gain"] for x in rows]))})
-    return rows
-
-
-def store_iou(store: GroundingStore, items: Sequence[Item], calibration: Calibration,
-              parts: Sequence[str] = PARTS) -> list[dict[str, Any]] | None:
-    """:func:`iou_table` of a store's raw and calibrated boxes against the synthetic ground truth,
-    over the ``items`` present in the store; ``None`` when the dataset has no ground truth."""
-    from .backends.synthetic import gt_boxes
-
-    records = store.read()
-    its = [it for it in items if it.key in records and it.key in calibration.boxes]
-    try:
-        truth = gt_boxes(its)
-    except FileNotFoundError:
-        return None
-    keys, _, boxes = raw_boxes({it.key: records[it.key] for it in its}, parts)
-    return iou_table(keys, dict(zip(keys, boxes)), calibration.boxes, truth, parts)
