@@ -9,24 +9,13 @@ import torch
 import torch.nn.functional as F
 from open_clip.transformer import QuickGELU
 from safetensors.torch import save_file
-from test_models_common import block_network, tiny_clip
+from test_models_common import offline, tiny_clip  # noqa: F401 (fixture)
 
+from muva_lib.config import resolve
 from muva_lib.models import clip_backbone as cb
 from muva_lib.models.clip_backbone import (WeightsNotFoundError, choose_quick_gelu, create_clip,
                                            load_state_dict_file, resolve_weights, save_clip_weights)
-
-
-@pytest.fixture
-def offline(monkeypatch, tmp_path):
-    """No network, empty caches: data root, home (~/.cache/clip) and the Hugging Face cache."""
-    block_network(monkeypatch)
-    monkeypatch.setenv("MUVA_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv(cb.ENV_WEIGHTS, raising=False)
-    import huggingface_hub.constants as hfc
-
-    monkeypatch.setattr(hfc, "HF_HUB_CACHE", str(tmp_path / "hf"))
-    return tmp_path
+from muva_lib.models.factory import create_model
 
 
 def _same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
@@ -178,9 +167,19 @@ def test_torchscript_archives_load_only_when_trusted(offline):
 
 
 def test_vit_b16_random_builds_offline_at_256x128(offline):
-    model, source, _ = create_clip("ViT-B-16", "", (256, 128))
-    assert source.kind == "random"
-    assert model.visual.positional_embedding.shape == (129, 768)
-    assert model.visual.grid_size == (16, 8)
+    torch.manual_seed(0)
+    model = create_model(resolve("muva", "paper", overrides={"model.pretrained": ""}), num_classes=751)
+    enc = model.image_encoder
+    assert model.meta["weights"] == "random init" and enc.grid_size == (16, 8)
+    assert enc.visual.positional_embedding.shape == (129, 768) and enc.num_tokens == 132
+    assert len(model.rmp) == 12 and sum(p.numel() for p in model.rmp.parameters()) == 12 * 2_479_616
+    assert model.text_encoder.context_length == 77 and model.prompt_learner.ctx.shape == (751, 4, 4, 512)
+    model.eval()
+    assert model.encode_image_for_eval(torch.randn(1, 3, 256, 128)).shape == (1, 2048)
     with pytest.raises(ValueError, match="multiple of the patch size"):
         create_clip("muva-tiny", "", (250, 128))
+
+
+def test_paper_preset_offline_says_what_to_fetch(offline):
+    with pytest.raises(WeightsNotFoundError, match="ViT-B-16.pt"):
+        create_model(resolve("muva", "paper"), num_classes=751)

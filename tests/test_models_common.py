@@ -26,6 +26,21 @@ def block_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No network, empty caches: data root, home (~/.cache/clip) and the Hugging Face cache."""
+    import huggingface_hub.constants as hfc
+
+    from muva_lib.models.clip_backbone import ENV_WEIGHTS
+
+    block_network(monkeypatch)
+    monkeypatch.setenv("MUVA_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv(ENV_WEIGHTS, raising=False)
+    monkeypatch.setattr(hfc, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    return tmp_path
+
+
 def test_tiny_clip_is_registered_and_small():
     import open_clip
 
