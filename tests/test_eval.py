@@ -152,9 +152,15 @@ def random_problem(seed: int, dtype=np.float64, ties: bool = False):
 @pytest.mark.parametrize("seed", range(8))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
-def test_fast_equals_reference_on_random_problems(seed, dtype, ties, monkeypatch):
-    monkeypatch.setattr(rank_mod, "ROWS_PER_BLOCK", 5)  # several sort blocks per chunk
+@pytest.mark.parametrize("dense", [0.0, 2.0], ids=["dense-bins", "candidate-lists"])
+def test_fast_equals_reference_on_random_problems(seed, dtype, ties, dense, monkeypatch):
+    monkeypatch.setattr(rank_mod, "ROWS_PER_BLOCK", 5)  # several blocks per chunk
+    monkeypatch.setattr(rank_mod, "HIST_BINS", 16)  # crowded bins: the exact in-bin sort matters
+    monkeypatch.setattr(rank_mod, "DENSE_FRACTION", dense)  # both ways of binning the candidates
     args = random_problem(seed, dtype, ties)
+    if seed % 4 == 3:  # infinite and negative distances rank like any others
+        args[0][args[0] > 0.9 * args[0].max()] = np.inf
+        args[0][:, ::7] -= 3
     try:
         ref = evaluate_rank_reference(*args, max_rank=20)
     except NoValidQueryError:

@@ -17,11 +17,12 @@ Conventions (peers.md section 10, muva_spec.md section 3.3), shared by both impl
   true match). mAP and mINP are means over valid queries.
 * All values are fractions in [0, 1]; ``rankK`` is ``cmc[K - 1]`` (NaN when ``K > max_rank``).
 
-The fast path never sorts the whole gallery: for each query it keeps only the gallery items not
-farther than its farthest true match (everything beyond cannot change any metric), sorts those by
-(distance, index) and reads the ranks of the true matches. It runs in torch on the distances'
-device, a block of query rows at a time, and :func:`accumulate` lets callers feed it distance
-chunks that are never assembled into a full matrix (see ``muva_lib.eval.evaluate``).
+The fast path never sorts the gallery: for each query it keeps only the gallery items not farther
+than its farthest true match (everything beyond cannot change any metric), counts them in a
+per-query distance histogram and sorts exactly, by (distance, index), only the few that share a
+bin with a true match; that gives the exact rank of every true match. It runs in torch on the
+distances' device, a block of query rows at a time, and :func:`accumulate` lets callers feed it
+distance chunks that are never assembled into a full matrix (see ``muva_lib.eval.evaluate``).
 """
 from __future__ import annotations
 
@@ -39,9 +40,15 @@ __all__ = [
 #: CMC ranks reported as ``rank1`` ... ``rank20`` in every result dict.
 REPORTED_RANKS: tuple[int, ...] = (1, 5, 10, 20)
 
-#: Query rows handled per sort in the fast path: bounds its memory to about
-#: ``ROWS_PER_BLOCK * G * 40`` bytes in the worst case (every gallery item a candidate).
+#: Query rows handled together in the fast path: bounds its memory to about
+#: ``ROWS_PER_BLOCK * G * 50`` bytes in the worst case (every gallery item a candidate).
 ROWS_PER_BLOCK = 64
+
+#: Distance bins per query row used to count candidates instead of sorting them.
+HIST_BINS = 4096
+
+#: Above this fraction of candidates in a block, bins are computed densely (no index lists).
+DENSE_FRACTION = 0.3
 
 
 class NoValidQueryError(ValueError):
@@ -217,6 +224,66 @@ def _order_code(vals: torch.Tensor) -> tuple[torch.Tensor, int]:
     return codes, max(int(vals.shape[0]).bit_length(), 1)
 
 
+def _pack(rows: torch.Tensor, code: torch.Tensor, code_bits: int, cols: torch.Tensor, col_bits: int) -> torch.Tensor:
+    """One int64 key per (row, distance code, gallery index), ordered like the tie rule."""
+    if int(rows.max()).bit_length() + code_bits + col_bits > 63:
+        raise ValueError("too many gallery images or distinct distances for the packed ranking keys")
+    return (rows << (code_bits + col_bits)) | (code << col_bits) | cols
+
+
+def _match_ranks(dist: torch.Tensor, cand: torch.Tensor, far: torch.Tensor, m_rows: torch.Tensor,
+                 m_cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """0-based ranks of the true matches among the candidates of their row, by (distance, index).
+
+    dist, cand: [b, G]; far: [b] largest true-match distance per row; m_rows, m_cols: [M] the
+    true matches (all candidates). Returns (rows, ranks) [M], sorted by row then rank.
+
+    Counting, not sorting: each candidate falls into one of HIST_BINS equal-width distance bins of
+    its row (bin monotone in distance); a per-row histogram counts the candidates in the bins
+    below a match's bin, and only candidates sharing a bin with some match are sorted exactly.
+    """
+    b, g = dist.shape
+    nb = max(16, min(HIST_BINS, g))
+    lo = dist.amin(1)
+    span = far - lo
+    scale = torch.where(torch.isfinite(span) & (span > 0), (nb - 1) / span, torch.zeros_like(span))
+    offset = torch.arange(b, device=dist.device) * nb
+
+    def bins(v: torch.Tensor, lo: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        """Global bin row * nb + bin of distances v: monotone in v within a row (inf * 0 -> NaN -> 0)."""
+        x = torch.nan_to_num_((v - lo).mul_(scale), nan=0.0).clamp_(0, nb - 1)
+        return x.to(torch.int64).add_(offset)
+
+    m_flat = bins(dist[m_rows, m_cols], lo[m_rows], scale[m_rows], offset[m_rows])
+    shared = torch.zeros(b * nb + 1, dtype=torch.bool, device=dist.device)  # last: non-candidates
+    shared[m_flat] = True
+    if int(torch.count_nonzero(cand)) > DENSE_FRACTION * cand.numel():  # most items are candidates
+        flat = bins(dist, lo[:, None], scale[:, None], offset[:, None]).masked_fill_(~cand, b * nb)
+        hist = torch.bincount(flat.view(-1), minlength=b * nb + 1)[: b * nb]
+        s_rows, s_cols = shared[flat].nonzero(as_tuple=True)
+        s_flat = flat[s_rows, s_cols]
+    else:
+        rows, cols = cand.nonzero(as_tuple=True)
+        flat = bins(dist[rows, cols], lo[rows], scale[rows], offset[rows])
+        hist = torch.bincount(flat, minlength=b * nb)
+        sel = shared[flat].nonzero().squeeze(1)  # candidates sharing a bin with some true match
+        s_rows, s_cols, s_flat = rows[sel], cols[sel], flat[sel]
+    hist = hist.view(b, nb)
+    below = (torch.cumsum(hist, 1) - hist).view(-1)  # candidates of the row in lower bins
+    code, code_bits = _order_code(torch.cat([dist[s_rows, s_cols], dist[m_rows, m_cols]]))
+    col_bits = max(g - 1, 1).bit_length()
+    s_key = _pack(s_rows, code[: s_rows.shape[0]], code_bits, s_cols, col_bits)
+    m_key = _pack(m_rows, code[s_rows.shape[0]:], code_bits, m_cols, col_bits)
+    m_key, order = torch.sort(m_key, stable=True)  # keys are unique: row-major, rank order
+    m_rows, m_flat = m_rows[order], m_flat[order]
+    # rank = (row's candidates in lower bins) + (same-bin candidates with a smaller key); the
+    # second term is (selected with a smaller key) - (selected in lower bins of the row or in
+    # earlier rows) since a smaller key never sits in a higher bin.
+    within = (torch.searchsorted(torch.sort(s_key, stable=True).values, m_key)
+              - torch.searchsorted(torch.sort(s_flat, stable=True).values, m_flat))
+    return m_rows, below[m_flat] + within
+
+
 def _rank_block(dist: torch.Tensor, q_pids: torch.Tensor, q_camids: torch.Tensor,
                 gallery: GalleryIndex, max_rank: int) -> RankStats:
     """Metric sums of one block of queries. dist: [b, G]; q_pids, q_camids: [b] on dist.device."""
@@ -231,31 +298,19 @@ def _rank_block(dist: torch.Tensor, q_pids: torch.Tensor, q_camids: torch.Tensor
         return RankStats(max_rank, num_queries=b)
     if num_valid < b:  # drop queries without a true match before touching the gallery
         keep = valid.nonzero().squeeze(1)
-        dist, q_pids, n_match = dist[keep], q_pids[keep], n_match[keep]
+        dist, n_match = dist[keep], n_match[keep]
         sp_idx, sp_junk, sp_match = sp_idx[keep], sp_junk[keep], sp_match[keep]
     # Candidates: items not farther than the query's farthest true match, junk removed. Items
     # beyond it rank after every true match, so they change neither CMC, AP nor INP.
-    sp_dist = dist.gather(1, sp_idx)
-    sp_dist[~sp_match] = -float("inf")
-    cand = dist <= sp_dist.amax(1, keepdim=True)
+    sp_dist = dist.gather(1, sp_idx).masked_fill_(~sp_match, -float("inf"))
+    far = sp_dist.amax(1)
+    cand = dist <= far[:, None]
     jr, js = sp_junk.nonzero(as_tuple=True)
     cand[jr, sp_idx[jr, js]] = False
-    rows, cols = cand.nonzero(as_tuple=True)  # row-major, gallery index ascending within a row
-    # One int64 key per candidate ordering it by (query row, distance, gallery index): the tie rule.
-    code, code_bits = _order_code(dist[rows, cols])
-    col_bits = max(gallery.size - 1, 1).bit_length()
-    if num_valid.bit_length() + code_bits + col_bits > 63:
-        raise ValueError(f"gallery of {gallery.size} images is too large for the packed ranking keys")
-    key = (rows << (code_bits + col_bits)) | (code << col_bits) | cols
-    is_match = gallery.pids[cols] == q_pids[rows]  # junk is gone, so same pid means true match
-    m_key, m_rows = key[is_match], rows[is_match]  # grouped by row
-    m_key, order = torch.sort(m_key, stable=True)  # keys are unique: matches of a row in rank order
-    m_rows = m_rows[order]
-    # 0-based rank in the junk-free list = number of the row's candidates with a smaller key
-    row_start = torch.searchsorted(rows, torch.arange(num_valid, device=rows.device))
-    m_rank = torch.searchsorted(torch.sort(key, stable=True).values, m_key) - row_start[m_rows]
+    mr, ms = sp_match.nonzero(as_tuple=True)
+    m_rows, m_rank = _match_ranks(dist, cand, far, mr, sp_idx[mr, ms])
     m_start = torch.cumsum(n_match, 0) - n_match
-    k = torch.arange(m_rows.shape[0], device=rows.device) - m_start[m_rows]  # 0-based match ordinal
+    k = torch.arange(m_rows.shape[0], device=dist.device) - m_start[m_rows]  # 0-based match ordinal
     m_rank64 = m_rank.to(torch.float64)
     ap = torch.zeros(num_valid, dtype=torch.float64, device=dist.device).index_add_(
         0, m_rows, (k + 1).to(torch.float64) / (m_rank64 + 1)) / n_match
