@@ -49,10 +49,7 @@ N_SHOW: int = 6  # images in the box grid
 from pathlib import Path
 
 from muva_lib import config
-from muva_lib.data.readers import read_dataset
-from muva_lib.data.synthetic import DOMAINS, generate
-from muva_lib.grounding.report import build_views, evenly_spaced, rounded
-from muva_lib.paths import synth_root
+from muva_lib.grounding.report import build_views, rounded, training_sample
 from muva_lib.tables import format_table
 from muva_lib.utils import set_threads
 from muva_lib.viz import grounding as vg
@@ -62,9 +59,7 @@ NOTEBOOK = "01_vge_grounding"
 cfg = config.resolve(METHOD, PRESET, PROTOCOL, SEED, OVERRIDES)
 set_threads(cfg.threads)
 FIG_DIR = Path(RUN_DIR) / "figures" if RUN_DIR else None
-if DATASET in DOMAINS:
-    generate(synth_root(), domains=(DATASET,), workers=2)  # skipped when already there
-items = evenly_spaced(sorted(read_dataset(DATASET).train, key=lambda it: it.relpath), N_IMAGES)
+items = training_sample(DATASET, N_IMAGES)  # generates a synthetic domain the first time
 vge = cfg.vge
 print(f"{DATASET}: {len(items)} training images; noise preset {vge.noise!r}; calibration fences "
       f"k={vge.fence_k}, min spread {vge.min_spread}, core {vge.fence_core}")

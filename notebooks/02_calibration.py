@@ -45,10 +45,7 @@ N_EXAMPLES: int = 6  # boxes per before / after figure
 from pathlib import Path
 
 from muva_lib import config
-from muva_lib.data.readers import read_dataset
-from muva_lib.data.synthetic import DOMAINS, generate
-from muva_lib.grounding.report import build_views, evenly_spaced, rounded
-from muva_lib.paths import synth_root
+from muva_lib.grounding.report import build_views, rounded, training_sample
 from muva_lib.tables import format_table
 from muva_lib.utils import set_threads
 from muva_lib.viz import grounding as vg
@@ -58,9 +55,7 @@ NOTEBOOK = "02_calibration"
 cfg = config.resolve(METHOD, PRESET, PROTOCOL, SEED, OVERRIDES)
 set_threads(cfg.threads)
 FIG_DIR = Path(RUN_DIR) / "figures" if RUN_DIR else None
-if DATASET in DOMAINS:
-    generate(synth_root(), domains=(DATASET,), workers=2)  # skipped when already there
-items = evenly_spaced(sorted(read_dataset(DATASET).train, key=lambda it: it.relpath), N_IMAGES)
+items = training_sample(DATASET, N_IMAGES)  # generates a synthetic domain the first time
 vge = cfg.vge
 print(f"{DATASET}: {len(items)} training images; backend {vge.backend!r}, noise preset {vge.noise!r}")
 print(f"fences: k={vge.fence_k}, min spread {vge.min_spread}, core {vge.fence_core}, "

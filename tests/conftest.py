@@ -19,3 +19,24 @@ def synth_small(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     args = dict(ids=36, images_per_id=6, height=128, width=64, distractors=6)
     summary = generate(root, seed=0, workers=2, **args)
     return SimpleNamespace(root=root, seed=0, args=args, summary=summary)
+
+
+@pytest.fixture
+def fake_items(tmp_path: "pytest.TempPathFactory"):
+    """A maker of tiny Market-style datasets: ``fake_items(n, size=(W, H), dataset="fake")`` writes
+    ``n`` plain JPEGs under ``tmp_path/<dataset>/bounding_box_train/`` and returns their Items
+    (pid = index). Used by the grounding tests."""
+    from PIL import Image
+
+    from muva_lib.data.types import Item
+
+    def make(n: int, size: tuple[int, int] = (64, 128), dataset: str = "fake") -> list[Item]:
+        out = []
+        for i in range(n):
+            rel = f"bounding_box_train/{i:04d}_c1s1_000000_00.jpg"
+            path = tmp_path / dataset / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", size, ((i * 37) % 256, 120, 200)).save(path)
+            out.append(Item(str(path), i, 0, dataset, rel))
+        return out
+    return make

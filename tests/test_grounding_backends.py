@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 from muva_lib.config import VgeCfg
-from muva_lib.data.types import Item
 from muva_lib.grounding import (Answer, Backend, GroundingStore, boxes_to_masks, get_backend, ground_items,
                                 list_backends, part_masks_for)
 from muva_lib.grounding.backends.synthetic import NOISE_PRESETS, cogvlm_text, corrupt, gt_boxes
@@ -23,15 +22,8 @@ def synth_items(synth_small):
 
 
 @pytest.fixture
-def fake_items(tmp_path):
-    out = []
-    for i in range(6):
-        rel = f"bounding_box_train/{i:04d}_c1s1_000000_00.jpg"
-        path = tmp_path / "fake" / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (64, 128), (i * 30, 80, 160)).save(path)
-        out.append(Item(str(path), i, 0, "fake", rel))
-    return out
+def six(fake_items):
+    return fake_items(6)
 
 
 def test_registry():
@@ -40,8 +32,8 @@ def test_registry():
         get_backend("cogvlm")
 
 
-def test_prior_backend_scales_its_bands(fake_items):
-    res = get_backend("prior").ground([Image.new("RGB", (100, 200))], fake_items[:1])[0]
+def test_prior_backend_scales_its_bands(six):
+    res = get_backend("prior").ground([Image.new("RGB", (100, 200))], six[:1])[0]
     assert res["legs"] == Answer("prior band", (15.0, 106.0, 85.0, 200.0), "ok")
 
 
@@ -108,9 +100,9 @@ def test_synthetic_backend_is_deterministic_per_image(synth_items):
         get_backend("synthetic", noise="loud")
 
 
-def test_synthetic_backend_needs_ground_truth(fake_items, tmp_path):
-    rep = ground_items(fake_items, get_backend("synthetic"), root=tmp_path / "s", progress=False)[0]
-    assert rep.counts["head"]["failed"] == len(fake_items)
+def test_synthetic_backend_needs_ground_truth(six, tmp_path):
+    rep = ground_items(six, get_backend("synthetic"), root=tmp_path / "s", progress=False)[0]
+    assert rep.counts["head"]["failed"] == len(six)
     rec = next(iter(GroundingStore("fake", "synthetic-paper", tmp_path / "s").read().values()))
     assert "no ground truth" in rec["parts"]["head"]["reason"]
 
@@ -140,9 +132,9 @@ class BadBackend(Backend):
         return out
 
 
-def test_bad_backend_output_never_crashes_the_run(fake_items, tmp_path):
+def test_bad_backend_output_never_crashes_the_run(six, tmp_path):
     root = tmp_path / "store"
-    rep = ground_items(fake_items, BadBackend(), root=root, progress=False)[0]
+    rep = ground_items(six, BadBackend(), root=root, progress=False)[0]
     recs = GroundingStore("fake", "bad", root).read()
     by_pid = {int(k.split("/")[-1][:4]): r["parts"] for k, r in recs.items()}
     assert len(by_pid) == 6
@@ -156,21 +148,21 @@ def test_bad_backend_output_never_crashes_the_run(fake_items, tmp_path):
     assert by_pid[5]["head"]["status"] == "failed" and "not a dict" in by_pid[5]["head"]["reason"]
     assert rep.totals() == {"ok": 1, "fallback": 11, "failed": 6}
     # every image still gets a calibrated box and a mask row per part
-    masks = part_masks_for(fake_items, VgeCfg(backend="prior"), (8, 4), root=root)
+    masks = part_masks_for(six, VgeCfg(backend="prior"), (8, 4), root=root)
     assert len(masks) == 6
 
 
-def test_unreadable_image_is_a_recorded_failure(fake_items, tmp_path):
-    open(fake_items[0].path, "wb").close()  # empty file
-    rep = ground_items(fake_items, get_backend("prior"), root=tmp_path / "s", progress=False)[0]
-    rec = GroundingStore("fake", "prior", tmp_path / "s").read()[fake_items[0].key]
+def test_unreadable_image_is_a_recorded_failure(six, tmp_path):
+    open(six[0].path, "wb").close()  # empty file
+    rep = ground_items(six, get_backend("prior"), root=tmp_path / "s", progress=False)[0]
+    rec = GroundingStore("fake", "prior", tmp_path / "s").read()[six[0].key]
     assert rec["size"] is None and rec["parts"]["head"]["status"] == "failed"
     assert "cannot open image" in rec["parts"]["head"]["reason"] and rep.counts["head"]["ok"] == 5
     with pytest.warns(UserWarning, match="1 of 6 images have no mask"):
-        assert len(part_masks_for(fake_items, VgeCfg(backend="prior"), (8, 4), root=tmp_path / "s")) == 5
+        assert len(part_masks_for(six, VgeCfg(backend="prior"), (8, 4), root=tmp_path / "s")) == 5
 
 
-def test_retry_failed(fake_items, tmp_path):
+def test_retry_failed(six, tmp_path):
     class Flaky(Backend):
         name = "flaky"
         broken = True
@@ -181,10 +173,10 @@ def test_retry_failed(fake_items, tmp_path):
             return get_backend("prior").ground(images, items)
 
     b = Flaky()
-    ground_items(fake_items, b, root=tmp_path, progress=False)
+    ground_items(six, b, root=tmp_path, progress=False)
     b.broken = False
-    assert ground_items(fake_items, b, root=tmp_path, progress=False)[0].grounded == 0
-    rep = ground_items(fake_items, b, root=tmp_path, progress=False, retry_failed=True)[0]
+    assert ground_items(six, b, root=tmp_path, progress=False)[0].grounded == 0
+    rep = ground_items(six, b, root=tmp_path, progress=False, retry_failed=True)[0]
     assert rep.grounded == 6 and rep.totals()["failed"] == 0
 
 

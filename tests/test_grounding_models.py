@@ -9,25 +9,16 @@ import pytest
 from PIL import Image
 
 from muva_lib.config import VgeCfg
-from muva_lib.data.types import Item
 from muva_lib.grounding import backend_from_cfg, get_backend, ground_items, part_masks_for
 from muva_lib.grounding.tiny import build_tiny_detector, build_tiny_mllm
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def images_and_items(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tinyset")
-    items, images = [], []
-    for i in range(3):
-        rel = f"bounding_box_train/{i:04d}_c1s1_000000_00.jpg"
-        path = root / "fake" / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (64, 128), (40 * i, 120, 200)).save(path)
-        items.append(Item(str(path), i, 0, "fake", rel))
-        images.append(Image.open(path))
-    return images, items
+@pytest.fixture
+def images_and_items(fake_items):
+    items = fake_items(3)
+    return [Image.open(it.path) for it in items], items
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from muva_lib.config import VgeCfg
-from muva_lib.grounding.report import build_views, evenly_spaced, rounded
+from muva_lib.grounding.report import build_views, evenly_spaced, rounded, training_sample
 from muva_lib.viz import grounding as vg
 
 
@@ -68,3 +68,9 @@ def test_evenly_spaced():
     assert evenly_spaced(list(range(10)), 3) == [0, 3, 6]
     assert evenly_spaced([1, 2], 0) == [1, 2] and evenly_spaced([1, 2], 5) == [1, 2]
     assert np.all(np.diff(evenly_spaced(list(range(960)), 240)) == 4)
+
+
+def test_training_sample(synth_small):
+    items = training_sample("synth-a", 10, root=synth_small.root / "synth-a")
+    assert len(items) == 10 and [it.relpath for it in items] == sorted(it.relpath for it in items)
+    assert all(it.relpath.startswith("bounding_box_train/") for it in items)

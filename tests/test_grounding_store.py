@@ -11,9 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from muva_lib.data.types import Item
 from muva_lib.grounding import GroundingStore, ground_items, load_masks
 from muva_lib.grounding.backends.prior import PriorBackend
 from muva_lib.grounding.store import StoreError, save_masks
@@ -22,16 +20,8 @@ N_IMAGES = 20
 
 
 @pytest.fixture
-def items(tmp_path):
-    """``N_IMAGES`` small JPEGs of a fake dataset ``fake`` (64 x 128)."""
-    out = []
-    for i in range(N_IMAGES):
-        rel = f"bounding_box_train/{i:04d}_c1s1_000000_00.jpg"
-        path = tmp_path / "fake" / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (64, 128), (i * 10, 80, 160)).save(path)
-        out.append(Item(str(path), i, 0, "fake", rel))
-    return out
+def items(fake_items):
+    return fake_items(N_IMAGES)
 
 
 class CountingBackend(PriorBackend):

@@ -24,7 +24,6 @@ for one part (CogVLM's ``[[a;b]]``, two legs) are merged into their union.
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -184,7 +183,3 @@ def parse_answer(text: Any, image_wh: tuple[int, int], frame_wh: tuple[float, fl
         notes.append(f"ignored {len(errors)} invalid box(es)")
     return Parsed(box_union(good), "ok", "; ".join(dict.fromkeys(notes)), name)
 
-
-def dumps_box(box: Box | None) -> str:
-    """A box as compact JSON (for raw answers of backends that return numbers, not text)."""
-    return json.dumps(None if box is None else [round(v, 2) for v in box])

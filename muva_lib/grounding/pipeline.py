@@ -150,9 +150,6 @@ def ground_items(items: Sequence[Item], backend: Backend, root: str | Path | Non
             todo = todo[:limit]
         if todo:
             store.write_meta(backend.describe())
-            prepare = getattr(backend, "prepare", None)
-            if prepare is not None:
-                prepare(todo)
         bar = tqdm(total=len(todo), desc=f"ground {dataset} [{backend.tag}]", unit="img", disable=not progress)
         for batch in _batches(todo, batch_size or backend.batch_size):
             opened: list[tuple[Item, Image.Image]] = []

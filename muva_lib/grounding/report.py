@@ -16,7 +16,8 @@ from .calibrate import CalibCfg, calibrate_many, mean_iou, quantity
 from .pipeline import Calibration, group_by_dataset, ground_items, raw_boxes
 from .store import GroundingStore
 
-__all__ = ["iou_table", "store_iou", "GroundingView", "Case", "build_views", "evenly_spaced", "rounded"]
+__all__ = ["iou_table", "store_iou", "GroundingView", "Case", "build_views", "evenly_spaced", "training_sample",
+           "rounded"]
 
 
 def iou_table(keys: Sequence[str], raw: Mapping[str, Mapping[str, Box | None]],
@@ -222,6 +223,22 @@ def evenly_spaced(items: Sequence[Item], n: int) -> list[Item]:
     if n <= 0 or n >= len(items):
         return list(items)
     return [items[i * len(items) // n] for i in range(n)]
+
+
+def training_sample(dataset: str, n: int = 0, root: str | Path | None = None) -> list[Item]:
+    """A dataset's training items sorted by relpath, ``n`` of them evenly spaced (0: all).
+
+    A synthetic domain missing from ``muva_lib.paths.synth_root()`` is generated first (with the
+    generator's defaults; an existing one is reused).
+    """
+    from ..data.readers import read_dataset
+    from ..data.synthetic import DOMAINS, generate
+    from ..paths import synth_root
+
+    if dataset in DOMAINS and root is None:
+        generate(synth_root(), domains=(dataset,), workers=2)
+    items = sorted(read_dataset(dataset, root=root).train, key=lambda it: it.relpath)
+    return evenly_spaced(items, n)
 
 
 def build_views(items: Sequence[Item], vge: Any, backends: Sequence[str], models: Mapping[str, str] | None = None,

@@ -17,22 +17,20 @@ from PIL import Image
 from ...data.types import PARTS, Item
 from ..parse import validate_box
 from ..prompts import DETECTOR_PHRASES
-from .base import Answer, Backend
-from .hf import load_pretrained, model_slug
+from .base import Answer
+from .hf import HfBackend, to_device
 
 __all__ = ["DetectorBackend"]
 
-_MODEL_CLASSES = ("AutoModelForZeroShotObjectDetection",)
-
-
 def _corners(cxcywh: Any) -> Any:
-    cx, cy, w, h = cxcywh.unbind(-1)
+    """``[..., 4]`` (cx, cy, w, h) -> (x0, y0, x1, y1)."""
     import torch
 
+    cx, cy, w, h = cxcywh.unbind(-1)
     return torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
 
 
-class DetectorBackend(Backend):
+class DetectorBackend(HfBackend):
     """Best box per part phrase from a zero-shot detector.
 
     ``min_score``: a best box scoring below it is a fallback (``0`` keeps every best box).
@@ -40,43 +38,22 @@ class DetectorBackend(Backend):
     """
 
     name = "detector"
+    model_classes = ("AutoModelForZeroShotObjectDetection",)
 
     def __init__(self, model: str, device: Any = "auto", trust_remote_code: bool = False,
                  phrases: Mapping[str, str] | None = None, min_score: float = 0.0, batch_size: int = 8,
                  dtype: str = "auto", tolerance: float = 0.02, parts: Sequence[str] = PARTS) -> None:
-        from ...utils import resolve_device
-
-        super().__init__(parts)
-        self.model_name = model
-        self.device = resolve_device(device) if isinstance(device, str) else device
-        self.trust_remote_code = trust_remote_code
+        super().__init__(model, device, trust_remote_code, batch_size, dtype, tolerance, parts)
         phrases = DETECTOR_PHRASES if phrases is None else phrases
         self.phrases = {p: phrases[p] for p in self.parts}
         self.min_score = float(min_score)
-        self.batch_size = int(batch_size)
-        self.dtype = dtype
-        self.tolerance = tolerance
-        self._loaded: tuple[Any, Any] | None = None
-
-    @property
-    def tag(self) -> str:
-        return f"detector-{model_slug(self.model_name)}"
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "model": self.model_name, "phrases": self.phrases,
-                "min_score": self.min_score}
-
-    def load(self) -> tuple[Any, Any]:
-        if self._loaded is None:
-            self._loaded = load_pretrained(self.model_name, _MODEL_CLASSES, self.device,
-                                           self.trust_remote_code, self.dtype)
-        return self._loaded
+        return {**super().describe(), "phrases": self.phrases, "min_score": self.min_score}
 
     def _inputs(self, processor: Any, images: list[Image.Image], text: Any) -> dict[str, Any]:
         inputs = processor(images=images, text=text, return_tensors="pt", padding=True, truncation=True)
-        dtype = next(self.load()[1].parameters()).dtype
-        return {k: (v.to(self.device, dtype=dtype) if v.is_floating_point() else v.to(self.device))
-                for k, v in inputs.items()}
+        return to_device(inputs, self.device, next(self.load()[1].parameters()).dtype)
 
     def detect(self, images: Sequence[Image.Image]) -> list[dict[str, tuple[list[float], float]]]:
         """``[{part: (best box in pixels (x0, y0, x1, y1), score)}]`` per image (unvalidated)."""

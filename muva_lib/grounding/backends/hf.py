@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
-__all__ = ["load_pretrained", "model_slug"]
+from ...data.types import PARTS
+from .base import Backend
+
+__all__ = ["load_pretrained", "model_slug", "HfBackend", "to_device"]
 
 
 def model_slug(model: str) -> str:
@@ -58,3 +61,52 @@ def load_pretrained(model: str, model_classes: Sequence[str], device: Any, trust
                          + "\n".join(errors))
     net.to(device).eval()
     return processor, net
+
+
+def to_device(inputs: Any, device: Any, dtype: Any) -> dict[str, Any]:
+    """Processor outputs on ``device``; floating tensors cast to the model's ``dtype``."""
+    return {k: (v.to(device, dtype=dtype) if v.is_floating_point() else v.to(device)) if hasattr(v, "to") else v
+            for k, v in inputs.items()}
+
+
+class HfBackend(Backend):
+    """Common part of the transformers backends: the model, device, dtype and lazy loading.
+
+    ``model``: hub id or local directory; ``device``: ``auto`` / ``cpu`` / ``cuda:N`` or a
+    ``torch.device``; ``trust_remote_code`` is forwarded only when True; ``batch_size``: images per
+    call; ``tolerance``: how far a box may overshoot the image before it is rejected.
+    """
+
+    #: transformers auto classes tried in order by :meth:`load`
+    model_classes: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, model: str, device: Any = "auto", trust_remote_code: bool = False, batch_size: int = 4,
+                 dtype: str = "auto", tolerance: float = 0.02, parts: Sequence[str] = PARTS) -> None:
+        from ...utils import resolve_device
+
+        super().__init__(parts)
+        self.model_name = model
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.trust_remote_code = trust_remote_code
+        self.batch_size = int(batch_size)
+        self.dtype = dtype
+        self.tolerance = tolerance
+        self._loaded: tuple[Any, Any] | None = None
+
+    @property
+    def tag(self) -> str:
+        return f"{self.name}-{model_slug(self.model_name)}"
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "model": self.model_name}
+
+    def load(self) -> tuple[Any, Any]:
+        """``(processor, model)``, loaded on first use."""
+        if self._loaded is None:
+            self._loaded = load_pretrained(self.model_name, self.model_classes, self.device,
+                                           self.trust_remote_code, self.dtype)
+            self.on_load(*self._loaded)
+        return self._loaded
+
+    def on_load(self, processor: Any, net: Any) -> None:
+        """Hook for subclasses to adjust the processor or model once loaded."""

@@ -15,15 +15,13 @@ from PIL import Image
 from ...data.types import PARTS, Item
 from ..parse import parse_answer
 from ..prompts import GROUNDING_TEMPLATE, part_prompts
-from .base import Answer, Backend
-from .hf import load_pretrained, model_slug
+from .base import Answer
+from .hf import HfBackend, to_device
 
 __all__ = ["MllmBackend"]
 
-_MODEL_CLASSES = ("AutoModelForImageTextToText", "AutoModelForVision2Seq", "AutoModelForCausalLM")
 
-
-class MllmBackend(Backend):
+class MllmBackend(HfBackend):
     """Grounding by prompting a multimodal LLM.
 
     ``model``: hub id or local directory; ``device``: ``auto`` / ``cpu`` / ``cuda:N``;
@@ -35,45 +33,27 @@ class MllmBackend(Backend):
     """
 
     name = "mllm"
+    model_classes = ("AutoModelForImageTextToText", "AutoModelForVision2Seq", "AutoModelForCausalLM")
 
     def __init__(self, model: str, device: Any = "auto", trust_remote_code: bool = False,
                  template: str = GROUNDING_TEMPLATE, phrases: Mapping[str, str] | None = None,
                  answer_format: str = "auto", max_new_tokens: int = 48, batch_size: int = 4,
                  dtype: str = "auto", tolerance: float = 0.02,
                  generate_kwargs: Mapping[str, Any] | None = None, parts: Sequence[str] = PARTS) -> None:
-        from ...utils import resolve_device
-
-        super().__init__(parts)
-        self.model_name = model
-        self.device = resolve_device(device) if isinstance(device, str) else device
-        self.trust_remote_code = trust_remote_code
+        super().__init__(model, device, trust_remote_code, batch_size, dtype, tolerance, parts)
         self.prompts = part_prompts(template, phrases, self.parts)
         self.answer_format = answer_format
         self.max_new_tokens = int(max_new_tokens)
-        self.batch_size = int(batch_size)
-        self.dtype = dtype
-        self.tolerance = tolerance
         self.generate_kwargs = dict(generate_kwargs or {})
-        self._loaded: tuple[Any, Any] | None = None
-
-    @property
-    def tag(self) -> str:
-        return f"mllm-{model_slug(self.model_name)}"
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "model": self.model_name, "prompts": self.prompts,
-                "max_new_tokens": self.max_new_tokens, "answer_format": self.answer_format}
+        return {**super().describe(), "prompts": self.prompts, "max_new_tokens": self.max_new_tokens,
+                "answer_format": self.answer_format}
 
-    def load(self) -> tuple[Any, Any]:
-        """``(processor, model)``, loaded on first use."""
-        if self._loaded is None:
-            processor, net = load_pretrained(self.model_name, _MODEL_CLASSES, self.device,
-                                             self.trust_remote_code, self.dtype)
-            tok = getattr(processor, "tokenizer", None)
-            if tok is not None:
-                tok.padding_side = "left"  # decoder-only generation continues after the prompt
-            self._loaded = (processor, net)
-        return self._loaded
+    def on_load(self, processor: Any, net: Any) -> None:
+        tok = getattr(processor, "tokenizer", None)
+        if tok is not None:
+            tok.padding_side = "left"  # decoder-only generation continues after the prompt
 
     def _text(self, processor: Any, prompt: str) -> str:
         if getattr(processor, "chat_template", None):
@@ -98,9 +78,7 @@ class MllmBackend(Backend):
         patch = getattr(getattr(processor, "image_processor", None), "patch_size", None)
         if thw is not None and isinstance(patch, int):
             frames = [(float(t[2]) * patch, float(t[1]) * patch) for t in thw.tolist()]
-        dtype = next(net.parameters()).dtype
-        inputs = {k: (v.to(self.device, dtype=dtype) if v.is_floating_point() else v.to(self.device))
-                  if hasattr(v, "to") else v for k, v in inputs.items()}
+        inputs = to_device(inputs, self.device, next(net.parameters()).dtype)
         kwargs = {"max_new_tokens": self.max_new_tokens, "do_sample": False, **self.generate_kwargs}
         with torch.inference_mode():
             out = net.generate(**inputs, **kwargs)
