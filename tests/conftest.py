@@ -22,7 +22,7 @@ def synth_small(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
 
 
 @pytest.fixture
-def fake_items(tmp_path: "pytest.TempPathFactory"):
+def fake_items(tmp_path):
     """A maker of tiny Market-style datasets: ``fake_items(n, size=(W, H), dataset="fake")`` writes
     ``n`` plain JPEGs under ``tmp_path/<dataset>/bounding_box_train/`` and returns their Items
     (pid = index). Used by the grounding tests."""
