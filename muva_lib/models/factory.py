@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import METHODS, ModelCfg, RunCfg, to_dict
+from ..utils import resolve_device
 from .ammsa import AMMSAEncoder, EncoderOutput
 from .clip_backbone import create_clip
 from .heads import BNNeck, IdClassifier
@@ -105,12 +106,13 @@ class ReidModel(nn.Module):
         return torch.cat([enc.cls_hidden, feat], dim=1) if with_hidden else feat
 
 
-def create_model(cfg: RunCfg | ModelCfg, num_classes: int, device: str | torch.device = "cpu",
+def create_model(cfg: RunCfg | ModelCfg, num_classes: int, device: str | torch.device | None = None,
                  image_size: tuple[int, int] | None = None, method: str | None = None) -> ReidModel:
-    """Build the model of ``cfg`` (a RunCfg: method and image size from it; or a ModelCfg) for
-    ``num_classes`` training identities on ``device``. The method only acts through the config
-    (``num_parts=0`` for CLIP-ReID)."""
+    """Build the model of ``cfg`` (a RunCfg: method, image size and default device from it; or a
+    ModelCfg: 256x128 and CPU unless given) for ``num_classes`` training identities on ``device``.
+    The method only acts through the config (``num_parts=0`` for CLIP-ReID)."""
     if isinstance(cfg, RunCfg):
+        device = device if device is not None else resolve_device(cfg.device)
         method = method or cfg.method
         image_size = image_size or (cfg.data.height, cfg.data.width)
         mcfg = cfg.model
@@ -120,7 +122,7 @@ def create_model(cfg: RunCfg | ModelCfg, num_classes: int, device: str | torch.d
         method = method or ("muva" if mcfg.num_parts else "clipreid")
     if num_classes < 1:
         raise ValueError(f"num_classes={num_classes} must be >= 1")
-    device = torch.device(device)
+    device = torch.device(device if device is not None else "cpu")
     clip, source, quick_gelu = create_clip(mcfg.arch, mcfg.pretrained, tuple(image_size), device=device,
                                            activation=mcfg.activation, context_length=mcfg.text_context_length,
                                            pos_embed_interp=mcfg.pos_embed_interp)
