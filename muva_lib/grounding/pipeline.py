@@ -298,11 +298,11 @@ def part_masks_for(items: Sequence[Item], vge: Any, grid_hw: tuple[int, int] = (
     """
     import warnings
 
+    if vge.source not in MASK_SOURCES:
+        raise ValueError(f"vge.source must be one of {MASK_SOURCES}, got {vge.source!r}")
     if vge.source == "gt":
         return _gt_masks(items, grid_hw, parts, vge.ensure_one_patch)
     source = "calibrated" if vge.calibrate and vge.source == "calibrated" else "raw"
-    if vge.source not in MASK_SOURCES:
-        raise ValueError(f"vge.source must be one of {MASK_SOURCES}, got {vge.source!r}")
     backend = backend_from_cfg(vge, device=device)
     ground_items(items, backend, root=root, progress=progress)
     cfg = CalibCfg.from_vge(vge)
