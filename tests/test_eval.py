@@ -175,7 +175,8 @@ def test_rank_stats_merge_is_the_union_of_query_sets():
     gallery = rank_mod.GalleryIndex.build(gp, gc)
     d, qpt, qct = torch.from_numpy(dist), torch.from_numpy(qp), torch.from_numpy(qc)
     whole = rank_mod.rank_stats(d, qpt, qct, gallery)
-    parts = rank_mod.rank_stats(d[:10], qpt[:10], qct[:10], gallery) + rank_mod.rank_stats(d[10:], qpt[10:], qct[10:], gallery)
+    head = rank_mod.rank_stats(d[:10], qpt[:10], qct[:10], gallery)
+    parts = head + rank_mod.rank_stats(d[10:], qpt[10:], qct[10:], gallery)
     assert_same(whole.result(), parts.result())
 
 
@@ -221,7 +222,8 @@ def test_chunked_evaluate_features_equals_full_matrix(metric, normalize):
 def test_extract_features_batches_flip_and_labels():
     imgs = torch.arange(5 * 3 * 2 * 4, dtype=torch.float32).reshape(5, 3, 2, 4)
     loader = [{"img": imgs[s:s + 2], "pid": torch.tensor([7, 8, 9, 10, 11][s:s + 2]),
-               "camid": torch.tensor([0, 1, 0, 1, 0][s:s + 2]), "key": [f"d/{i}.jpg" for i in range(s, min(s + 2, 5))]}
+               "camid": torch.tensor([0, 1, 0, 1, 0][s:s + 2]),
+               "key": [f"d/{i}.jpg" for i in range(s, min(s + 2, 5))]}
               for s in range(0, 5, 2)]
     top_left = lambda x: x[:, :, 0, 0]  # noqa: E731 - not flip-invariant on purpose
     out = extract_features(top_left, loader, "cpu", progress=False)

@@ -156,7 +156,7 @@ def run_scale(name: str, args: argparse.Namespace, device: torch.device) -> dict
           f"valid queries {fast['num_valid_queries']}/{fast['num_queries']}")
 
     n_ref = nq if name == "market" or args.ref_queries <= 0 else min(args.ref_queries, nq)
-    sub = np.arange(nq) if n_ref == nq else np.sort(np.random.default_rng(args.seed).choice(nq, n_ref, replace=False))
+    sub = np.sort(np.random.default_rng(args.seed).choice(nq, n_ref, replace=False)) if n_ref < nq else np.arange(nq)
     sub_ids = (prob["q_pids"][sub], prob["g_pids"], prob["q_camids"][sub], prob["g_camids"])
     dist, t_dist = _timed(pairwise_distance, prob["qf"][sub], prob["gf"], "euclidean", True,
                           args.chunk_size, device)

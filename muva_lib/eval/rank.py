@@ -224,7 +224,8 @@ def _order_code(vals: torch.Tensor) -> tuple[torch.Tensor, int]:
     return codes, max(int(vals.shape[0]).bit_length(), 1)
 
 
-def _pack(rows: torch.Tensor, code: torch.Tensor, code_bits: int, cols: torch.Tensor, col_bits: int) -> torch.Tensor:
+def _pack(rows: torch.Tensor, code: torch.Tensor, code_bits: int, cols: torch.Tensor, col_bits: int
+          ) -> torch.Tensor:
     """One int64 key per (row, distance code, gallery index), ordered like the tie rule."""
     if int(rows.max()).bit_length() + code_bits + col_bits > 63:
         raise ValueError("too many gallery images or distinct distances for the packed ranking keys")
