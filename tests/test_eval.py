@@ -154,7 +154,7 @@ def random_problem(seed: int, dtype=np.float64, ties: bool = False):
 @pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
 @pytest.mark.parametrize("dense", [0.0, 2.0], ids=["dense-bins", "candidate-lists"])
 def test_fast_equals_reference_on_random_problems(seed, dtype, ties, dense, monkeypatch):
-    monkeypatch.setattr(rank_mod, "ROWS_PER_BLOCK", 5)  # several blocks per chunk
+    monkeypatch.setattr(rank_mod, "BLOCK_ELEMENTS", 600)  # several blocks per chunk
     monkeypatch.setattr(rank_mod, "HIST_BINS", 16)  # crowded bins: the exact in-bin sort matters
     monkeypatch.setattr(rank_mod, "DENSE_FRACTION", dense)  # both ways of binning the candidates
     args = random_problem(seed, dtype, ties)

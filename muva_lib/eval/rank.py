@@ -40,9 +40,9 @@ __all__ = [
 #: CMC ranks reported as ``rank1`` ... ``rank20`` in every result dict.
 REPORTED_RANKS: tuple[int, ...] = (1, 5, 10, 20)
 
-#: Query rows handled together in the fast path: bounds its memory to about
-#: ``ROWS_PER_BLOCK * G * 50`` bytes in the worst case (every gallery item a candidate).
-ROWS_PER_BLOCK = 64
+#: Distances (query rows x G) handled together in the fast path: large enough to keep the number
+#: of torch calls low, small enough to bound its memory to about 50 bytes each in the worst case.
+BLOCK_ELEMENTS = 2**22
 
 #: Distance bins per query row used to count candidates instead of sorting them.
 HIST_BINS = 4096
@@ -338,8 +338,9 @@ def rank_stats(dist: torch.Tensor, q_pids: torch.Tensor, q_camids: torch.Tensor,
     if dist.numel() and torch.isnan(dist.amax()):  # amax propagates NaN: one cheap pass
         raise ValueError("distance matrix contains NaN (NaN features?)")
     stats = RankStats(max_rank)
-    for s in range(0, dist.shape[0], ROWS_PER_BLOCK):
-        e = s + ROWS_PER_BLOCK
+    rows = max(1, BLOCK_ELEMENTS // max(gallery.size, 1))
+    for s in range(0, dist.shape[0], rows):
+        e = s + rows
         stats = stats + _rank_block(dist[s:e], q_pids[s:e], q_camids[s:e], gallery, max_rank)
     return stats
 
