@@ -170,6 +170,16 @@ def test_fast_equals_reference_on_random_problems(seed, dtype, ties, dense, monk
     assert_same(ref, evaluate_rank(torch.from_numpy(args[0]), *args[1:], max_rank=20))
 
 
+def test_ranking_restores_the_torch_thread_count(monkeypatch):
+    monkeypatch.setattr(rank_mod, "RANK_CPU_THREADS", 1)
+    before = torch.get_num_threads()
+    seen = []
+    real = rank_mod._rank_block
+    monkeypatch.setattr(rank_mod, "_rank_block", lambda *a: seen.append(torch.get_num_threads()) or real(*a))
+    evaluate_rank(*random_problem(0))
+    assert torch.get_num_threads() == before and set(seen) == {1}
+
+
 def test_rank_stats_merge_is_the_union_of_query_sets():
     dist, qp, gp, qc, gc = random_problem(3)
     gallery = rank_mod.GalleryIndex.build(gp, gc)

@@ -26,8 +26,9 @@ distance chunks that are never assembled into a full matrix (see ``muva_lib.eval
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -49,6 +50,12 @@ HIST_BINS = 4096
 
 #: Above this fraction of candidates in a block, bins are computed densely (no index lists).
 DENSE_FRACTION = 0.3
+
+#: torch CPU threads while ranking (0: leave torch's setting). The ranking is a string of short
+#: memory-bound torch calls: extra threads gain little there, and on a shared machine each
+#: multi-threaded call can stall on a busy core (measured 10x slower with 2 threads on 2 shared
+#: cores). Distances (one large matrix product) keep every thread.
+RANK_CPU_THREADS = 1
 
 
 class NoValidQueryError(ValueError):
@@ -339,10 +346,25 @@ def rank_stats(dist: torch.Tensor, q_pids: torch.Tensor, q_camids: torch.Tensor,
         raise ValueError("distance matrix contains NaN (NaN features?)")
     stats = RankStats(max_rank)
     rows = max(1, BLOCK_ELEMENTS // max(gallery.size, 1))
-    for s in range(0, dist.shape[0], rows):
-        e = s + rows
-        stats = stats + _rank_block(dist[s:e], q_pids[s:e], q_camids[s:e], gallery, max_rank)
+    with _cpu_threads(dist.device, RANK_CPU_THREADS):
+        for s in range(0, dist.shape[0], rows):
+            e = s + rows
+            stats = stats + _rank_block(dist[s:e], q_pids[s:e], q_camids[s:e], gallery, max_rank)
     return stats
+
+
+@contextmanager
+def _cpu_threads(device: torch.device, n: int) -> Iterator[None]:
+    """Run the block with n torch CPU threads (0 or a non-CPU device: leave the setting alone)."""
+    before = torch.get_num_threads()
+    if device.type != "cpu" or n <= 0 or n >= before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def accumulate(chunks: Iterable[tuple[int, int, torch.Tensor]], q_pids: Any, q_camids: Any,
