@@ -313,3 +313,19 @@ def test_bench_runs_at_tiny_scale(capsys):
     assert bench_main(["--scale", "tiny", "--dim", "8"]) == 0
     out = capsys.readouterr().out
     assert "| tiny |" in out and "peak RSS" in out
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_per_query_numpy_reference_from_features_matches_the_rank_reference(seed):
+    from muva_lib.eval import evaluate_features_reference, pairwise_distance
+
+    rng = np.random.default_rng(seed)
+    qf, gf = rng.normal(size=(23, 16)).astype(np.float32), rng.normal(size=(71, 16)).astype(np.float32)
+    q_pids, g_pids = rng.integers(0, 6, 23), rng.integers(0, 6, 71)
+    q_cams, g_cams = rng.integers(0, 3, 23), rng.integers(0, 3, 71)
+    dist = pairwise_distance(qf, gf, "euclidean", normalize=True).numpy()
+    want = evaluate_rank_reference(dist, q_pids, g_pids, q_cams, g_cams)
+    got = evaluate_features_reference(qf, gf, q_pids, g_pids, q_cams, g_cams)
+    assert got["num_valid_queries"] == want["num_valid_queries"]
+    for key in ("mAP", "mINP", "rank1", "rank5"):
+        assert got[key] == pytest.approx(want[key], abs=1e-9)

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 __all__ = [
-    "REPORTED_RANKS", "evaluate_rank_reference", "evaluate_rank", "RankStats", "GalleryIndex",
+    "REPORTED_RANKS", "evaluate_rank_reference", "evaluate_features_reference", "evaluate_rank", "RankStats", "GalleryIndex",
     "rank_stats", "accumulate", "NoValidQueryError",
 ]
 
@@ -106,6 +106,32 @@ def _result(cmc: np.ndarray, mAP: float, mINP: float, num_valid: int, num_querie
 
 # ----------------------------------------------------------------------------- reference
 
+def _reference_query(dist_row: np.ndarray, q_pid: int, q_camid: int, g_pids: np.ndarray, g_camids: np.ndarray,
+                     max_rank: int) -> tuple[np.ndarray, float, float] | None:
+    """CMC curve, AP and INP of one query from its distance row [G]; None when it has no valid match."""
+    order = np.argsort(dist_row, kind="stable")  # ties: lower gallery index first
+    same_pid = g_pids[order] == q_pid
+    junk = same_pid & (g_camids[order] == q_camid)
+    hits = same_pid[~junk]  # true matches along the junk-free ranked list
+    if not hits.any():
+        return None
+    cmc = np.ones(max_rank)  # padded with 1 past a short list (the hit is inside it)
+    first_curve = np.minimum(hits.cumsum(), 1)[:max_rank]
+    cmc[: first_curve.shape[0]] = first_curve
+    num_rel = hits.sum()
+    precision = hits.cumsum() / np.arange(1, hits.shape[0] + 1)
+    last = np.flatnonzero(hits)[-1]
+    return cmc, float((precision * hits).sum() / num_rel), float(num_rel / (last + 1))
+
+
+def _reference_result(per_query: list[tuple[np.ndarray, float, float] | None], max_rank: int) -> dict[str, Any]:
+    valid = [r for r in per_query if r is not None]
+    if not valid:
+        return _result(np.zeros(max_rank), 0.0, 0.0, 0, len(per_query))
+    return _result(np.mean([r[0] for r in valid], axis=0), np.mean([r[1] for r in valid]),
+                   np.mean([r[2] for r in valid]), len(valid), len(per_query))
+
+
 def evaluate_rank_reference(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any,
                             max_rank: int = 50) -> dict[str, Any]:
     """The plain per-query NumPy loop that defines the metrics (see the module docstring).
@@ -120,26 +146,31 @@ def evaluate_rank_reference(distmat: Any, q_pids: Any, g_pids: Any, q_camids: An
     distmat = np.asarray(distmat)
     if np.isnan(distmat).any():
         raise ValueError("distmat contains NaN")
-    all_cmc, all_ap, all_inp = [], [], []
+    return _reference_result([_reference_query(distmat[i], q_pids[i], q_camids[i], g_pids, g_camids, max_rank)
+                              for i in range(nq)], max_rank)
+
+
+def evaluate_features_reference(qf: Any, gf: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any,
+                                max_rank: int = 50) -> dict[str, Any]:
+    """The straightforward per-query NumPy evaluator, features in: the baseline of ``bench eval``.
+
+    qf [Q, D], gf [G, D] are L2-normalised, then for each query its squared Euclidean distance row
+    to the whole gallery is computed with NumPy (``|g|^2 - 2 g.q + |q|^2``) and ranked as in
+    :func:`evaluate_rank_reference`. Same result dict; memory O(G x D).
+    """
+    q = np.asarray(qf.detach().cpu() if isinstance(qf, torch.Tensor) else qf, dtype=np.float32)
+    g = np.asarray(gf.detach().cpu() if isinstance(gf, torch.Tensor) else gf, dtype=np.float32)
+    q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+    g = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
+    nq, ng = q.shape[0], g.shape[0]
+    q_pids, g_pids = _ids(q_pids, "q_pids", nq), _ids(g_pids, "g_pids", ng)
+    q_camids, g_camids = _ids(q_camids, "q_camids", nq), _ids(g_camids, "g_camids", ng)
+    g_sq = (g * g).sum(axis=1)
+    per_query = []
     for i in range(nq):
-        order = np.argsort(distmat[i], kind="stable")  # ties: lower gallery index first
-        same_pid = g_pids[order] == q_pids[i]
-        junk = same_pid & (g_camids[order] == q_camids[i])
-        hits = same_pid[~junk]  # true matches along the junk-free ranked list
-        if not hits.any():
-            continue
-        cmc = np.ones(max_rank)  # padded with 1 past a short list (the hit is inside it)
-        first_curve = np.minimum(hits.cumsum(), 1)[:max_rank]
-        cmc[: first_curve.shape[0]] = first_curve
-        all_cmc.append(cmc)
-        num_rel = hits.sum()
-        precision = hits.cumsum() / np.arange(1, hits.shape[0] + 1)
-        all_ap.append((precision * hits).sum() / num_rel)
-        last = np.flatnonzero(hits)[-1]
-        all_inp.append(num_rel / (last + 1))
-    if not all_cmc:
-        return _result(np.zeros(max_rank), 0.0, 0.0, 0, nq)
-    return _result(np.mean(all_cmc, axis=0), np.mean(all_ap), np.mean(all_inp), len(all_cmc), nq)
+        row = g_sq - 2.0 * (g @ q[i]) + float(q[i] @ q[i])
+        per_query.append(_reference_query(row, q_pids[i], q_camids[i], g_pids, g_camids, max_rank))
+    return _reference_result(per_query, max_rank)
 
 
 # ----------------------------------------------------------------------------- fast path
