@@ -7,7 +7,6 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
-from .. import __version__
 from ..utils import atomic_write_bytes
 from .factory import ReidModel
 
@@ -45,6 +44,18 @@ class CheckpointMismatchError(ValueError):
         super().__init__(f"checkpoint {path} does not fit the model:\n  " + "\n  ".join(differences))
 
 
+def code_version() -> str:
+    """``muva_lib.__version__``; the installed metadata when the package was imported as a namespace
+    (a stale editable install seen from outside the repository root)."""
+    try:
+        from .. import __version__
+    except ImportError:
+        from importlib.metadata import version
+
+        return version("muva_lib")
+    return __version__
+
+
 def component_state(model: ReidModel, name: str) -> dict[str, torch.Tensor]:
     """The state-dict entries of one component (keys as in ``model.state_dict()``)."""
     if name not in COMPONENTS:
@@ -70,7 +81,7 @@ def save_checkpoint(model: ReidModel, path: str | Path, components: Iterable[str
     """
     names = list(components)
     state = {n: {k: v.detach().cpu() for k, v in component_state(model, n).items()} for n in names}
-    meta = {"format": FORMAT, "code_version": __version__, **model.meta, "components": names,
+    meta = {"format": FORMAT, "code_version": code_version(), **model.meta, "components": names,
             "extra": dict(extra or {})}
     buf = io.BytesIO()
     torch.save({"meta": meta, "state": state}, buf)
