@@ -1,8 +1,10 @@
-"""Image datasets, test-time transforms and loaders over :class:`Item` lists (dict samples)."""
+"""Image datasets (optionally with part masks), test / train transforms and loaders over :class:`Item` lists."""
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import random
+from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
@@ -10,10 +12,12 @@ from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 
 from ..config import DataCfg
+from .sampler import PKSampler
+from .transforms import TrainAugment
 from .types import Item
 
-__all__ = ["INTERPOLATIONS", "interpolation_mode", "read_image", "ImageDataset", "test_transform",
-           "make_test_loader"]
+__all__ = ["INTERPOLATIONS", "interpolation_mode", "read_image", "ImageDataset", "TrainDataset", "test_transform",
+           "train_transform", "make_test_loader", "make_train_loader", "seed_worker"]
 
 INTERPOLATIONS: dict[str, InterpolationMode] = {
     "nearest": InterpolationMode.NEAREST,
@@ -41,15 +45,27 @@ def read_image(path: str) -> Image.Image:
 
 
 class ImageDataset(Dataset):
-    """Items -> dict samples {"img", "pid", "camid", "domain", "index", "key"}.
+    """Items -> dict samples {"img", "pid", "camid", "domain", "index", "key"} (+ "mask").
 
-    ``img`` is ``transform(PIL RGB image)`` (a Tensor[3, H, W] with the test transform). Subclasses
-    add fields (part masks, ...) by extending :meth:`sample`.
+    ``img`` is ``transform(PIL RGB image)`` (a Tensor[3, H, W] with the test transform). With ``masks``
+    (``{item.key: bool [R, L]}``, from :func:`muva_lib.grounding.part_masks_for`) each sample also holds
+    ``mask`` Bool[R, L]; an item without a mask is an error naming its key. Subclasses add fields by
+    extending :meth:`sample`.
     """
 
-    def __init__(self, items: Sequence[Item], transform: Callable[[Image.Image], Any] | None = None):
+    def __init__(self, items: Sequence[Item], transform: Callable[[Image.Image], Any] | None = None,
+                 masks: Mapping[str, Any] | None = None):
         self.items = tuple(items)
         self.transform = transform
+        self.masks = masks
+        if masks is not None:
+            missing = [it.key for it in self.items if it.key not in masks]
+            if missing:
+                raise KeyError(f"{len(missing)} of {len(self.items)} images have no part mask, e.g. {missing[:3]}")
+
+    def mask(self, index: int) -> torch.Tensor:
+        """The part mask of item ``index`` as Bool[R, L]."""
+        return torch.as_tensor(np.asarray(self.masks[self.items[index].key], dtype=bool))
 
     def __len__(self) -> int:
         return len(self.items)
@@ -61,10 +77,33 @@ class ImageDataset(Dataset):
 
     def sample(self, index: int) -> dict[str, Any]:
         img = read_image(self.items[index].path)
-        return {"img": self.transform(img) if self.transform is not None else img, **self.meta(index)}
+        out = {"img": self.transform(img) if self.transform is not None else img, **self.meta(index)}
+        if self.masks is not None:
+            out["mask"] = self.mask(index)
+        return out
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return self.sample(index)
+
+
+class TrainDataset(ImageDataset):
+    """Training samples: ``dataset[(index, aug_seed)]`` -> the :class:`ImageDataset` sample after
+    ``augment(img, mask, torch.Generator seeded with aug_seed)`` (see :class:`TrainAugment`); the
+    samplers of :mod:`muva_lib.data.sampler` yield such pairs. A plain int index means seed = index."""
+
+    def __init__(self, items: Sequence[Item], transform: Callable[[Image.Image], Any], augment: TrainAugment,
+                 masks: Mapping[str, Any] | None = None):
+        super().__init__(items, transform, masks)
+        self.augment = augment
+
+    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, Any]:
+        index, seed = index if isinstance(index, tuple) else (index, index)
+        out = self.sample(index)
+        g = torch.Generator().manual_seed(int(seed))
+        out["img"], mask = self.augment(out["img"], out.get("mask"), g)
+        if mask is not None:
+            out["mask"] = mask
+        return out
 
 
 def test_transform(height: int, width: int, mean: Sequence[float], std: Sequence[float],
@@ -77,13 +116,47 @@ def test_transform(height: int, width: int, mean: Sequence[float], std: Sequence
     ])
 
 
-def make_test_loader(items: Sequence[Item], cfg_data: DataCfg, device: torch.device | str) -> DataLoader:
+def train_transform(cfg_data: DataCfg) -> T.Compose:
+    """The deterministic part of the training transform: resize (``train_interpolation``, bicubic),
+    to tensor, normalise -> Tensor[3, H, W]; the random part is :class:`TrainAugment`."""
+    return test_transform(cfg_data.height, cfg_data.width, cfg_data.pixel_mean, cfg_data.pixel_std,
+                          cfg_data.train_interpolation)
+
+
+def seed_worker(worker_id: int) -> None:
+    """Seed Python and NumPy in a loader worker from torch's per-worker seed (torch seeds itself)."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def _loader_kwargs(cfg_data: DataCfg, device: torch.device | str, seed: int) -> dict[str, Any]:
+    workers = cfg_data.num_workers
+    return dict(num_workers=workers, pin_memory=torch.device(device).type == "cuda",
+                worker_init_fn=seed_worker if workers else None,
+                generator=torch.Generator().manual_seed(seed), persistent_workers=False)
+
+
+def make_test_loader(items: Sequence[Item], cfg_data: DataCfg, device: torch.device | str,
+                     masks: Mapping[str, Any] | None = None) -> DataLoader:
     """A loader over items in their given order (no shuffling, no dropped batch) with the test transform.
 
     Batch size and workers come from ``cfg_data``; memory is pinned only when ``device`` is CUDA.
+    With ``masks`` every batch also holds ``mask`` Bool[B, R, L] (teacher-forced feature passes).
     """
     transform = test_transform(cfg_data.height, cfg_data.width, cfg_data.pixel_mean, cfg_data.pixel_std,
                                cfg_data.test_interpolation)
-    return DataLoader(ImageDataset(items, transform), batch_size=cfg_data.test_batch_size, shuffle=False,
-                      drop_last=False, num_workers=cfg_data.num_workers,
-                      pin_memory=torch.device(device).type == "cuda")
+    return DataLoader(ImageDataset(items, transform, masks), batch_size=cfg_data.test_batch_size, shuffle=False,
+                      drop_last=False, **_loader_kwargs(cfg_data, device, 0))
+
+
+def make_train_loader(items: Sequence[Item], cfg_data: DataCfg, device: torch.device | str, sampler: PKSampler,
+                      grid_hw: tuple[int, int], masks: Mapping[str, Any] | None = None, seed: int = 0) -> DataLoader:
+    """Stage-2 loader: ``sampler`` (a :class:`PKSampler`, call its ``set_epoch`` each epoch) picks the
+    batches and the augmentation seeds; samples are resized (bicubic), normalised, flipped jointly with
+    their part mask (``masks``, patch grid ``grid_hw``), padded / cropped / erased as ``cfg_data`` says.
+    Batches: img [B, 3, H, W], pid [B], camid [B], domain [B], index [B], key (list), mask Bool[B, R, L]."""
+    augment = TrainAugment(grid_hw, cfg_data.flip_prob, cfg_data.pad, cfg_data.erase_prob,
+                           cfg_data.pixel_mean, cfg_data.pixel_std)
+    dataset = TrainDataset(items, train_transform(cfg_data), augment, masks)
+    return DataLoader(dataset, batch_sampler=sampler, **_loader_kwargs(cfg_data, device, seed))
