@@ -44,6 +44,8 @@ class DataCfg:
     train_interpolation: str = "bicubic"  # stage-2 training resize
     test_interpolation: str = "bilinear"  # prototype / memory / test resize
     flip_prob: float = 0.5  # joint image + part-mask horizontal flip in stage 2
+    pad: int = 0  # stage-2 pad + random crop back to size (MUVA 0: off; CLIP-ReID 10)
+    erase_prob: float = 0.0  # stage-2 random erasing, timm pixel mode (MUVA 0: off; CLIP-ReID 0.5)
     batch_size: int = 64  # P x K
     num_instances: int = 4  # K images per identity in a PK batch
     test_batch_size: int = 64
@@ -107,6 +109,7 @@ class ModelCfg:
     # QuickGELU; open_clip does not check a local file), "quick_gelu" / "gelu" force it
     activation: str = "auto"  # auto | quick_gelu | gelu
     pos_embed_interp: str = "bilinear"  # resizing CLIP's square patch grid to 16x8 (CLIP-ReID / MUVA)
+    cls_head: bool = False  # CLIP-ReID: a second BNNeck + ID classifier on the D-wide CLS (cls_hidden)
 
 
 @dataclass
@@ -160,7 +163,8 @@ class Stage2Cfg:
 class EvalCfg:
     """Test-time features and metrics (muva_spec.md sections 2, 3.3)."""
 
-    after_bn: bool = True
+    after_bn: bool = True  # MUVA BN(f); CLIP-ReID uses the pre-BN features
+    with_hidden: bool = False  # prepend the D-wide CLS (CLIP-ReID: concat(cls_hidden, f) = 768 + 512)
     feat_norm: bool = True
     metric: str = "euclidean"  # euclidean (squared, on normalised features = cosine ranking) | cosine
     ranks: tuple[int, ...] = (1, 5, 10, 20)
@@ -227,6 +231,11 @@ METHODS: dict[str, dict[str, Any]] = {
         "stage2.w_triplet": 1.0,
         "stage2.bias_lr_factor": 2.0,
         "stage2.rmp_lr_mult": 1.0,
+        "model.cls_head": True,
+        "data.pad": 10,
+        "data.erase_prob": 0.5,
+        "eval.after_bn": False,
+        "eval.with_hidden": True,
     },
     "pivl": {
         "model.num_parts": 0,
@@ -240,6 +249,11 @@ METHODS: dict[str, dict[str, Any]] = {
         "stage2.bias_lr_factor": 2.0,
         "stage2.rmp_lr_mult": 1.0,
         "stage2.w_fusion": 1.0,
+        "model.cls_head": True,
+        "data.pad": 10,
+        "data.erase_prob": 0.5,
+        "eval.after_bn": False,
+        "eval.with_hidden": True,
     },
 }
 

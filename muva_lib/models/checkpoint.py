@@ -18,7 +18,7 @@ FORMAT = "muva_lib.checkpoint/1"
 COMPONENTS: dict[str, tuple[str, ...]] = {
     "image_encoder": ("image_encoder.visual.", "image_encoder.part_tokens", "image_encoder.part_pos_embed"),
     "rmp": ("image_encoder.rmp.",),
-    "heads": ("bnneck.", "classifier."),
+    "heads": ("bnneck.", "classifier.", "cls_bnneck.", "cls_classifier."),
     "prompts": ("prompt_learner.",),
     "text_encoder": ("text_encoder.",),
 }
@@ -29,7 +29,7 @@ _MUST_MATCH: dict[str, tuple[str, ...]] = {
     "image_encoder": ("model.arch", "image_size", "model.num_parts", "model.part_token_init", "quick_gelu"),
     "rmp": ("model.arch", "image_size", "model.num_parts", "model.rmp_num_heads", "model.rmp_layernorm",
             "model.rmp_inner_shortcut"),
-    "heads": ("model.arch", "model.num_parts", "num_classes"),
+    "heads": ("model.arch", "model.num_parts", "num_classes", "model.cls_head"),
     "prompts": ("model.arch", "model.num_parts", "num_classes", "model.ctx_num", "model.template_type",
                 "model.domain_context", "model.text_context_length"),
     "text_encoder": ("model.arch", "model.text_context_length", "quick_gelu"),

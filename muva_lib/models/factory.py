@@ -25,18 +25,23 @@ def list_methods() -> list[str]:
 
 @dataclass
 class ReidOutput(EncoderOutput):
-    """The encoder's output plus the heads: ``bn_feat`` = BN(f) [B, F], ``logits`` [B, N]."""
+    """The encoder's output plus the heads: ``bn_feat`` = BN(f) [B, F], ``logits`` [B, N]; with the
+    CLIP-ReID CLS head (``model.cls_head``) also ``cls_bn_feat`` = BN'(cls_hidden) [B, D], ``cls_logits`` [B, N]."""
 
     bn_feat: Tensor | None = None
     logits: Tensor | None = None
+    cls_bn_feat: Tensor | None = None
+    cls_logits: Tensor | None = None
 
 
 class ReidModel(nn.Module):
     """Image encoder (AM-MSA, or plain for ``num_parts=0``), BNNeck, ID classifier, prompt learner and the
-    frozen text encoder. ``meta`` holds what a checkpoint must agree with (config, classes, image size)."""
+    frozen text encoder. ``meta`` holds what a checkpoint must agree with (config, classes, image size).
+    ``cls_bnneck`` / ``cls_classifier``: CLIP-ReID's second head on the D-wide CLS (None for MUVA)."""
 
     def __init__(self, image_encoder: AMMSAEncoder, bnneck: BNNeck, classifier: IdClassifier,
-                 prompt_learner: PromptLearner, text_encoder: TextEncoder, meta: dict[str, Any]):
+                 prompt_learner: PromptLearner, text_encoder: TextEncoder, meta: dict[str, Any],
+                 cls_bnneck: BNNeck | None = None, cls_classifier: IdClassifier | None = None):
         super().__init__()
         self.image_encoder = image_encoder
         self.bnneck = bnneck
@@ -44,6 +49,10 @@ class ReidModel(nn.Module):
         self.prompt_learner = prompt_learner
         self.text_encoder = text_encoder
         self.meta = meta
+        if (cls_bnneck is None) != (cls_classifier is None):
+            raise ValueError("cls_bnneck and cls_classifier come together")
+        self.cls_bnneck = cls_bnneck
+        self.cls_classifier = cls_classifier
 
     @property
     def rmp(self) -> nn.ModuleList:
@@ -69,8 +78,10 @@ class ReidModel(nn.Module):
         """images [B, 3, H, W] -> tokens, f, BN(f), ID logits, per-block mask logits (see ReidOutput)."""
         enc = self.image_encoder(images, part_masks, need_weights, return_patches)
         bn = self.bnneck(enc.feat)
+        cls_bn = self.cls_bnneck(enc.cls_hidden) if self.cls_bnneck is not None else None
         return ReidOutput(**{f.name: getattr(enc, f.name) for f in dataclasses.fields(enc)},
-                          bn_feat=bn, logits=self.classifier(bn))
+                          bn_feat=bn, logits=self.classifier(bn), cls_bn_feat=cls_bn,
+                          cls_logits=self.cls_classifier(cls_bn) if cls_bn is not None else None)
 
     def encode_text(self, labels: Tensor) -> Tensor:
         """Identity labels [B] -> text features [B, 1+R, d] (gradient reaches the prompt context only)."""
@@ -137,6 +148,7 @@ def create_model(cfg: RunCfg | ModelCfg, num_classes: int, device: str | torch.d
     meta = {"method": method, "model": to_dict(mcfg), "num_classes": int(num_classes),
             "image_size": [int(s) for s in image_size], "quick_gelu": bool(quick_gelu),
             "weights": source.describe()}
-    model = ReidModel(encoder, BNNeck(encoder.feat_dim), IdClassifier(encoder.feat_dim, num_classes),
-                      prompts, text, meta)
+    heads = (BNNeck(encoder.feat_dim), IdClassifier(encoder.feat_dim, num_classes))
+    cls_heads = (BNNeck(encoder.width), IdClassifier(encoder.width, num_classes)) if mcfg.cls_head else (None, None)
+    model = ReidModel(encoder, *heads, prompts, text, meta, *cls_heads)
     return model.to(device)
