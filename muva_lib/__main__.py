@@ -13,6 +13,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ground": ("ground", "ground a dataset's part boxes with a VGE backend, calibrate, write patch masks"),
     "calibrate": ("calibrate", "re-calibrate an existing grounding store and rewrite its masks"),
     "demo": ("demo", "run the end-to-end demo on the embedded default"),
+    "train": ("train", "train a method on a protocol (both stages) into a run folder; --resume continues one"),
+    "eval": ("eval", "evaluate a run folder or checkpoint on a protocol's targets"),
 }
 
 

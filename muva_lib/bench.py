@@ -12,6 +12,7 @@ from typing import Sequence
 BENCHMARKS: dict[str, str] = {
     "eval": "muva_lib.eval.bench:main",
     "encoder": "muva_lib.models.bench:main",
+    "train": "muva_lib.train.bench:main",
 }
 
 

@@ -40,3 +40,24 @@ def fake_items(tmp_path):
             out.append(Item(str(path), i, 0, dataset, rel))
         return out
     return make
+
+
+#: overrides that shrink the smoke preset to seconds on ``synth_small`` (24 training ids x 6 images)
+TINY_TRAIN = ("threads=1", "stage1.epochs=1", "stage2.epochs=2", "data.batch_size=16", "stage1.batch_size=16",
+              "data.test_batch_size=64")
+
+
+@pytest.fixture(scope="session")
+def train_data_root(tmp_path_factory: pytest.TempPathFactory):
+    """A data root shared by the training tests (the grounding store of ``synth_small`` is built once)."""
+    return tmp_path_factory.mktemp("train_data")
+
+
+@pytest.fixture
+def train_env(synth_small, train_data_root, tmp_path, monkeypatch) -> SimpleNamespace:
+    """Environment for training tests: ``MUVA_SYNTH`` -> ``synth_small``, ``MUVA_DATA`` -> a shared
+    session folder, ``MUVA_RUNS`` -> this test's ``tmp_path/runs``. ``overrides`` shrink the smoke preset."""
+    monkeypatch.setenv("MUVA_SYNTH", str(synth_small.root))
+    monkeypatch.setenv("MUVA_DATA", str(train_data_root))
+    monkeypatch.setenv("MUVA_RUNS", str(tmp_path / "runs"))
+    return SimpleNamespace(runs=tmp_path / "runs", protocol="synth-a->synth-b", overrides=list(TINY_TRAIN))

@@ -1,0 +1,48 @@
+"""Evaluate a trained model (a run folder or its checkpoints/final.pt) on a protocol's targets.
+
+The run's config travels inside final.pt (or comes from the run's config.json); key=value overrides
+change evaluation settings (eval.flip=true, eval.k1=50 ...). Prints mAP / R1 / R5 / R10 / mINP.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, type=Path, help="a run folder or a checkpoint file")
+    parser.add_argument("--protocol", default=None, help="protocol whose targets to test (default: the run's)")
+    parser.add_argument("--all-splits", action="store_true", help="small-dataset targets: average all 10 splits")
+    parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (eval.k1 / eval.k2)")
+    parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the run's)")
+    parser.add_argument("--write", action="store_true", help="also write metrics/<target>.json into the run folder")
+    parser.add_argument("--json", type=Path, default=None, help="write the metrics to this JSON file")
+    parser.add_argument("--progress", action="store_true", help="progress bars")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import ConfigError
+    from ..tables import fmt_pct, format_table
+    from ..train import evaluate_run
+
+    overrides = list(args.overrides)
+    if args.all_splits:
+        overrides.append("data.all_splits=true")
+    if args.rerank:
+        overrides.append("eval.rerank=true")
+    try:
+        metrics = evaluate_run(args.checkpoint, args.protocol, overrides, device=args.device,
+                               progress=args.progress, write=args.write)
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    rows = [{"target": t, **{k: fmt_pct(m[k]) for k in ("mAP", "rank1", "rank5", "rank10", "mINP")}}
+            for t, m in metrics.items()]
+    print(format_table(rows))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    return 0

@@ -1,0 +1,120 @@
+"""What both stages share: the protocol's data, the VGE part masks, the model and the run, built once (:func:`prepare`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..config import RunCfg
+from ..data.loading import make_test_loader
+from ..data.protocols import ProtocolData, build
+from ..data.types import Item
+from ..models.factory import ReidModel, ReidOutput, create_model
+from ..utils import autocast, resolve_device, seed_everything, set_threads
+from .ddp import DistInfo, barrier, gather_in_order
+from .loop import Callback
+from .rundir import RunDir
+
+__all__ = ["TrainSetup", "prepare", "training_masks", "feature_pass"]
+
+
+@dataclass
+class TrainSetup:
+    """Everything a stage needs. ``history`` holds the rows of ``logs/stage1.csv``, ``logs/stage2.csv`` and
+    ``logs/eval.csv`` as lists of dicts (pandas-ready); ``timings`` the seconds spent per phase."""
+
+    cfg: RunCfg
+    device: torch.device
+    data: ProtocolData
+    model: ReidModel
+    masks: dict[str, np.ndarray] | None
+    dist: DistInfo = field(default_factory=DistInfo)
+    run: RunDir | None = None
+    callbacks: Sequence[Callback] = ()
+    progress: bool = True
+    history: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {"stage1": [], "stage2": [], "eval": []})
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def amp(self) -> bool:
+        """fp16 autocast + GradScaler: CUDA only, and only when ``cfg.amp``."""
+        return bool(self.cfg.amp) and self.device.type == "cuda"
+
+    @property
+    def grid_hw(self) -> tuple[int, int]:
+        return tuple(self.model.image_encoder.grid_size)
+
+    @property
+    def writes(self) -> bool:
+        """This process writes the run folder (rank 0 with a run)."""
+        return self.run is not None and self.dist.is_main
+
+
+def training_masks(cfg: RunCfg, items: Sequence[Item], grid_hw: tuple[int, int], device: torch.device,
+                   dist: DistInfo = DistInfo(), progress: bool = False) -> dict[str, np.ndarray]:
+    """VGE part masks ``{key: bool [R, h*w]}`` of the training items. Rank 0 grounds and writes the
+    store first; the other ranks then only read it."""
+    from ..grounding import part_masks_for
+
+    masks = None
+    if dist.is_main:
+        masks = part_masks_for(items, cfg.vge, grid_hw, device=device, progress=progress)
+    barrier()
+    if masks is None:
+        masks = part_masks_for(items, cfg.vge, grid_hw, device=device)
+    return masks
+
+
+def prepare(cfg: RunCfg, device: str | torch.device | None = None, *, run: RunDir | None = None,
+            callbacks: Sequence[Callback] = (), progress: bool = True, dist: DistInfo | None = None,
+            data: ProtocolData | None = None) -> TrainSetup:
+    """Threads, protocol data, VGE masks (MUVA), then the seeded model: a :class:`TrainSetup`.
+
+    ``device`` defaults to ``cfg.device`` (``auto``: CUDA when present). The model is created right
+    after ``seed_everything(cfg.seed)``, so the same config always starts from the same weights.
+    """
+    dist = dist or DistInfo()
+    device = torch.device(device) if device is not None else resolve_device(cfg.device)
+    set_threads(cfg.threads)
+    if data is None:
+        data = build(cfg.data.protocol, split_index=cfg.data.split_index, all_splits=cfg.data.all_splits,
+                     strict=cfg.data.strict)
+    masks = None
+    if cfg.model.num_parts:
+        from ..grounding import grid_for
+        masks = training_masks(cfg, data.train, grid_for((cfg.data.height, cfg.data.width)), device, dist, progress)
+    seed_everything(cfg.seed, cfg.deterministic)
+    model = create_model(cfg, data.num_classes, device=device)
+    if masks is not None:
+        rows = next(iter(masks.values())).shape
+        if tuple(rows) != (model.num_parts, model.image_encoder.num_patches):
+            raise ValueError(f"part masks are {tuple(rows)} but the model needs "
+                             f"({model.num_parts}, {model.image_encoder.num_patches}) (parts, patches)")
+    return TrainSetup(cfg, device, data, model, masks, dist, run, tuple(callbacks), progress)
+
+
+@torch.no_grad()
+def feature_pass(model: ReidModel, items: Sequence[Item], setup: TrainSetup,
+                 select: Callable[[ReidOutput], torch.Tensor], *, teacher_forced: bool = True,
+                 desc: str = "features") -> torch.Tensor:
+    """Eval-mode pass over ``items`` with the test transform: ``select(model output)`` per batch ->
+    [M, F] fp32 on the device, in item order. With ``teacher_forced`` and part masks, the VGE masks gate
+    every block (the RMPs are skipped). Under DDP each rank computes every world_size-th item and the
+    rows are gathered. The model's train / eval mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    dist = setup.dist
+    positions = list(range(dist.rank, len(items), dist.world_size))
+    masks = setup.masks if (teacher_forced and setup.masks is not None and model.num_parts) else None
+    loader = make_test_loader([items[i] for i in positions], setup.cfg.data, setup.device, masks)
+    chunks = []
+    for batch in tqdm(loader, desc=desc, disable=not setup.progress, leave=False, dynamic_ncols=True):
+        img = batch["img"].to(setup.device, non_blocking=True)
+        mask = batch["mask"].to(setup.device, non_blocking=True) if masks is not None else None
+        with autocast(setup.device, setup.amp):
+            chunks.append(select(model(img, part_masks=mask)).float())
+    model.train(was_training)
+    return gather_in_order(torch.cat(chunks), positions, len(items))

@@ -1,0 +1,176 @@
+"""Stage 1: learn the per-identity prompts against image features computed once with the frozen encoder.
+
+MUVA (spec 1.4): pre-BN f with teacher-forced VGE masks, VPM-1 = normalised per-id means, batches of
+identity labels from PK sampling (16 ids x 4 repeats), cluster-NCE (T1 = 1). CLIP-ReID (peers 2.2):
+projected CLS, random batches of cached features, SupCon image->text + text->image (T = 1, raw
+dot products). Both: Adam on the prompt context only, warm-up + cosine per epoch. A step runs the
+text encoder only, once per distinct identity of the batch (``ReidModel.text_features``).
+
+Under DDP the feature cache is computed in shards and gathered; the prompt epochs then run
+identically on every rank (same batches, no communication: SupCon needs the whole batch, and the
+text-only steps are cheap), so every rank ends with the prompts of a one-process run.
+"""
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor
+
+from ..config import RunCfg, config_hash
+from ..data.sampler import PKSampler, ShuffledBatchSampler
+from ..losses import cluster_nce, supcon
+from ..memory import visual_prototypes
+from ..models.checkpoint import save_checkpoint
+from ..utils import atomic_write_bytes
+from .checkpoint import load_model_train_state, save_train_state, set_rng_state
+from .loop import StepOutput, make_scaler, notify, train_epoch
+from .optim import make_adam, set_epoch_lr, stage1_lr, stage1_param_groups, stage1_trainable
+from .setup import TrainSetup, feature_pass
+
+__all__ = ["Stage1Cache", "stage1_weights", "compute_stage1_cache", "load_or_compute_cache", "stage1_batches",
+           "make_stage1_sampler", "stage1_step", "run_stage1"]
+
+#: salt of the stage-1 samplers' generators (stage 2 uses 2): the two stages never share batches
+SALT = 1
+
+
+@dataclass
+class Stage1Cache:
+    """Cached image features of the training set: feats [M, F] (pre-BN f, teacher-forced for MUVA),
+    labels [M], keys (``dataset/relpath``) in training-item order."""
+
+    feats: Tensor
+    labels: Tensor
+    keys: list[str]
+
+    def to(self, device: torch.device) -> "Stage1Cache":
+        return Stage1Cache(self.feats.to(device), self.labels.to(device), self.keys)
+
+
+def stage1_weights(cfg: RunCfg) -> dict[str, float]:
+    """The named stage-1 loss terms and their weights (the one place they are listed)."""
+    if cfg.stage1.loss == "cluster_nce":
+        return {"cluster_nce": 1.0}
+    if cfg.stage1.loss == "supcon":
+        return {"i2t": 1.0, "t2i": 1.0}
+    raise ValueError(f"stage1.loss={cfg.stage1.loss!r}; expected cluster_nce or supcon")
+
+
+def compute_stage1_cache(setup: TrainSetup) -> Stage1Cache:
+    """One eval-mode pass of the frozen encoder over the training set (VGE masks for MUVA)."""
+    items = setup.data.train
+    feats = feature_pass(setup.model, items, setup, lambda out: out.feat, teacher_forced=True, desc="stage-1 cache")
+    labels = torch.tensor([it.pid for it in items], dtype=torch.long)
+    return Stage1Cache(feats.cpu(), labels, [it.key for it in items])
+
+
+def load_or_compute_cache(setup: TrainSetup) -> Stage1Cache:
+    """The run's ``cache/stage1_feats.pt`` when it matches the training items, else computed (and saved)."""
+    keys = [it.key for it in setup.data.train]
+    path = setup.run.cache_path if setup.run is not None else None
+    if path is not None and path.is_file():
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if blob.get("keys") == keys:
+            return Stage1Cache(blob["feats"], blob["labels"], blob["keys"])
+    t0 = time.perf_counter()
+    cache = compute_stage1_cache(setup)
+    setup.timings["stage1_cache_s"] = time.perf_counter() - t0
+    if path is not None and setup.dist.is_main:
+        buf = io.BytesIO()
+        torch.save({"feats": cache.feats, "labels": cache.labels, "keys": cache.keys}, buf)
+        atomic_write_bytes(path, buf.getvalue())
+    return cache
+
+
+def make_stage1_sampler(cfg: RunCfg, labels: Tensor) -> PKSampler | ShuffledBatchSampler:
+    """MUVA: PK batches of ``stage1.batch_size`` labels (K = ``data.num_instances`` repeats of each id);
+    CLIP-ReID: a random permutation of the cached images in batches of ``stage1.batch_size``."""
+    if cfg.stage1.loss == "cluster_nce":
+        return PKSampler(labels.tolist(), cfg.stage1.batch_size, cfg.data.num_instances, cfg.seed, salt=SALT)
+    return ShuffledBatchSampler(len(labels), cfg.stage1.batch_size, cfg.seed, salt=SALT)
+
+
+def stage1_batches(sampler: PKSampler | ShuffledBatchSampler) -> list[Tensor]:
+    """The epoch's batches as index tensors into the cache (the augmentation seeds are not needed)."""
+    if isinstance(sampler, PKSampler):
+        return [torch.tensor([i for i, _ in b]) for b in sampler.batches()]
+    return [torch.tensor(b) for b in sampler]
+
+
+def stage1_step(model: Any, cache: Stage1Cache, prototypes: Tensor | None, cfg: RunCfg, idx: Tensor) -> StepOutput:
+    """Loss terms of one batch of cache indices ``idx`` [B]. Text features come from
+    ``model.text_features``: each distinct identity through the text encoder once."""
+    labels = cache.labels[idx.to(cache.labels.device)]
+    text = model.text_features(labels).flatten(1)  # [B, (1+R) d]
+    if cfg.stage1.loss == "cluster_nce":
+        loss = cluster_nce(text, prototypes, labels, cfg.stage1.cluster_nce_temp)
+        acc = (torch.nn.functional.normalize(text.detach().float(), dim=1) @ prototypes.t()).argmax(1) == labels
+        return StepOutput({"cluster_nce": loss}, {"acc": acc.float().mean()}, size=len(labels))
+    img = cache.feats[idx.to(cache.feats.device)]
+    i2t = supcon(img, text, labels, labels)
+    t2i = supcon(text, img, labels, labels)
+    acc = labels[(img.float() @ text.detach().float().t()).argmax(1)] == labels
+    return StepOutput({"i2t": i2t, "t2i": t2i}, {"acc": acc.float().mean()}, size=len(labels))
+
+
+def run_stage1(setup: TrainSetup, state: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Train the prompts for ``stage1.epochs`` epochs (resuming after ``state['epoch']`` when given a
+    stage-1 training state). Writes logs, TensorBoard, ``last.pt`` after every epoch and
+    ``checkpoints/stage1.pt`` at the end (rank 0 with a run). Returns the stage-1 history rows."""
+    cfg, model, device = setup.cfg, setup.model, setup.device
+    t_start = time.perf_counter()
+    cache = load_or_compute_cache(setup).to(device)
+    prototypes = (visual_prototypes(cache.feats, cache.labels, setup.data.num_classes)
+                  if cfg.stage1.loss == "cluster_nce" else None)
+    stage1_trainable(model)
+    model.eval()  # no batch statistics or dropout anywhere in stage 1 (the text tower has none)
+    optimizer = make_adam(stage1_param_groups(model, cfg.stage1))
+    scaler = make_scaler(device, setup.amp)
+    sampler = make_stage1_sampler(cfg, cache.labels.cpu())
+    weights = stage1_weights(cfg)
+    start = 1
+    if state is not None:
+        load_model_train_state(model, state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        sampler.load_state_dict(state["sampler"])
+        set_rng_state(state["rng"])
+        start = int(state["epoch"]) + 1
+    history = setup.history["stage1"] = [r for r in setup.history["stage1"] if r["epoch"] < start]
+    notify(setup.callbacks, "on_stage_start", "stage1", {"epochs": cfg.stage1.epochs, "start_epoch": start,
+                                                         "num_images": len(cache.labels), "weights": weights})
+    tb = setup.run.tb_writer("stage1", purge_step=start) if setup.writes else None
+    for epoch in range(start, cfg.stage1.epochs + 1):
+        notify(setup.callbacks, "on_epoch_start", "stage1", epoch)
+        lr = set_epoch_lr(optimizer, lambda base: stage1_lr(epoch, cfg.stage1) * base / cfg.stage1.lr)[0]
+        sampler.set_epoch(epoch)
+        batches = stage1_batches(sampler)
+        row = train_epoch(lambda idx: stage1_step(model, cache, prototypes, cfg, idx), batches, weights, optimizer,
+                          scaler, device=device, amp=setup.amp, stage="stage1", epoch=epoch,
+                          callbacks=setup.callbacks, progress=setup.progress, total=len(batches))
+        record = {"epoch": epoch, "lr": lr, **row}
+        history.append(record)
+        if setup.writes:
+            setup.run.write_rows("stage1", history)
+            save_train_state(setup.run.last_path, stage="stage1", epoch=epoch, model=model, optimizer=optimizer,
+                             scaler=scaler, sampler=sampler, history=setup.history,
+                             config_hash=config_hash(cfg))
+            setup.run.update_manifest(progress={"stage": "stage1", "epoch": epoch})
+            if tb is not None:
+                for k, v in record.items():
+                    if k != "epoch":
+                        tb.add_scalar(f"stage1/{k}", v, epoch)
+                tb.flush()
+        notify(setup.callbacks, "on_epoch_end", "stage1", epoch, record)
+    if tb is not None:
+        tb.close()
+    if setup.writes:
+        save_checkpoint(model, setup.run.stage1_path, components=("prompts",),
+                        extra={"stage": "stage1", "epoch": cfg.stage1.epochs})
+    setup.timings["stage1_s"] = setup.timings.get("stage1_s", 0.0) + time.perf_counter() - t_start
+    notify(setup.callbacks, "on_stage_end", "stage1", history)
+    return history
