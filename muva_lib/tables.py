@@ -1,9 +1,17 @@
-"""Plain-text and Markdown tables (results tables in the paper's layout build on ``format_table``)."""
+"""Results tables: collected run metrics, the paper's reported numbers as data, paper-layout tables, Markdown and LaTeX export."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
 
-__all__ = ["format_table", "fmt_pct"]
+import pandas as pd
+
+__all__ = ["format_table", "fmt_pct", "PaperTable", "PAPER_TABLES", "METHOD_NAMES", "paper_rows", "collect_results",
+           "summarise", "cell", "results_table", "paper_table", "synthetic_table", "to_markdown", "to_latex",
+           "export_table"]
 
 
 def fmt_pct(value: float | None, digits: int = 1) -> str:
@@ -31,3 +39,266 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | Non
     out = [line(cols), sep if markdown else sep.replace("|", "+")]
     out += [line(row) for row in cells]
     return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- reported numbers
+
+@dataclass(frozen=True)
+class PaperTable:
+    """A table of reported numbers: columns are protocol names; each row is
+    ``(method, source, "mAP/R1 mAP/R1 ...")`` in percent, ``-`` where not reported."""
+
+    name: str
+    title: str
+    protocols: tuple[str, ...]
+    rows: tuple[tuple[str, str, str], ...]
+
+
+_T1 = "MUVA Table 1"
+_T2 = "MUVA Table 2"
+_T3 = "MUVA Table 3"
+_DIFF = "DiffReID README (3rd party)"
+
+#: Reported numbers (muva_spec.md section 5; peers.md 9.1, 9.2; pivl_notes.md). ``*``: input larger
+#: than 256x128; ``‡``: extra pre-training data; ``†`` as in the paper.
+PAPER_TABLES: dict[str, PaperTable] = {t.name: t for t in (
+    PaperTable("table1", "Table 1: single-source DG, mAP / R1 (%)",
+               ("ma->d", "ma->ms", "d->ma", "d->ms", "ms->ma", "ms->d"), (
+                   ("MUVA", _T1, "52.0/72.1 27.6/56.8 51.4/78.3 26.8/55.7 59.5/82.7 62.0/77.8"),
+                   ("CLIP-ReID", _DIFF, "51.7/69.6 23.0/48.9 - - 51.5/76.2 58.0/74.9"),
+                   ("DCAC", _T1, "49.5/69.1 23.4/52.1 42.3/71.5 19.7/47.4 52.1/77.9 58.4/75.0"),
+                   ("CLIP-FGDI*", _T1, "41.6/64.1 20.2/47.0 48.6/75.7 25.2/53.8 44.7/73.0 47.5/66.9"),
+                   ("DMRL", _T1, "- 21.5/50.6 - - 55.1/81.3 -"),
+                   ("MMET", _T1, "- 26.8/50.1 - - 40.6/76.3 -"),
+                   ("PAT", _T1, "48.9/67.9 18.2/42.8 45.2/71.9 19.2/43.9 47.3/72.2 54.9/71.4"),
+                   ("QAConv-MS*", _T1, "- 19.9/49.7 - - 54.5/83.0 -"),
+                   ("IGMG*", _T1, "41.6/64.2 - 42.1/75.8 - 53.5/80.9 61.6/77.7"),
+                   ("TransMatcher*", _T1, "42.6/61.8 18.4/47.3 46.9/77.5 20.7/52.8 52.0/80.1 50.8/67.9"),
+                   ("LDU", _T1, "38.0/59.5 13.5/35.7 42.3/73.2 16.7/44.2 44.8/74.6 48.9/69.2"),
+                   ("STL", _T1, "- 19.8/48.9 - - 54.0/82.5 -"),
+               )),
+    PaperTable("table2", "Table 2: single-source DG with CUHK03-NP, mAP / R1 (%)",
+               ("ma->c3", "d->c3", "ms->c3", "c3->ma", "c3->d", "c3->ms"), (
+                   ("MUVA", _T2, "38.8/40.8 29.4/31.1 40.2/42.0 45.1/70.2 45.6/66.7 21.0/49.8"),
+                   ("CLIP-ReID", _DIFF, "38.5/39.9 - 38.9/40.2 - - -"),
+                   ("DCAC", _T2, "32.5/33.2 23.0/23.5 34.1/34.4 42.0/68.6 43.2/64.8 17.8/47.3"),
+                   ("PAT", _T2, "26.0/25.4 18.9/18.8 - - - -"),
+                   ("STL", _T2, "26.9/27.7 - 24.5/25.6 - - -"),
+                   ("QAConv-MS*", _T2, "24.9/26.6 - 28.5/31.0 - - -"),
+                   ("MLFP", _T2, "- - - 39.0/70.4 33.8/57.0 -"),
+                   ("GN", _T2, "14.5/14.4 10.3/10.2 - 40.6/67.6 31.2/50.0 11.9/33.4"),
+               )),
+    PaperTable("table3", "Table 3: multi-source DG (leave one out), mAP / R1 (%)",
+               ("d+ms+c3->ma", "ma+ms+c3->d", "ma+d+c3->ms", "ma+d+ms->c3"), (
+                   ("MUVA", _T3, "66.7/86.1 63.8/79.4 34.5/63.1 48.6/49.6"),
+                   ("ISR*‡", _T3, "70.5/87.0 - 30.3/56.4 37.8/36.6"),
+                   ("QAConv-MS*", _T3, "65.2/87.1 - 25.9/57.7 40.3/44.0"),
+                   ("SVIL", _T3, "65.0/86.1 61.7/77.3 19.9/44.6 43.2/44.1"),
+                   ("DCAC", _T3, "56.7/80.0 58.9/75.4 27.5/56.7 42.5/43.6"),
+                   ("CLIP-FGDI*", _T3, "46.3/77.9 51.0/70.4 28.8/56.7 34.4/35.6"),
+                   ("PAT", _T3, "51.7/75.2 56.5/71.8 21.6/45.6 31.5/31.1"),
+                   ("DCCL", _T3, "63.2/85.3 60.0/75.9 20.5/47.4 38.7/40.3"),
+                   ("RILL†", _T3, "63.5/84.1 56.9/74.8 20.7/45.8 38.7/40.1"),
+                   ("M3L", _T3, "48.1/74.5 50.5/69.4 12.9/33.0 29.9/30.7"),
+               )),
+    PaperTable("in_domain", "Supervised in-domain, mAP / R1 (%)", ("ms", "ma", "d", "occ-d"), (
+        ("CLIP-ReID ViT-B/16", "CLIP-ReID paper (peers.md 9.1)", "73.4/88.7 89.6/95.5 82.5/90.0 59.5/67.1"),
+        ("CLIP-ReID ViT-B/16 + SIE + OLP", "CLIP-ReID paper (peers.md 9.1)",
+         "75.8/89.7 90.5/95.4 83.1/90.8 60.3/67.2"),
+        ("CLIP-ReID RN50", "CLIP-ReID paper (peers.md 9.1)", "63.0/84.4 89.8/95.7 80.7/90.0 53.5/61.0"),
+        ("pi-VL ViT-B/16", "pi-VL paper", "76.5/90.3 91.2/96.2 84.0/92.1 61.0/68.3"),
+        ("pi-VL RN50", "pi-VL paper", "63.8/85.0 90.2/96.1 81.3/91.2 54.0/61.8"),
+    )),
+)}
+
+#: display names of the methods in tables
+METHOD_NAMES: dict[str, str] = {"muva": "MUVA", "clipreid": "CLIP-ReID", "pivl": "pi-VL"}
+
+
+def _parse_pair(text: str) -> tuple[float, float] | None:
+    if text == "-":
+        return None
+    m, r = text.split("/")
+    return float(m), float(r)
+
+
+def paper_rows(table: str) -> pd.DataFrame:
+    """The reported rows of ``PAPER_TABLES[table]`` in long form: method, source, protocol, mAP, R1 (%)."""
+    t = PAPER_TABLES[table]
+    out = []
+    for method, source, values in t.rows:
+        cells = values.split()
+        if len(cells) != len(t.protocols):
+            raise ValueError(f"{table} / {method}: {len(cells)} cells for {len(t.protocols)} protocols")
+        for proto, c in zip(t.protocols, cells):
+            pair = _parse_pair(c)
+            if pair is not None:
+                out.append({"method": method, "source": source, "protocol": proto, "mAP": pair[0], "R1": pair[1]})
+    return pd.DataFrame(out, columns=["method", "source", "protocol", "mAP", "R1"])
+
+
+# ----------------------------------------------------------------------------- our runs
+
+RESULT_COLUMNS = ["protocol", "method", "preset", "seed", "target", "mAP", "rank1", "rank5", "rank10", "mINP",
+                  "config_hash", "run"]
+
+
+def collect_results(runs_root: str | Path | None = None, preset: str | None = None) -> pd.DataFrame:
+    """One row per (finished run, target) under ``runs_root`` (default ``muva_lib.paths.runs_root()``):
+    ``protocol, method, preset, seed, target, mAP, rank1, rank5, rank10, mINP`` (fractions),
+    ``config_hash`` and ``run`` (the folder relative to the root). A run is a folder with a
+    ``manifest.json`` saying ``finished`` and ``metrics/<target>.json`` files; of several runs with the
+    same protocol, method, preset and seed only the newest (by folder name) counts."""
+    from .paths import runs_root as default_root
+
+    root = Path(runs_root) if runs_root is not None else default_root()
+    latest: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for manifest in sorted(root.glob("**/manifest.json")):
+        run = manifest.parent
+        try:
+            info = json.loads(manifest.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if info.get("status") != "finished" or "method" not in info:
+            continue
+        if preset is not None and info.get("preset") != preset:
+            continue
+        rows = []
+        for p in sorted((run / "metrics").glob("*.json")):
+            m = json.loads(p.read_text())
+            rows.append({"protocol": info["protocol"], "method": info["method"], "preset": info.get("preset"),
+                         "seed": info.get("seed"), "target": m.get("target", p.stem),
+                         **{k: m.get(k) for k in ("mAP", "rank1", "rank5", "rank10", "mINP")},
+                         "config_hash": info.get("config_hash"), "run": run.relative_to(root).as_posix()})
+        if rows:
+            key = (info["protocol"], info["method"], info.get("preset"), info.get("seed"))
+            if key not in latest or latest[key][0]["run"].rsplit("/", 1)[-1] < run.name:
+                latest[key] = rows
+    rows = [r for key in sorted(latest, key=str) for r in latest[key]]
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def summarise(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean and spread over seeds: one row per protocol, method, preset, target with ``seeds`` (count),
+    ``mAP``, ``mAP_std``, ``rank1``, ``rank1_std``, ``mINP`` (fractions; std with ddof=1, NaN for one seed)."""
+    keys = ["protocol", "method", "preset", "target"]
+    cols = keys + ["seeds", "mAP", "mAP_std", "rank1", "rank1_std", "mINP"]
+    if results.empty:
+        return pd.DataFrame(columns=cols)
+    g = results.groupby(keys, sort=True)
+    out = g.agg(seeds=("seed", "nunique"), mAP=("mAP", "mean"), mAP_std=("mAP", "std"), rank1=("rank1", "mean"),
+                rank1_std=("rank1", "std"), mINP=("mINP", "mean")).reset_index()
+    return out[cols]
+
+
+# ----------------------------------------------------------------------------- layouts
+
+def cell(mAP: float | None, r1: float | None, mAP_std: float | None = None, r1_std: float | None = None,
+         percent: bool = False) -> str:
+    """``"mAP / R1"`` with one decimal (fractions unless ``percent``), ``±std`` when given; ``-`` when empty."""
+    if mAP is None or r1 is None or pd.isna(mAP) or pd.isna(r1):
+        return "-"
+    scale = 1.0 if percent else 100.0
+
+    def one(v: float, s: float | None) -> str:
+        return f"{v * scale:.1f}" + ("" if s is None or pd.isna(s) else f"±{s * scale:.1f}")
+    return f"{one(mAP, mAP_std)} / {one(r1, r1_std)}"
+
+
+def _ours_label(preset: str, seeds: int) -> str:
+    return f"ours ({preset}, {seeds} seed{'s' if seeds != 1 else ''})"
+
+
+def results_table(summary: pd.DataFrame, protocols: Sequence[str], methods: Iterable[str] | None = None
+                  ) -> pd.DataFrame:
+    """Our rows in the paper's layout: one row per (method, preset) with ``method``, ``source`` and one
+    ``"mAP / R1"`` column per protocol (the first target of each). ``methods`` fixes the row order."""
+    sub = summary[summary["protocol"].isin(protocols)]
+    order = list(methods) if methods is not None else sorted(sub["method"].unique())
+    rows = []
+    for method in order:
+        for preset in sorted(sub.loc[sub["method"] == method, "preset"].unique()):
+            s = sub[(sub["method"] == method) & (sub["preset"] == preset)]
+            row = {"method": METHOD_NAMES.get(method, method),
+                   "source": _ours_label(preset, int(s["seeds"].max()))}
+            for proto in protocols:
+                hit = s[s["protocol"] == proto]
+                row[proto] = "-" if hit.empty else cell(*hit.iloc[0][["mAP", "rank1", "mAP_std", "rank1_std"]])
+            rows.append(row)
+    return pd.DataFrame(rows, columns=["method", "source", *protocols])
+
+
+def paper_table(name: str, summary: pd.DataFrame | None = None, methods: Iterable[str] | None = None
+                ) -> pd.DataFrame:
+    """``PAPER_TABLES[name]`` in the paper's layout, our runs of those protocols (if any) on top."""
+    t = PAPER_TABLES[name]
+    ours = results_table(summary, t.protocols, methods) if summary is not None and not summary.empty else None
+    reported = []
+    for method, source, values in t.rows:
+        pairs = [_parse_pair(c) for c in values.split()]
+        reported.append({"method": method, "source": source,
+                         **{p: "-" if v is None else cell(*v, percent=True) for p, v in zip(t.protocols, pairs)}})
+    rep = pd.DataFrame(reported, columns=["method", "source", *t.protocols])
+    if ours is None or ours.empty:
+        return rep
+    return pd.concat([ours, rep], ignore_index=True)
+
+
+def synthetic_table(summary: pd.DataFrame, methods: Iterable[str] | None = None,
+                    extra: Sequence[Mapping[str, str]] = ()) -> pd.DataFrame:
+    """The synthetic benchmark: a row per method (and preset), a column per synthetic protocol that has
+    runs; ``extra`` rows (e.g. the colour baseline, already formatted) are appended."""
+    from .data.protocols import synthetic_protocols
+
+    present = set(summary["protocol"]) if not summary.empty else set()
+    protocols = [p for p in synthetic_protocols() if p in present]
+    table = results_table(summary, protocols, methods)
+    if extra:
+        table = pd.concat([table, pd.DataFrame(list(extra))], ignore_index=True).fillna("-")
+    return table
+
+
+# ----------------------------------------------------------------------------- export
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A table of string cells as fixed-width Markdown (see :func:`format_table`)."""
+    return format_table(table.to_dict("records"), list(table.columns))
+
+
+_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "$": r"\$", "{": r"\{",
+          "}": r"\}", "->": r"$\to$", "±": r"$\pm$", "‡": r"\ddag{}", "†": r"\dag{}", "~": r"\textasciitilde{}"}
+_LATEX_RE = re.compile("|".join(re.escape(k) for k in sorted(_LATEX, key=len, reverse=True)))
+
+
+def _tex(text: Any) -> str:
+    """Escape LaTeX specials in one pass (arrows and ± become math)."""
+    return _LATEX_RE.sub(lambda m: _LATEX[m.group(0)], str(text))
+
+
+def to_latex(table: pd.DataFrame, caption: str = "", label: str = "") -> str:
+    """A booktabs ``table`` environment (left-aligned text columns, centred result columns)."""
+    cols = list(table.columns)
+    text_cols = sum(1 for c in cols if c in ("method", "source"))
+    spec = "l" * text_cols + "c" * (len(cols) - text_cols)
+    lines = [r"\begin{table}[t]", r"\centering", r"\small"]
+    if caption:
+        lines.append(rf"\caption{{{_tex(caption)}}}")
+    if label:
+        lines.append(rf"\label{{{label}}}")
+    lines += [rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(_tex(c) for c in cols) + r" \\", r"\midrule"]
+    lines += [" & ".join(_tex(v) for v in row) + r" \\" for row in table.itertuples(index=False)]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def export_table(table: pd.DataFrame, name: str, caption: str = "", out_dir: str | Path | None = None
+                 ) -> tuple[Path, Path]:
+    """Write ``<out_dir>/<name>.md`` (caption line + Markdown table) and ``<name>.tex`` (booktabs);
+    default folder ``figures/tables/``. Same table, same bytes. Returns both paths."""
+    from .paths import figures_root
+    from .utils import atomic_write_text
+
+    folder = Path(out_dir) if out_dir is not None else figures_root() / "tables"
+    md = (f"{caption}\n\n" if caption else "") + to_markdown(table) + "\n"
+    tex = to_latex(table, caption, f"tab:{name}")
+    return (atomic_write_text(folder / f"{name}.md", md), atomic_write_text(folder / f"{name}.tex", tex))

@@ -1,0 +1,111 @@
+"""Figures about AM-MSA: predicted vs VGE patch masks per block and part, mask IoU per block, token attention over the patch grid."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import to_rgb
+from matplotlib.figure import Figure
+from PIL import Image
+
+from ..data.types import PARTS
+from .grounding import PART_COLOURS, SCREEN_DPI, THUMB_HW
+
+__all__ = ["load_thumbs", "mask_layers", "iou_per_layer", "attention_maps"]
+
+
+def load_thumbs(paths: Sequence[str], hw: tuple[int, int] = THUMB_HW) -> list[np.ndarray]:
+    """Images resized (plainly, as the model input) to ``hw`` (H, W): uint8 [H, W, 3] each."""
+    out = []
+    for p in paths:
+        with Image.open(p) as im:
+            out.append(np.asarray(im.convert("RGB").resize((hw[1], hw[0]), Image.BILINEAR)))
+    return out
+
+
+def _overlay(ax: Axes, thumb: np.ndarray, mask: np.ndarray, grid_hw: tuple[int, int], colour: str) -> None:
+    """The image dimmed, the patches of a boolean mask [h*w] tinted with ``colour``."""
+    h, w = thumb.shape[:2]
+    cells = np.asarray(mask, bool).reshape(grid_hw)
+    up = np.kron(cells, np.ones((h // grid_hw[0], w // grid_hw[1]), bool))
+    img = thumb.astype(np.float32) / 255.0 * 0.55
+    tint = np.asarray(to_rgb(colour), np.float32)
+    img[up] = 0.45 * img[up] / 0.55 + 0.55 * tint
+    ax.imshow(img, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def mask_layers(thumbs: Sequence[np.ndarray], vge: np.ndarray, pred: np.ndarray, grid_hw: tuple[int, int],
+                parts: Sequence[str] = PARTS) -> Figure:
+    """Rows: each image x each part; columns: the VGE mask, then the predicted mask of every block.
+
+    thumbs: images at the model input size; vge Bool[n, R, L]; pred Bool[n, blocks, R, L] (the offline
+    gate of each block, sigmoid(A_i) > 0.5); L = h * w of ``grid_hw``."""
+    n, blocks, r = pred.shape[:3]
+    if vge.shape[:2] != (n, r) or len(thumbs) != n:
+        raise ValueError(f"vge {vge.shape} / pred {pred.shape} / {len(thumbs)} images do not match")
+    fig, axes = plt.subplots(n * r, 1 + blocks, squeeze=False, figsize=(0.62 * (1 + blocks) + 0.5, 1.12 * n * r),
+                             dpi=SCREEN_DPI)
+    for i in range(n):
+        for j in range(r):
+            row = axes[i * r + j]
+            colour = PART_COLOURS.get(parts[j], "#ff7f0e")
+            _overlay(row[0], thumbs[i], vge[i, j], grid_hw, colour)
+            for b in range(blocks):
+                _overlay(row[1 + b], thumbs[i], pred[i, b, j], grid_hw, colour)
+            row[0].set_ylabel(f"image {i + 1}\n{parts[j]}", fontsize=6)
+    for c, name in enumerate(["VGE", *(f"block {b + 1}" for b in range(blocks))]):
+        axes[0][c].set_title(name, fontsize=7)
+    fig.subplots_adjust(wspace=0.05, hspace=0.08, left=0.12, right=0.99, top=0.95, bottom=0.01)
+    plt.close(fig)
+    return fig
+
+
+def iou_per_layer(iou: np.ndarray, parts: Sequence[str] = PARTS, title: str = "") -> Figure:
+    """Mean IoU of each block's predicted mask with the VGE mask: iou [blocks, R] (one line per part,
+    the mean over parts dashed)."""
+    iou = np.asarray(iou, float)
+    x = np.arange(1, iou.shape[0] + 1)
+    fig, ax = plt.subplots(figsize=(3.2, 2.2), dpi=SCREEN_DPI)
+    for j in range(iou.shape[1]):
+        ax.plot(x, iou[:, j], marker="o", ms=3, color=PART_COLOURS.get(parts[j], "0.5"), label=parts[j])
+    ax.plot(x, iou.mean(1), ls="--", color="k", lw=1, label="mean")
+    ax.set_xticks(x)
+    ax.set_xlabel("block", fontsize=7)
+    ax.set_ylabel("mask IoU with the VGE", fontsize=7)
+    ax.set_ylim(0, 1)
+    ax.tick_params(labelsize=6)
+    ax.legend(fontsize=6, frameon=False)
+    if title:
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout(pad=0.4)
+    plt.close(fig)
+    return fig
+
+
+def attention_maps(thumbs: Sequence[np.ndarray], maps: np.ndarray, names: Sequence[str]) -> Figure:
+    """Rows: images; columns: the image, then the attention of each token (CLS, parts) over the patch
+    grid as a heat map on the image. maps [n, tokens, gh, gw] (each map sums to 1 over the patches)."""
+    maps = np.asarray(maps, float)
+    n, k = maps.shape[:2]
+    if len(names) != k or len(thumbs) != n:
+        raise ValueError(f"maps {maps.shape} vs {len(names)} names / {len(thumbs)} images")
+    fig, axes = plt.subplots(n, 1 + k, squeeze=False, figsize=(0.7 * (1 + k) + 0.3, 1.3 * n), dpi=SCREEN_DPI)
+    for i in range(n):
+        h, w = thumbs[i].shape[:2]
+        axes[i][0].imshow(thumbs[i])
+        for t in range(k):
+            ax = axes[i][1 + t]
+            ax.imshow(thumbs[i], alpha=0.5)
+            ax.imshow(maps[i, t], cmap="magma", alpha=0.6, extent=(0, w, h, 0), interpolation="nearest")
+        for ax in axes[i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    for c, name in enumerate(["image", *names]):
+        axes[0][c].set_title(name, fontsize=7)
+    fig.subplots_adjust(wspace=0.05, hspace=0.06, left=0.01, right=0.99, top=0.9, bottom=0.01)
+    plt.close(fig)
+    return fig

@@ -1,0 +1,123 @@
+"""The pure run diagnostics of muva_lib.analysis, on hand-made tensors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from muva_lib import analysis as an
+
+
+def test_granularity_names():
+    assert an.granularity_names(4) == ["global", "head", "upper", "legs"]
+    assert an.granularity_names(1) == ["global"]
+    with pytest.raises(ValueError):
+        an.granularity_names(5)
+
+
+def _toy():
+    """3 ids, 2 granularities of d=2: the global slice separates ids, the part slice confuses 1 and 2."""
+    text = torch.tensor([[[1.0, 0.0], [1.0, 0.0]],
+                         [[0.0, 1.0], [0.0, 1.0]],
+                         [[-1.0, 0.0], [0.0, 1.0]]])  # [N=3, G=2, d=2]
+    feats = torch.tensor([[2.0, 0.0, 1.0, 0.0], [1.0, 0.0, 3.0, 0.0],  # id 0
+                          [0.0, 1.0, 0.0, 1.0],                        # id 1
+                          [-1.0, 0.0, 0.1, 1.0]])                      # id 2
+    labels = torch.tensor([0, 0, 1, 2])
+    return text, feats, labels
+
+
+def test_text_prototype_similarity_by_hand():
+    text, feats, labels = _toy()
+    sim = an.text_prototype_similarity(text, feats, labels)
+    assert sim.shape == (2, 3, 3)
+    # global slice: prototypes (1,0), (0,1), (-1,0)
+    assert torch.allclose(sim[0], torch.tensor([[1.0, 0, -1], [0, 1, 0], [-1, 0, 1]]))
+    # part slice: id 2's prototype is normalise(0.1, 1); text of id 1 and id 2 is (0, 1)
+    p2 = torch.tensor([0.1, 1.0]) / torch.tensor([0.1, 1.0]).norm()
+    assert torch.isclose(sim[1, 1, 2], p2[1]) and torch.isclose(sim[1, 2, 1], torch.tensor(1.0))
+
+
+def test_text_to_prototype_accuracy_by_hand():
+    text, feats, labels = _toy()
+    acc = an.text_to_prototype_accuracy(text, feats, labels)
+    assert acc["global"] == 1.0
+    # part slice: id 0 -> itself, id 1 -> itself (1.0 vs 0.995), id 2 -> id 1 (1.0 > 0.995): 2 of 3
+    assert acc["head"] == pytest.approx(2 / 3)
+
+
+def test_text_to_prototype_accuracy_skips_ids_without_images():
+    text, feats, labels = _toy()
+    keep = labels != 1
+    acc = an.text_to_prototype_accuracy(text, feats[keep], labels[keep], names=["g", "p"])
+    assert acc == {"g": 1.0, "p": 1.0}
+
+
+def test_text_to_prototype_rejects_bad_shapes():
+    text, feats, labels = _toy()
+    with pytest.raises(ValueError, match="do not fit"):
+        an.text_to_prototype_accuracy(text, feats[:, :3], labels)
+    with pytest.raises(ValueError, match="labels"):
+        an.text_to_prototype_accuracy(text, feats, torch.tensor([0, 0, 1, 3]))
+
+
+def test_memory_stats_by_hand():
+    bank = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    x = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    labels = torch.tensor([0, 0, 1])
+    own, other = an.memory_similarities(bank, x, labels)
+    np.testing.assert_allclose(own, [1.0, 0.6, 1.0])
+    np.testing.assert_allclose(other, [0.0, 0.8, 0.0])
+    st = an.memory_stats(bank, x, labels)
+    assert st["own_sim"] == pytest.approx(2.6 / 3)
+    assert st["hardest_own_sim"] == pytest.approx((0.6 + 1.0) / 2)
+    assert st["other_sim"] == pytest.approx(0.8 / 3)
+    assert st["nearest_own"] == pytest.approx(2 / 3)
+    assert st["proto_sim"] == pytest.approx(0.0)
+    with pytest.raises(ValueError):
+        an.memory_stats(bank[:1], x, labels)
+
+
+def test_mask_iou_and_per_layer():
+    t = torch.tensor([[[1, 1, 0, 0], [0, 0, 0, 0]]], dtype=torch.bool)  # [B=1, R=2, L=4]
+    p = torch.tensor([[[1, 0, 1, 0], [0, 0, 0, 0]]], dtype=torch.bool)
+    assert an.mask_iou(p, t).tolist() == [[1 / 3, 1.0]]  # empty vs empty counts 1
+    big = 10.0
+    layer1 = (p.float() * 2 - 1) * big  # sigmoid > 0.5 exactly where p
+    layer2 = (t.float() * 2 - 1) * big
+    iou = an.mask_iou_per_layer([layer1, layer2], t)
+    np.testing.assert_allclose(iou, [[1 / 3, 1.0], [1.0, 1.0]])
+    with pytest.raises(ValueError):
+        an.mask_iou_per_layer([], t)
+
+
+def test_token_attention_picks_rows_and_patch_columns():
+    b, h, r, gh, gw = 2, 2, 1, 2, 2
+    t = 1 + r + gh * gw
+    attn = torch.zeros(b, h, t, t)
+    attn[:, :, 0, 2] = 1.0  # CLS looks at patch 0
+    attn[:, 0, 1, 5] = 3.0  # part looks at patch 3 (head 0), and at CLS (ignored)
+    attn[:, 1, 1, 0] = 5.0
+    out = an.token_attention(attn, r, (gh, gw))
+    assert out.shape == (b, 2, gh, gw)
+    assert out[0, 0].tolist() == [[1.0, 0.0], [0.0, 0.0]]
+    assert out[0, 1].tolist() == [[0.0, 0.0], [0.0, 1.0]]
+    with pytest.raises(ValueError):
+        an.token_attention(attn, 2, (gh, gw))
+
+
+def test_ranked_gallery_removes_junk_and_marks_matches():
+    dist = np.array([[0.1, 0.2, 0.3, 0.4, 0.2]])
+    idx, match = an.ranked_gallery(dist, [7], [7, 7, 3, 7, 0], [1], [1, 2, 1, 3, 2], topk=4)
+    # gallery 0 is junk (same id, same camera); ties 1 and 4 keep index order
+    assert idx.tolist() == [[1, 4, 2, 3]]
+    assert match.tolist() == [[True, False, False, True]]
+    idx, match = an.ranked_gallery(dist, [7], [7, 7, 3, 7, 0], [1], [1, 2, 1, 3, 2], topk=6)
+    assert idx[0, -2:].tolist() == [-1, -1] and not match[0, -2:].any()
+
+
+def test_decreased():
+    assert an.decreased([{"loss": 3.0}, {"loss": 2.0}])
+    assert not an.decreased([{"loss": 1.0}, {"loss": 2.0}])
+    with pytest.raises(ValueError):
+        an.decreased([{"loss": 1.0}])

@@ -1,0 +1,127 @@
+"""Results tables: reported numbers as data, collection of fake run folders, paper layout, Markdown and LaTeX."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from muva_lib import tables as tb
+from muva_lib.data.protocols import PROTOCOLS
+
+
+def _fake_run(root: Path, protocol: str, method: str, seed: int, maps: dict[str, tuple[float, float]],
+              name: str = "20260101-000000", preset: str = "smoke", status: str = "finished") -> Path:
+    from muva_lib.paths import slug
+
+    run = root / slug(protocol) / method / f"{name}-{preset}-s{seed}"
+    (run / "metrics").mkdir(parents=True)
+    (run / "manifest.json").write_text(json.dumps({"status": status, "protocol": protocol, "method": method,
+                                                   "preset": preset, "seed": seed, "config_hash": "abc"}))
+    for target, (m, r1) in maps.items():
+        (run / "metrics" / f"{target}.json").write_text(json.dumps(
+            {"target": target, "mAP": m, "rank1": r1, "rank5": r1, "rank10": r1, "mINP": m / 2}))
+    return run
+
+
+def test_paper_tables_are_well_formed_and_name_real_protocols():
+    for name, t in tb.PAPER_TABLES.items():
+        rows = tb.paper_rows(name)  # parses every cell, checks the counts
+        assert set(rows["protocol"]) <= set(t.protocols)
+        for p in t.protocols:
+            assert p in PROTOCOLS, f"{name}: {p} is not a named protocol"
+    t1 = tb.paper_rows("table1")
+    muva = t1[t1["method"] == "MUVA"].set_index("protocol")
+    assert muva.loc["ma->d", "mAP"] == 52.0 and muva.loc["ms->ma", "R1"] == 82.7
+    t3 = tb.paper_rows("table3")
+    assert t3[(t3["method"] == "MUVA") & (t3["protocol"] == "ma+d+ms->c3")]["R1"].item() == 49.6
+
+
+def test_cell_formats():
+    assert tb.cell(0.5234, 0.7) == "52.3 / 70.0"
+    assert tb.cell(0.5, 0.7, 0.012, float("nan")) == "50.0±1.2 / 70.0"
+    assert tb.cell(52.0, 72.1, percent=True) == "52.0 / 72.1"
+    assert tb.cell(None, 0.1) == "-" and tb.cell(float("nan"), 0.1) == "-"
+
+
+def test_collect_results_and_summary_over_seeds(tmp_path):
+    _fake_run(tmp_path, "synth-a->synth-b", "muva", 0, {"synth-b": (0.40, 0.60)})
+    _fake_run(tmp_path, "synth-a->synth-b", "muva", 1, {"synth-b": (0.50, 0.70)})
+    _fake_run(tmp_path, "synth-a->synth-b", "clipreid", 0, {"synth-b": (0.30, 0.50)})
+    _fake_run(tmp_path, "synth-a->synth-b", "clipreid", 1, {"synth-b": (0.9, 0.9)}, status="running")
+    _fake_run(tmp_path, "synth-a->synth-b", "muva", 0, {"synth-b": (0.10, 0.10)}, name="20250101-000000")  # older
+    _fake_run(tmp_path, "ma->d", "muva", 0, {"dukemtmc": (0.55, 0.75)}, preset="paper")
+    df = tb.collect_results(tmp_path)
+    assert list(df.columns) == tb.RESULT_COLUMNS
+    assert len(df) == 4  # the running run and the older duplicate are left out
+    assert sorted(df["mAP"]) == [0.30, 0.40, 0.50, 0.55]
+    assert len(tb.collect_results(tmp_path, preset="paper")) == 1
+    s = tb.summarise(df)
+    row = s[(s["protocol"] == "synth-a->synth-b") & (s["method"] == "muva")].iloc[0]
+    assert row["seeds"] == 2
+    assert row["mAP"] == pytest.approx(0.45) and row["mAP_std"] == pytest.approx(0.0707107, abs=1e-6)
+    assert row["rank1"] == pytest.approx(0.65)
+    one = s[s["method"] == "clipreid"].iloc[0]
+    assert one["seeds"] == 1 and pd.isna(one["mAP_std"])
+
+
+def test_collect_results_of_an_empty_root(tmp_path):
+    df = tb.collect_results(tmp_path / "nothing")
+    assert df.empty and list(df.columns) == tb.RESULT_COLUMNS
+    assert tb.summarise(df).empty
+
+
+def test_paper_table_layout_with_our_rows_on_top(tmp_path):
+    _fake_run(tmp_path, "ma->d", "muva", 0, {"dukemtmc": (0.50, 0.70)}, preset="paper")
+    _fake_run(tmp_path, "ma->d", "muva", 1, {"dukemtmc": (0.54, 0.74)}, preset="paper")
+    _fake_run(tmp_path, "d->ma", "clipreid", 0, {"market1501": (0.40, 0.65)}, preset="paper")
+    s = tb.summarise(tb.collect_results(tmp_path))
+    t = tb.paper_table("table1", s, methods=["muva", "clipreid"])
+    assert list(t.columns) == ["method", "source", "ma->d", "ma->ms", "d->ma", "d->ms", "ms->ma", "ms->d"]
+    assert t.iloc[0].tolist() == ["MUVA", "ours (paper, 2 seeds)", "52.0±2.8 / 72.0±2.8", "-", "-", "-", "-", "-"]
+    assert t.iloc[1].tolist()[:5] == ["CLIP-ReID", "ours (paper, 1 seed)", "-", "-", "40.0 / 65.0"]
+    assert t.iloc[2].tolist() == ["MUVA", "MUVA Table 1", "52.0 / 72.1", "27.6 / 56.8", "51.4 / 78.3",
+                                  "26.8 / 55.7", "59.5 / 82.7", "62.0 / 77.8"]
+    assert len(t) == 2 + len(tb.PAPER_TABLES["table1"].rows)
+    assert tb.paper_table("table2").iloc[0]["method"] == "MUVA"  # no runs: the reported rows only
+
+
+def test_synthetic_table_and_extra_rows(tmp_path):
+    _fake_run(tmp_path, "synth-a->synth-b", "muva", 0, {"synth-b": (0.40, 0.60)})
+    _fake_run(tmp_path, "synth-b->synth-c", "clipreid", 0, {"synth-c": (0.30, 0.50)})
+    s = tb.summarise(tb.collect_results(tmp_path))
+    t = tb.synthetic_table(s, methods=["muva", "clipreid"],
+                           extra=[{"method": "colour histogram", "source": "baseline", "synth-a->synth-b": "9.0 / 20.0"}])
+    assert list(t.columns) == ["method", "source", "synth-a->synth-b", "synth-b->synth-c"]
+    assert t["synth-a->synth-b"].tolist() == ["40.0 / 60.0", "-", "9.0 / 20.0"]
+    assert t["synth-b->synth-c"].tolist() == ["-", "30.0 / 50.0", "-"]
+
+
+def test_markdown_and_latex_by_hand(tmp_path):
+    t = pd.DataFrame([{"method": "MUVA", "source": "ours_1", "ma->d": "52.0±1.0 / 72.1"},
+                      {"method": "RILL†", "source": "50% & more", "ma->d": "-"}])
+    md = tb.to_markdown(t)
+    assert md.splitlines() == [
+        "| method | source     | ma->d           |",
+        "|--------|------------|-----------------|",
+        "| MUVA   | ours_1     | 52.0±1.0 / 72.1 |",
+        "| RILL†  | 50% & more | -               |",
+    ]
+    tex = tb.to_latex(t, caption="A {caption}", label="tab:x")
+    assert tex.splitlines() == [
+        r"\begin{table}[t]", r"\centering", r"\small", r"\caption{A \{caption\}}", r"\label{tab:x}",
+        r"\begin{tabular}{llc}", r"\toprule", r"method & source & ma$\to$d \\", r"\midrule",
+        r"MUVA & ours\_1 & 52.0$\pm$1.0 / 72.1 \\", r"RILL\dag{} & 50\% \& more & - \\",
+        r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    md_path, tex_path = tb.export_table(t, "x", "caption", out_dir=tmp_path)
+    first = (md_path.read_bytes(), tex_path.read_bytes())
+    tb.export_table(t, "x", "caption", out_dir=tmp_path)
+    assert (md_path.read_bytes(), tex_path.read_bytes()) == first
+    assert md_path.read_text().startswith("caption\n\n| method")
+
+
+def test_export_defaults_to_figures_tables(tmp_path, monkeypatch):
+    monkeypatch.setenv("MUVA_FIGURES", str(tmp_path))
+    md, tex = tb.export_table(tb.paper_table("table3"), "table3")
+    assert md == tmp_path / "tables" / "table3.md" and tex.suffix == ".tex"
