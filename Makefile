@@ -1,6 +1,6 @@
 # The workbench's two front doors. Both set up everything on a fresh machine:
 #   make demo   -- the whole chain end to end on the embedded default (synthetic data, tiny model)
-#   make test   -- unit tests + notebook checks (pytest --nbval), what CI runs
+#   make test   -- unit tests + notebook checks (pytest --nbval, runs trained afresh in a temp folder), what CI runs
 # The dependency list lives in pyproject.toml; the torch/torchvision pins are read from it.
 
 SHELL := /bin/bash
@@ -27,7 +27,8 @@ demo: $(STAMP)
 	$(PY) -m muva_lib demo
 
 test: $(STAMP)
-	@$(PY) -m pytest -q tests $(wildcard notebooks/*.ipynb) $(PYTEST_NB); rc=$$?; \
+	@runs=$$(mktemp -d); MUVA_RUNS=$$runs $(PY) -m pytest -q tests $(wildcard notebooks/*.ipynb) $(PYTEST_NB); rc=$$?; \
+	rm -rf $$runs; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5): failing" >&2; exit 1; fi; \
 	exit $$rc
 

@@ -1,6 +1,12 @@
-"""Pure diagnostics of trained runs: text-to-prototype retrieval, memory statistics, mask IoU per layer, token attention, ranked lists."""
+"""Diagnostics of trained runs: pure functions (text-to-prototype retrieval, memory statistics, mask IoU per layer, token attention, ranked lists) and the probes that feed them from a run folder.
+
+The pure functions take tensors (shapes in their docstrings) and have hand-checked tests; the
+``*_probe`` functions load a finished run's model / caches and return exactly those tensors.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -8,11 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .data.types import PARTS
+from .data.types import PARTS, Item
 from .memory import visual_prototypes
 
 __all__ = ["granularity_names", "text_to_prototype_accuracy", "text_prototype_similarity", "memory_similarities",
-           "memory_stats", "mask_iou", "mask_iou_per_layer", "token_attention", "ranked_gallery", "decreased"]
+           "memory_stats", "mask_iou", "predicted_masks", "mask_iou_per_layer", "token_attention",
+           "attention_inside", "ranked_gallery", "decreased",
+           "stage1_probe", "memory_probe", "MaskProbe", "mask_probe", "RetrievalProbe", "retrieval_probe"]
 
 
 def granularity_names(num_tokens: int, parts: Sequence[str] = PARTS) -> list[str]:
@@ -107,18 +115,33 @@ def mask_iou(pred: Tensor, target: Tensor) -> Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
 
 
-def mask_iou_per_layer(mask_logits: Sequence[Tensor], target: Tensor, tau: float = 1.0, thresh: float = 0.5
-                       ) -> np.ndarray:
-    """Mean IoU over images of each block's predicted mask (sigmoid(A_i / tau) > thresh, as the offline
-    gate) with the VGE mask: mask_logits = per block [B, R, L], target Bool[B, R, L] -> [blocks, R]."""
+def predicted_masks(mask_logits: Sequence[Tensor], tau: float = 1.0, thresh: float = 0.5) -> Tensor:
+    """Each block's gate as the offline gating applies it, sigmoid(A_i / tau) > thresh:
+    per block [B, R, L] -> Bool[B, blocks, R, L]."""
     if not mask_logits:
         raise ValueError("no mask logits (a model without part tokens?)")
-    rows = []
-    for logits in mask_logits:
-        if logits.shape != target.shape:
-            raise ValueError(f"mask logits {tuple(logits.shape)} vs target {tuple(target.shape)}")
-        rows.append(mask_iou(torch.sigmoid(logits.float() / tau) > thresh, target).mean(0))
-    return torch.stack(rows).cpu().numpy()
+    return torch.stack([torch.sigmoid(a.float() / tau) > thresh for a in mask_logits], dim=1)
+
+
+def mask_iou_per_layer(mask_logits: Sequence[Tensor], target: Tensor, tau: float = 1.0, thresh: float = 0.5
+                       ) -> np.ndarray:
+    """Mean IoU over images of each block's predicted mask (:func:`predicted_masks`) with the VGE mask:
+    mask_logits = per block [B, R, L], target Bool[B, R, L] -> [blocks, R]."""
+    pred = predicted_masks(mask_logits, tau, thresh)
+    if pred.shape[:1] + pred.shape[2:] != target.shape:
+        raise ValueError(f"mask logits {tuple(mask_logits[0].shape)} vs target {tuple(target.shape)}")
+    return mask_iou(pred, target[:, None]).mean(0).cpu().numpy()
+
+
+def attention_inside(attn: Tensor, masks: Tensor, num_parts: int, share: bool = True) -> Tensor:
+    """Each part token's attention (heads averaged) on the patches inside a mask: attn [B, h, T, T]
+    (T = 1 + R + L), masks Bool[B, R, L] -> [B, R]. ``share``: as a fraction of the token's attention
+    over all patches (0 when it attends to no patch); otherwise the raw attention mass."""
+    rows = attn.float().mean(1)[:, 1:1 + num_parts, 1 + num_parts:]  # [B, R, L]
+    if rows.shape != masks.shape:
+        raise ValueError(f"attention rows {tuple(rows.shape)} vs masks {tuple(masks.shape)}")
+    inside = (rows * masks.float()).sum(-1)
+    return inside / rows.sum(-1).clamp(min=1e-12) if share else inside
 
 
 def token_attention(attn: Tensor, num_parts: int, grid_hw: tuple[int, int]) -> Tensor:
@@ -158,3 +181,125 @@ def decreased(rows: Sequence[Mapping[str, Any]], key: str = "loss") -> bool:
     if len(values) < 2:
         raise ValueError(f"need at least two epochs with {key!r}, got {len(values)}")
     return values[-1] < values[0]
+
+
+# ----------------------------------------------------------------------------- probes of a run folder
+
+def _model(run: str | Path, device: str | torch.device) -> tuple[Any, Any]:
+    from .train import model_from_checkpoint
+
+    return model_from_checkpoint(run, torch.device(device))
+
+
+def _setup(model: Any, cfg: Any, device: str | torch.device, items: Sequence[Item] | None = None) -> Any:
+    """A TrainSetup around a loaded model (protocol data, VGE masks of ``items`` or of the training set)."""
+    from .data.protocols import build
+    from .grounding import part_masks_for
+    from .train import TrainSetup
+
+    data = build(cfg.data.protocol, split_index=cfg.data.split_index, strict=cfg.data.strict)
+    masks = (part_masks_for(list(items if items is not None else data.train), cfg.vge,
+                            tuple(model.image_encoder.grid_size), device=device) if model.num_parts else None)
+    return TrainSetup(cfg, torch.device(device), data, model, masks, progress=False)
+
+
+def stage1_probe(run: str | Path, device: str | torch.device = "cpu") -> tuple[Tensor, Tensor, Tensor]:
+    """A finished run's stage-1 view: (text [N, G, d] = every identity's prompt features (G = 1 + R),
+    feats [M, G*d] = the cached stage-1 image features, labels [M]), on the CPU."""
+    from .models.checkpoint import load_checkpoint, read_metadata
+    from .models.factory import create_model
+    from .train import RunDir
+    from .utils import seed_everything
+
+    rd = RunDir(run)
+    cfg, meta = rd.config(), read_metadata(rd.final_path)
+    # the frozen text encoder is not in the checkpoint: rebuild it as training did (seed, then create)
+    seed_everything(cfg.seed, cfg.deterministic)
+    model = create_model(cfg, meta["num_classes"], device=torch.device(device), image_size=tuple(meta["image_size"]))
+    load_checkpoint(model, rd.final_path)
+    cache = torch.load(rd.cache_path, map_location="cpu", weights_only=True)
+    return model.eval().all_text_features().float().cpu(), cache["feats"].float(), cache["labels"].long()
+
+
+def memory_probe(run: str | Path, device: str | torch.device = "cpu") -> tuple[Tensor, Tensor, Tensor]:
+    """VPM-2 of a finished run's final model, as stage 2 builds it each epoch (eval mode, test transform,
+    VGE masks for MUVA): (bank [N, F] prototypes, x [M, F] normalised BN features, labels [M]), CPU."""
+    from .train import feature_pass
+
+    model, cfg = _model(run, device)
+    setup = _setup(model, cfg, device)
+    x = feature_pass(model, setup.data.train, setup, lambda out: F.normalize(out.bn_feat.float(), dim=1),
+                     teacher_forced=True, desc="VPM-2").cpu()
+    labels = torch.tensor([it.pid for it in setup.data.train])
+    return visual_prototypes(x, labels, setup.data.num_classes), x, labels
+
+
+@dataclass
+class MaskProbe:
+    """AM-MSA on some images: VGE masks Bool[n, R, L], per-block accumulated mask logits [n, R, L] and
+    attention [n, h, T, T] (predicted masks, as at test time), the patch grid and the items."""
+
+    items: list[Item]
+    vge: Tensor
+    logits: list[Tensor]
+    attn: list[Tensor]
+    grid_hw: tuple[int, int]
+    tau: float
+    thresh: float
+
+
+@torch.no_grad()
+def mask_probe(run: str | Path, items: Sequence[Item], device: str | torch.device = "cpu") -> MaskProbe:
+    """Run a finished MUVA model on ``items`` (training images: the VGE has grounded them) with
+    ``need_weights``; raises ValueError for a model without part tokens."""
+    from .data.loading import make_test_loader
+
+    model, cfg = _model(run, device)
+    if not model.num_parts:
+        raise ValueError(f"{run}: a {cfg.method} model has no part tokens, hence no masks")
+    setup = _setup(model, cfg, device, items)
+    vge, logits, attn = [], [], []
+    for batch in make_test_loader(list(items), cfg.data, device, setup.masks):
+        out = model(batch["img"].to(device), need_weights=True)
+        vge.append(batch["mask"])
+        logits.append(torch.stack([m.float().cpu() for m in out.mask_logits]))
+        attn.append(torch.stack([a.float().cpu() for a in out.attn_weights]))
+    stacked, weights = torch.cat(logits, 1), torch.cat(attn, 1)
+    return MaskProbe(list(items), torch.cat(vge).bool(), list(stacked), list(weights),
+                     tuple(model.image_encoder.grid_size), cfg.model.rmp_sigmoid_tau, cfg.model.gate_thresh)
+
+
+@dataclass
+class RetrievalProbe:
+    """Ranked lists of some queries of a target: query items, the gallery, indices [n, k] into it
+    (-1: shorter list) and true-match flags [n, k] (Market rule)."""
+
+    target: str
+    queries: list[Item]
+    gallery: list[Item]
+    index: np.ndarray
+    match: np.ndarray
+
+
+@torch.no_grad()
+def retrieval_probe(run: str | Path, n_queries: int = 4, topk: int = 10, target: str | None = None,
+                    device: str | torch.device = "cpu") -> RetrievalProbe:
+    """A finished run's test features on ``target`` (default: the protocol's first) with its test
+    feature and metric; ``n_queries`` queries spread evenly over the query set, ranked."""
+    from .data.loading import make_test_loader
+    from .data.protocols import build
+    from .eval import extract_features, pairwise_distance
+    from .grounding.report import evenly_spaced
+    from .train import test_encoder
+
+    model, cfg = _model(run, device)
+    data = build(cfg.data.protocol, split_index=cfg.data.split_index, strict=cfg.data.strict)
+    target = target or next(iter(data.targets))
+    split = data.targets[target][0]
+    queries = evenly_spaced(list(split.query), n_queries)
+    encode = test_encoder(model, cfg, torch.device(device))
+    q, g = (extract_features(encode, make_test_loader(its, cfg.data, device), device, flip=cfg.eval.flip,
+                             progress=False) for its in (queries, list(split.gallery)))
+    dist = pairwise_distance(q["feats"], g["feats"], cfg.eval.metric, cfg.eval.feat_norm)
+    index, match = ranked_gallery(dist.numpy(), q["pids"], g["pids"], q["camids"], g["camids"], topk)
+    return RetrievalProbe(target, queries, list(split.gallery), index, match)

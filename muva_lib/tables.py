@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 __all__ = ["format_table", "fmt_pct", "PaperTable", "PAPER_TABLES", "METHOD_NAMES", "paper_rows", "collect_results",
-           "summarise", "cell", "results_table", "paper_table", "synthetic_table", "to_markdown", "to_latex",
+           "summarise", "cell", "metrics_table", "results_table", "paper_table", "synthetic_table", "to_markdown", "to_latex",
            "export_table"]
 
 
@@ -203,6 +203,15 @@ def cell(mAP: float | None, r1: float | None, mAP_std: float | None = None, r1_s
     def one(v: float, s: float | None) -> str:
         return f"{v * scale:.1f}" + ("" if s is None or pd.isna(s) else f"±{s * scale:.1f}")
     return f"{one(mAP, mAP_std)} / {one(r1, r1_std)}"
+
+
+def metrics_table(rows: Mapping[str, Mapping[str, Any]], keys: Sequence[str] = ("mAP", "rank1", "rank5", "mINP")
+                  ) -> pd.DataFrame:
+    """Side by side: one row per label (a method, a baseline) with ``keys`` of its metrics dict
+    (fractions) in percent, one decimal; a missing metric is ``-``."""
+    names = {"rank1": "R1", "rank5": "R5", "rank10": "R10"}
+    out = [{"method": label, **{names.get(k, k): fmt_pct(m.get(k)) for k in keys}} for label, m in rows.items()]
+    return pd.DataFrame(out, columns=["method", *(names.get(k, k) for k in keys)])
 
 
 def _ours_label(preset: str, seeds: int) -> str:

@@ -121,3 +121,19 @@ def test_decreased():
     assert not an.decreased([{"loss": 1.0}, {"loss": 2.0}])
     with pytest.raises(ValueError):
         an.decreased([{"loss": 1.0}])
+
+
+def test_predicted_masks_and_attention_inside():
+    logits = [torch.tensor([[[2.0, -2.0, 0.0]]]), torch.tensor([[[-1.0, 1.0, 3.0]]])]  # 2 blocks, B=1, R=1, L=3
+    pred = an.predicted_masks(logits)
+    assert pred.shape == (1, 2, 1, 3)
+    assert pred[0, :, 0].tolist() == [[True, False, False], [False, True, True]]
+    assert an.predicted_masks(logits, tau=1.0, thresh=0.9)[0, 1, 0].tolist() == [False, False, True]
+    t = 1 + 1 + 3
+    attn = torch.zeros(1, 2, t, t)
+    attn[0, :, 1, 2:] = torch.tensor([0.2, 0.3, 0.1])  # the part token over the three patches
+    attn[0, :, 1, 0] = 0.4  # and CLS, which does not count
+    inside = an.attention_inside(attn, torch.tensor([[[True, False, True]]]), 1)
+    assert inside.shape == (1, 1) and inside.item() == pytest.approx(0.5)
+    mass = an.attention_inside(attn, torch.tensor([[[False, True, False]]]), 1, share=False)
+    assert mass.item() == pytest.approx(0.3)

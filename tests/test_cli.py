@@ -1,4 +1,4 @@
-"""The command line end to end on small inputs: protocols, synth, demo."""
+"""The command line end to end on small inputs: protocols, demo (the quickstart notebook), run."""
 from __future__ import annotations
 
 import pytest
@@ -20,17 +20,39 @@ def test_protocols_command(capsys):
     assert "synth-a+synth-b->synth-c" in out and "ma->d" not in out
 
 
-def test_demo_runs_on_an_existing_small_benchmark(synth_small, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("MUVA_SYNTH", str(synth_small.root))
+@pytest.mark.slow
+def test_demo_executes_the_quickstart_notebook(train_env, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MUVA_FIGURES", str(tmp_path / "figs"))
-    assert main(["demo"]) == 0
+    assert main(["demo", *train_env.overrides, "stage1.epochs=2"]) == 0
     out = capsys.readouterr().out
-    assert "already generated" in out
-    rows = [ln for ln in out.splitlines() if ln.startswith("| colour histogram + LDA")]
-    in_domain = float(rows[0].split("|")[4])
-    cross = float(rows[1].split("|")[4])
-    assert in_domain > cross, "the in-domain row must beat the cross-domain row (domain gap)"
-    assert (tmp_path / "figs" / "demo" / "sample_identities.png").stat().st_size > 10_000
+    table = out[out.index("| method"):].splitlines()
+    assert [r.split("|")[1].strip() for r in table[2:6]] == ["MUVA", "CLIP-ReID", "colour histogram",
+                                                              "colour histogram + LDA"]
+    for name in ("sample_identities", "vge_masks", "stage1_losses", "stage2_losses", "target_map"):
+        assert (tmp_path / "figs" / "00_quickstart" / f"{name}.png").stat().st_size > 5_000
+    assert (tmp_path / "figs" / "tables" / "quickstart.tex").is_file()
+    nb = train_env.runs / "demo" / "notebooks" / "00_quickstart.ipynb"
+    assert nb.is_file() and "every method beats the colour baselines" in nb.read_text()
+    assert len(list((train_env.runs / "synth-a-to-synth-b").iterdir())) == 2  # muva, clipreid
+    assert main(["demo", *train_env.overrides, "stage1.epochs=2"]) == 0  # done: skipped, the table printed again
+    out = capsys.readouterr().out
+    assert "skipped" in out and "| CLIP-ReID" in out
+
+
+@pytest.mark.slow
+def test_run_trains_then_executes_the_run_notebooks_and_resumes(train_env, capsys):
+    args = ["run", "--protocol", train_env.protocol, "--method", "clipreid", "--notebooks", "04",
+            *train_env.overrides]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "04_stage2_training   done" in out
+    (run,) = (train_env.runs / "synth-a-to-synth-b" / "clipreid").iterdir()
+    assert (run / "notebooks" / "04_stage2_training.ipynb").is_file()
+    assert (run / "figures" / "stage2_curves.png").is_file()  # RUN_DIR figures stay in the run
+    assert main(args) == 0
+    assert "04_stage2_training   skipped" in capsys.readouterr().out
+    assert main(["run", "--protocol", train_env.protocol, "--notebooks", "07"]) == 2
+    assert main(["run", "--method", "muva"]) == 2  # no protocol
 
 
 def test_demo_refuses_a_real_protocol(capsys):

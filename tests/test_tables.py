@@ -125,3 +125,11 @@ def test_export_defaults_to_figures_tables(tmp_path, monkeypatch):
     monkeypatch.setenv("MUVA_FIGURES", str(tmp_path))
     md, tex = tb.export_table(tb.paper_table("table3"), "table3")
     assert md == tmp_path / "tables" / "table3.md" and tex.suffix == ".tex"
+
+
+def test_metrics_table_side_by_side():
+    t = tb.metrics_table({"MUVA": {"mAP": 0.5, "rank1": 0.61, "rank5": 0.8, "mINP": 0.2},
+                          "colour histogram": {"mAP": 0.05, "rank1": 0.1}})
+    assert list(t.columns) == ["method", "mAP", "R1", "R5", "mINP"]
+    assert t.iloc[0].tolist() == ["MUVA", "50.0", "61.0", "80.0", "20.0"]
+    assert t.iloc[1].tolist() == ["colour histogram", "5.0", "10.0", "-", "-"]

@@ -51,3 +51,12 @@ def test_attention_maps(images, tmp_path):
     assert a == save_figure(fig, "t", "att", out_dir=tmp_path / "b").read_bytes()
     with pytest.raises(ValueError):
         vm.attention_maps(vm.load_thumbs(images), maps, ["CLS"])
+
+
+def test_part_masks_grid(images, tmp_path):
+    vge = np.zeros((2, 3, 32), bool)
+    vge[:, 0, :8] = True
+    fig = vm.part_masks_grid(vm.load_thumbs(images), vge, (8, 4))
+    assert fig.number not in plt.get_fignums() and len(fig.axes) == 3 * 2
+    a = save_figure(fig, "t", "p", out_dir=tmp_path / "a").read_bytes()
+    assert a == save_figure(fig, "t", "p", out_dir=tmp_path / "b").read_bytes()

@@ -13,7 +13,7 @@ from PIL import Image
 from ..data.types import PARTS
 from .grounding import PART_COLOURS, SCREEN_DPI, THUMB_HW
 
-__all__ = ["load_thumbs", "mask_layers", "iou_per_layer", "attention_maps"]
+__all__ = ["load_thumbs", "part_masks_grid", "mask_layers", "iou_per_layer", "attention_maps"]
 
 
 def load_thumbs(paths: Sequence[str], hw: tuple[int, int] = THUMB_HW) -> list[np.ndarray]:
@@ -36,6 +36,23 @@ def _overlay(ax: Axes, thumb: np.ndarray, mask: np.ndarray, grid_hw: tuple[int, 
     ax.imshow(img, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def part_masks_grid(thumbs: Sequence[np.ndarray], masks: np.ndarray, grid_hw: tuple[int, int],
+                    parts: Sequence[str] = PARTS) -> Figure:
+    """The VGE patch masks the encoder is taught: one column per image, one row per part.
+    masks Bool[n, R, L] with L = h * w of ``grid_hw``."""
+    n, r = masks.shape[:2]
+    if len(thumbs) != n:
+        raise ValueError(f"{len(thumbs)} images for masks {masks.shape}")
+    fig, axes = plt.subplots(r, n, squeeze=False, figsize=(0.62 * n + 0.4, 1.12 * r), dpi=SCREEN_DPI)
+    for j in range(r):
+        for i in range(n):
+            _overlay(axes[j][i], thumbs[i], masks[i, j], grid_hw, PART_COLOURS.get(parts[j], "#ff7f0e"))
+        axes[j][0].set_ylabel(parts[j], fontsize=7)
+    fig.subplots_adjust(wspace=0.05, hspace=0.06, left=0.08, right=0.99, top=0.99, bottom=0.01)
+    plt.close(fig)
+    return fig
 
 
 def mask_layers(thumbs: Sequence[np.ndarray], vge: np.ndarray, pred: np.ndarray, grid_hw: tuple[int, int],

@@ -6,6 +6,7 @@ from typing import Any, Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .grounding import SCREEN_DPI
 
@@ -53,6 +54,7 @@ def loss_curves(histories: Mapping[str, Rows], title: str = "", ncols: int = 4) 
         ax.set_title(key[5:] if key.startswith("loss_") else key, fontsize=8)
         ax.tick_params(labelsize=6)
         ax.set_xlabel("epoch", fontsize=6)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if key == "lr":
             ax.set_yscale("log")
     if len(histories) > 1:
@@ -79,6 +81,7 @@ def metric_curves(evals: Mapping[str, Rows], keys: Sequence[str] = ("mAP", "rank
                         label=f"{label} on {target}")
         ax.set_title(f"{key} (%)", fontsize=8)
         ax.set_xlabel("stage-2 epoch", fontsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.tick_params(labelsize=6)
     axes[0][0].legend(fontsize=6, frameon=False)
     if title:

@@ -1,0 +1,301 @@
+"""Notebook runs: find or train the run of a config, execute notebooks with papermill into run folders (validated parameters, manifest, resume).
+
+A method run is ``runs/<protocol>/<method>/<stamp>-<preset>-s<seed>/`` (:mod:`muva_lib.train.rundir`);
+the notebooks executed for it land in its ``notebooks/`` folder::
+
+    notebooks/<stem>.ipynb     the executed notebook (partially executed when a cell failed)
+    notebooks/manifest.json    one entry per notebook: parameters, parameter hash, status
+                               (running | done | failed | prepared), started, seconds, git commit,
+                               versions, error
+
+Notebooks are read from ``notebooks/<stem>.py`` with jupytext (the committed ``.ipynb`` plays no
+part); parameter names are checked against ``papermill.inspect_notebook`` before anything runs;
+a notebook already ``done`` with the same parameters and source is skipped, so an interrupted
+sweep resumes where it stopped.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from .config import RunCfg, resolve
+from .paths import repo_root, runs_root, slug
+from .train.rundir import RunDir, _git_commit, config_differences, find_resumable
+from .utils import atomic_write_json
+
+__all__ = ["SWEEP_METHODS", "RUN_NOTEBOOKS", "RESULTS_NOTEBOOK", "QUICKSTART", "MATCH_IGNORED", "NotebookError",
+           "UnknownParameterError", "RunNotFoundError", "NotebookRecord", "notebook_dir", "list_notebooks",
+           "notebook_stem", "read_notebook", "notebook_parameters", "check_parameters", "parameter_hash",
+           "read_manifest", "execute_notebook", "find_run", "require_run", "run_parameters", "run_method",
+           "run_results", "results_dir"]
+
+#: the methods a sweep trains, in table order (pi-VL joins when its recipe is implemented)
+SWEEP_METHODS: tuple[str, ...] = ("muva", "clipreid")
+#: notebooks executed into every method run folder
+RUN_NOTEBOOKS: tuple[str, ...] = ("03_stage1_prompts", "04_stage2_training", "05_ammsa_masks")
+#: the notebook that aggregates every run (executed once per sweep)
+RESULTS_NOTEBOOK = "06_results"
+QUICKSTART = "00_quickstart"
+#: config keys a finished run may differ in and still be "the run of this config" (they do not
+#: change what is trained)
+MATCH_IGNORED: tuple[str, ...] = ("device", "data.num_workers", "stage2.eval_period")
+KERNEL = "python3"
+
+
+class NotebookError(RuntimeError):
+    """A notebook raised; the message names it and the partially executed copy."""
+
+
+class UnknownParameterError(ValueError):
+    """A parameter the notebook's ``parameters`` cell does not declare."""
+
+
+class RunNotFoundError(FileNotFoundError):
+    """No finished run of a config, and this preset is not trained on the spot."""
+
+
+@dataclass
+class NotebookRecord:
+    """One notebook execution as written to ``notebooks/manifest.json`` (``output`` is the .ipynb)."""
+
+    notebook: str
+    status: str
+    parameters: dict[str, Any]
+    parameter_hash: str
+    output: str
+    started: str = ""
+    seconds: float = 0.0
+    git: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    error: str = ""
+
+
+# ----------------------------------------------------------------------------- notebooks
+
+def notebook_dir() -> Path:
+    """``<repo>/notebooks``: the percent-format sources."""
+    return repo_root() / "notebooks"
+
+
+def list_notebooks() -> list[str]:
+    """Stems of every ``notebooks/NN_name.py``, in order."""
+    return sorted(p.stem for p in notebook_dir().glob("[0-9][0-9]_*.py"))
+
+
+def notebook_stem(name: str) -> str:
+    """``"03"``, ``"03_stage1_prompts"`` or ``"stage1_prompts"`` -> ``"03_stage1_prompts"``."""
+    stems = list_notebooks()
+    hits = [s for s in stems if name in (s, s[:2], s[3:])]
+    if len(hits) != 1:
+        raise ValueError(f"unknown notebook {name!r}; notebooks: {', '.join(stems)}")
+    return hits[0]
+
+
+def read_notebook(stem: str) -> Any:
+    """The notebook of ``notebooks/<stem>.py`` read with jupytext (an ``nbformat`` NotebookNode)."""
+    import jupytext
+
+    return jupytext.read(notebook_dir() / f"{stem}.py")
+
+
+def notebook_parameters(nb: Any) -> dict[str, dict[str, Any]]:
+    """Declared parameters of a notebook (``papermill.inspect_notebook``): name -> type, default, help."""
+    import papermill
+
+    return papermill.inspect_notebook(nb)
+
+
+def check_parameters(stem: str, nb: Any, parameters: Mapping[str, Any]) -> None:
+    """Raise :class:`UnknownParameterError` for any name the ``parameters`` cell does not declare
+    (papermill itself would only warn and inject it anyway)."""
+    declared = notebook_parameters(nb)
+    cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
+    if cell is None:
+        raise UnknownParameterError(f"{stem}: no cell tagged 'parameters'")
+    assigned = [t.id for node in ast.parse(cell.source).body if isinstance(node, (ast.Assign, ast.AnnAssign))
+                for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)]
+    unparsed = [n for n in assigned if n not in declared]
+    if unparsed:
+        raise UnknownParameterError(f"{stem}: papermill cannot read the declaration of {', '.join(unparsed)} "
+                                    "(write 'NAME: type = literal  # help', with no '=' in the help)")
+    unknown = sorted(set(parameters) - set(declared))
+    if unknown:
+        raise UnknownParameterError(f"{stem}: unknown parameter(s) {', '.join(unknown)}; "
+                                    f"it declares {', '.join(declared)}")
+
+
+def parameter_hash(parameters: Mapping[str, Any], source: str = "") -> str:
+    """A short hash of the parameters (sorted JSON) and the notebook source."""
+    blob = json.dumps(dict(parameters), sort_keys=True, default=str) + "\n" + source
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _manifest_path(out_dir: Path) -> Path:
+    return out_dir / "notebooks" / "manifest.json"
+
+
+def read_manifest(out_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """``<out_dir>/notebooks/manifest.json`` (empty when absent)."""
+    path = _manifest_path(Path(out_dir))
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _record(out_dir: Path, rec: NotebookRecord) -> None:
+    manifest = read_manifest(out_dir)
+    manifest[rec.notebook] = asdict(rec)
+    atomic_write_json(_manifest_path(out_dir), manifest)
+
+
+def _versions() -> dict[str, str]:
+    import jupytext
+    import papermill
+
+    from . import __version__
+    return {"papermill": papermill.__version__, "jupytext": jupytext.__version__, "muva_lib": __version__}
+
+
+def execute_notebook(name: str, out_dir: str | Path, parameters: Mapping[str, Any] | None = None, *,
+                     force: bool = False, prepare_only: bool = False, log_output: bool = False
+                     ) -> NotebookRecord:
+    """Execute ``notebooks/<stem>.py`` with papermill into ``<out_dir>/notebooks/<stem>.ipynb``.
+
+    The kernel (``python3``) starts in the notebooks folder, as under nbval, and inherits this
+    process's environment (``MUVA_RUNS`` ...). Skipped (status ``skipped``) when the manifest says
+    it is done with the same parameters and source, unless ``force``; ``prepare_only`` injects the
+    parameters and writes the notebook without running it. A failing cell raises
+    :class:`NotebookError` naming the notebook and the partially executed copy."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    stem = notebook_stem(name)
+    out_dir = Path(out_dir)
+    params = dict(parameters or {})
+    nb = read_notebook(stem)
+    check_parameters(stem, nb, params)
+    output = out_dir / "notebooks" / f"{stem}.ipynb"
+    digest = parameter_hash(params, (notebook_dir() / f"{stem}.py").read_text())
+    done = read_manifest(out_dir).get(stem, {})
+    rec = NotebookRecord(stem, "running", params, digest, str(output), time.strftime("%Y-%m-%dT%H:%M:%S"),
+                         git=_git_commit(), versions=_versions())
+    if (not force and not prepare_only and done.get("status") == "done" and done.get("parameter_hash") == digest
+            and output.is_file()):
+        return NotebookRecord(**{**done, "status": "skipped"})
+    output.parent.mkdir(parents=True, exist_ok=True)
+    _record(out_dir, rec)
+    t0 = time.perf_counter()
+    try:
+        papermill.execute_notebook(nb, str(output), parameters=params, cwd=str(notebook_dir()), progress_bar=False,
+                                   kernel_name=KERNEL, log_output=log_output, prepare_only=prepare_only)
+    except PapermillExecutionError as exc:
+        rec.status, rec.seconds = "failed", time.perf_counter() - t0
+        rec.error = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"[:2000]
+        _record(out_dir, rec)
+        raise NotebookError(f"notebook {stem} failed in {rec.error}\n  partially executed copy: {output}") from exc
+    except BaseException as exc:
+        rec.status, rec.seconds, rec.error = "failed", time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"[:2000]
+        _record(out_dir, rec)
+        raise
+    rec.status, rec.seconds = ("prepared" if prepare_only else "done"), time.perf_counter() - t0
+    _record(out_dir, rec)
+    return rec
+
+
+# ----------------------------------------------------------------------------- method runs
+
+def _matches(run: RunDir, cfg: RunCfg) -> bool:
+    try:
+        return not config_differences(run.config(), cfg, MATCH_IGNORED)
+    except (OSError, ValueError):
+        return False
+
+
+def find_run(cfg: RunCfg, root: str | Path | None = None) -> RunDir | None:
+    """The newest finished run under ``root`` (default ``runs_root()``) whose config equals ``cfg``
+    apart from :data:`MATCH_IGNORED` (None if there is none)."""
+    parent = (Path(root) if root is not None else runs_root()) / slug(cfg.data.protocol) / cfg.method
+    if not parent.is_dir():
+        return None
+    for path in sorted((p for p in parent.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True):
+        run = RunDir(path)
+        if run.config_path.is_file() and run.manifest().get("status") == "finished" and _matches(run, cfg):
+            return run
+    return None
+
+
+def require_run(cfg: RunCfg, run_dir: str | Path = "", *, train: bool | None = None, progress: bool = False
+                ) -> RunDir:
+    """The finished run of ``cfg``: ``run_dir`` when given (it must be finished), else :func:`find_run`.
+
+    None found: with ``train`` (default: only for the ``smoke`` preset) it is trained now with
+    :func:`muva_lib.train.train` (resuming the newest unfinished run of the same config, if any);
+    otherwise :class:`RunNotFoundError` names the command that produces it."""
+    if run_dir:
+        run = RunDir(run_dir)
+        status = run.manifest().get("status")
+        if status != "finished":
+            raise RunNotFoundError(f"{run.root} is not a finished run (manifest status: {status or 'none'})")
+        return run
+    found = find_run(cfg)
+    if found is not None:
+        return found
+    if train is None:
+        train = cfg.preset == "smoke"
+    if not train:
+        raise RunNotFoundError(
+            f"no finished {cfg.preset} run of {cfg.method} on {cfg.data.protocol} (seed {cfg.seed}) with this "
+            f"config under {runs_root()}; produce it with: python -m muva_lib run --protocol '{cfg.data.protocol}' "
+            f"--method {cfg.method} --preset {cfg.preset} --seeds {cfg.seed} [key=value ...]")
+    from .train import train as train_run
+
+    partial = find_resumable(cfg.data.protocol, cfg.method)
+    if partial is not None and partial.config_path.is_file() and _matches(partial, cfg):
+        result = train_run(cfg, run_dir=partial.root, resume=True, progress=progress)
+    else:
+        result = train_run(cfg, progress=progress)
+    return RunDir(result.run_dir)
+
+
+def run_parameters(cfg: RunCfg, run_dir: str | Path = "", overrides: Sequence[str] | str = "",
+                   device: str = "auto") -> dict[str, Any]:
+    """The shared notebook parameters of a run (PROTOCOL, METHOD, PRESET, SEED, DEVICE, RUN_DIR, OVERRIDES)."""
+    text = overrides if isinstance(overrides, str) else " ".join(overrides)
+    return {"PROTOCOL": cfg.data.protocol, "METHOD": cfg.method, "PRESET": cfg.preset, "SEED": cfg.seed,
+            "DEVICE": device, "RUN_DIR": str(run_dir), "OVERRIDES": text}
+
+
+def run_method(protocol: str, method: str, preset: str = "smoke", seed: int = 0,
+               notebooks: Iterable[str] = RUN_NOTEBOOKS, overrides: Sequence[str] = (), device: str = "auto", *,
+               force: bool = False, prepare_only: bool = False, progress: bool = True
+               ) -> tuple[RunDir | None, list[NotebookRecord]]:
+    """Train (or find) the run of one method / protocol / preset / seed, then execute ``notebooks`` into
+    its folder. ``prepare_only``: no training; an existing run gets prepared notebooks, a missing one
+    is reported by :class:`RunNotFoundError`."""
+    cfg = resolve(method, preset, protocol, seed, list(overrides) + ([f"device={device}"] if device != "auto" else []))
+    run = find_run(cfg) if prepare_only else require_run(cfg, train=True, progress=progress)
+    if run is None:
+        raise RunNotFoundError(f"--prepare-only: no finished run of {method} on {protocol} ({preset}, seed {seed}) "
+                               "to prepare notebooks for")
+    params = run_parameters(cfg, run.root, overrides, device)
+    records = [execute_notebook(nb, run.root, params, force=force, prepare_only=prepare_only) for nb in notebooks]
+    return run, records
+
+
+def results_dir(preset: str) -> Path:
+    """Where a sweep's ``06_results`` goes: ``<runs>/_results/<preset>/``."""
+    return runs_root() / "_results" / preset
+
+
+def run_results(preset: str = "smoke", protocol: str = "synth-a->synth-b", method: str = "muva", seed: int = 0,
+                device: str = "auto", *, force: bool = True, prepare_only: bool = False) -> NotebookRecord:
+    """Execute ``06_results`` once over every run of ``preset`` (its tables and figures go to
+    :func:`results_dir`); ``protocol`` / ``method`` / ``seed`` pick the run of the retrieval examples.
+    Re-run by default (``force``): the runs it aggregates may have changed."""
+    out = results_dir(preset)
+    params = {"PROTOCOL": protocol, "METHOD": method, "PRESET": preset, "SEED": seed, "DEVICE": device,
+              "RUN_DIR": str(out), "OVERRIDES": ""}
+    return execute_notebook(RESULTS_NOTEBOOK, out, params, force=force, prepare_only=prepare_only)
