@@ -43,7 +43,7 @@ def fake_items(tmp_path):
 
 
 #: overrides that shrink the smoke preset to seconds on ``synth_small`` (24 training ids x 6 images)
-TINY_TRAIN = ("threads=1", "stage1.epochs=1", "stage2.epochs=2", "data.batch_size=16", "stage1.batch_size=16",
+TINY_TRAIN = ("threads=1", "stage1.epochs=2", "stage2.epochs=2", "data.batch_size=16", "stage1.batch_size=16",
               "data.test_batch_size=64")
 
 
@@ -61,3 +61,22 @@ def train_env(synth_small, train_data_root, tmp_path, monkeypatch) -> SimpleName
     monkeypatch.setenv("MUVA_DATA", str(train_data_root))
     monkeypatch.setenv("MUVA_RUNS", str(tmp_path / "runs"))
     return SimpleNamespace(runs=tmp_path / "runs", protocol="synth-a->synth-b", overrides=list(TINY_TRAIN))
+
+
+#: frames of OpenCV's vtest.avi read by the real-crop fixture (a few seconds of HOG on 2 cores)
+REAL_TEST_FRAMES = 120
+
+
+@pytest.fixture(scope="session")
+def real_vtest_small(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """The real set built from the first ``REAL_TEST_FRAMES`` frames of vtest.avi, once per session:
+    ``root`` (read it with ``read_dataset("real-vtest", root=root)``) and ``meta``. Skipped, with
+    what to install, when OpenCV or the video is missing."""
+    from muva_lib.data.real import RealCfg, build_real_set, real_vtest_missing
+
+    missing = real_vtest_missing()
+    if missing:
+        pytest.skip(missing)
+    root = tmp_path_factory.mktemp("real") / "real-vtest-f120"
+    meta = build_real_set(root, cfg=RealCfg(max_frames=REAL_TEST_FRAMES))
+    return SimpleNamespace(root=root, meta=meta)

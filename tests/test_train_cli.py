@@ -45,7 +45,7 @@ def test_train_then_eval_cli(train_env, tmp_path, capsys, method, terms):
     assert {"stage1_s", "stage2_s", "eval_s", "stage1_cache_s"} <= set(manifest["timings"])
     assert set(manifest["versions"]) >= {"torch", "open_clip", "python"} and "commit" in manifest["git"]
     s1, s2, ev = (_rows(run / "logs" / f"{n}.csv") for n in ("stage1", "stage2", "eval"))
-    assert [r["epoch"] for r in s1] == ["1"] and [r["epoch"] for r in s2] == ["1", "2"]
+    assert [r["epoch"] for r in s1] == ["1", "2"] and [r["epoch"] for r in s2] == ["1", "2"]
     assert set(terms) <= set(s2[0]) and {"lr", "loss", "acc", "time_s"} <= set(s2[0])
     assert [(r["stage"], r["epoch"]) for r in ev] == [("stage2", "1"), ("final", "2")]
     state = load_train_state(run / "checkpoints" / "last.pt")

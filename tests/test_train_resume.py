@@ -31,7 +31,7 @@ def _final_state(run_dir):
 
 @pytest.mark.slow
 def test_resume_after_each_stage_equals_an_uninterrupted_run(train_env):
-    cfg = resolve("muva", "smoke", train_env.protocol, overrides=[*train_env.overrides, "stage1.epochs=2"])
+    cfg = resolve("muva", "smoke", train_env.protocol, overrides=train_env.overrides)
     whole = train(cfg, progress=False)
 
     with pytest.raises(Killed):
@@ -69,4 +69,4 @@ def test_resume_refuses_a_different_config(train_env):
                    overrides=[*train_env.overrides, "stage2.epochs=1", "eval.rerank=true"])
     result = train(fine, resume=True, progress=False)  # evaluation settings may change
     assert result.run_dir is not None and result.metrics["synth-b"]["num_splits"] == 1
-    assert len(result.stage1) == 1 and len(result.stage2) == 1
+    assert len(result.stage1) == 2 and len(result.stage2) == 1

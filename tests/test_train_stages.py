@@ -10,7 +10,8 @@ from muva_lib.train.stage1 import make_stage1_sampler, stage1_batches, stage1_st
 
 
 def _setup(env, method, *extra):
-    cfg = resolve(method, "smoke", env.protocol, overrides=[*env.overrides, "stage2.epochs=1", *extra])
+    overrides = [*env.overrides, "stage1.epochs=1", "stage2.epochs=1", *extra]
+    cfg = resolve(method, "smoke", env.protocol, overrides=overrides)
     return prepare(cfg, "cpu", progress=False)
 
 
@@ -84,3 +85,23 @@ def test_named_loss_terms_follow_the_config():
         stage2_weights(resolve("clipreid", overrides="stage2.w_mask=1"))
     with pytest.raises(NotImplementedError, match="pi-VL"):
         stage2_weights(resolve("pivl"))
+
+
+def test_method_recipes_for_test_features_and_augmentation():
+    muva, clipreid = resolve("muva"), resolve("clipreid")
+    assert (muva.eval.after_bn, muva.eval.with_hidden, muva.model.cls_head) == (True, False, False)
+    assert (clipreid.eval.after_bn, clipreid.eval.with_hidden, clipreid.model.cls_head) == (False, True, True)
+    assert (muva.data.pad, muva.data.erase_prob) == (0, 0.0)  # MUVA: flip only (spec 1.5)
+    assert (clipreid.data.pad, clipreid.data.erase_prob) == (10, 0.5)  # CLIP-ReID's own recipe
+    smoke = resolve("clipreid", "smoke", overrides="data.erase_prob=0.25")
+    assert (smoke.data.pad, smoke.data.erase_prob) == (0, 0.25)  # smoke: flip only, unless asked
+
+
+def test_train_benchmark_runs(capsys):
+    from muva_lib.train import bench
+
+    assert bench.main(["--size", "64x32", "--batch", "8", "--ids", "4", "--images-per-id", "4", "--context", "16",
+                       "--steps", "1", "--repeats", "1", "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("stage-1 epoch") and "ratio" in lines[1]
+    assert lines[2].startswith("stage-2 step: MUVA") and lines[2].endswith("x")

@@ -15,7 +15,7 @@ from ..models.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from ..models.factory import ReidModel, create_model
 from ..utils import resolve_device
 from .checkpoint import load_model_train_state, load_train_state, set_rng_state
-from .ddp import DistInfo, barrier, broadcast_object, init_distributed
+from .ddp import barrier, broadcast_object, init_distributed
 from .evaluate import SUMMARY_KEYS, evaluate_model
 from .loop import Callback
 from .rundir import RunDir, find_resumable
@@ -55,6 +55,8 @@ def open_run(cfg: RunCfg, run_dir: str | Path | None = None, resume: bool = Fals
         if run is not None:
             if not run.config_path.is_file():
                 raise FileNotFoundError(f"{run.root} is not a run folder (no config.json)")
+            if run.manifest().get("status") == "finished":
+                return run  # nothing to continue: train() reads it back
             changed = run.check_config(cfg)
             run.update_manifest(status="running", resumed=run.manifest().get("resumed", [])
                                 + [{"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "changed": changed}])
@@ -113,10 +115,12 @@ def train(cfg: RunCfg, run_dir: str | Path | None = None, resume: bool = False, 
         run = RunDir(broadcast_object(path))
     elif resume:
         raise ValueError("resume needs a run folder (write=True)")
-    state = load_train_state(run.last_path) if run is not None and resume and run.last_path.is_file() else None
-    if run is not None and resume and run.manifest().get("status") == "finished" and run.final_path.is_file():
+    if run is not None and resume and run.manifest().get("status") == "finished":
         return load_run(run.root)
+    state = load_train_state(run.last_path) if run is not None and resume and run.last_path.is_file() else None
     setup = prepare(cfg, device, run=run, callbacks=callbacks, progress=progress and dist.is_main, dist=dist)
+    if setup.writes:
+        run.update_manifest(device=str(device), world_size=dist.world_size)
     if state is not None:
         load_model_train_state(setup.model, state["model"])
         setup.history = {k: list(v) for k, v in state["history"].items()}

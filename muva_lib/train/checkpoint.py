@@ -13,7 +13,7 @@ from torch import nn
 from ..utils import atomic_write_bytes
 
 __all__ = ["TRAIN_STATE_FORMAT", "rng_state", "set_rng_state", "model_train_state", "load_model_train_state",
-           "save_train_state", "load_train_state"]
+           "save_train_state", "load_train_state", "restore_train_state"]
 
 TRAIN_STATE_FORMAT = "muva_lib.train_state/1"
 #: state-dict prefixes left out of last.pt: the frozen text encoder is rebuilt from the config's weights
@@ -78,3 +78,15 @@ def load_train_state(path: str | Path) -> dict[str, Any]:
     if not isinstance(blob, dict) or blob.get("format") != TRAIN_STATE_FORMAT:
         raise ValueError(f"{path} is not a muva_lib training state (expected format {TRAIN_STATE_FORMAT})")
     return blob
+
+
+def restore_train_state(state: Mapping[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, scaler: Any,
+                        sampler: Any) -> int:
+    """Put a stage's saved state back into the live model, optimiser, scaler, sampler and RNGs;
+    returns the first epoch still to run."""
+    load_model_train_state(model, state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scaler.load_state_dict(state["scaler"])
+    sampler.load_state_dict(state["sampler"])
+    set_rng_state(state["rng"])
+    return int(state["epoch"]) + 1

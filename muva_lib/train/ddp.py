@@ -37,9 +37,10 @@ def from_env() -> DistInfo:
                     int(os.environ.get("LOCAL_RANK", 0)))
 
 
-def init_distributed(device_type: str = "cpu", timeout_s: int = 1800) -> DistInfo:
+def init_distributed(device_type: str = "cpu", timeout_s: int = 7200) -> DistInfo:
     """Join the process group torchrun set up (NCCL on CUDA, gloo on CPU); a no-op in one process or
-    when a group already exists. Returns this process's :class:`DistInfo`."""
+    when a group already exists. Returns this process's :class:`DistInfo`. The timeout covers rank 0
+    evaluating a large target alone while the others wait at a barrier."""
     info = from_env()
     if info.enabled and not dist.is_initialized():
         backend = "nccl" if device_type == "cuda" else "gloo"

@@ -8,14 +8,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..config import RunCfg
+from ..config import RunCfg, config_hash
 from ..data.loading import make_test_loader
 from ..data.protocols import ProtocolData, build
 from ..data.types import Item
 from ..models.factory import ReidModel, ReidOutput, create_model
 from ..utils import autocast, resolve_device, seed_everything, set_threads
+from .checkpoint import save_train_state
 from .ddp import DistInfo, barrier, gather_in_order
-from .loop import Callback
+from .loop import Callback, notify
 from .rundir import RunDir
 
 __all__ = ["TrainSetup", "prepare", "training_masks", "feature_pass"]
@@ -51,6 +52,28 @@ class TrainSetup:
     def writes(self) -> bool:
         """This process writes the run folder (rank 0 with a run)."""
         return self.run is not None and self.dist.is_main
+
+    def end_epoch(self, stage: str, epoch: int, record: dict[str, Any], *, model: torch.nn.Module,
+                  optimizer: torch.optim.Optimizer, scaler: Any, sampler: Any, tb: Any = None) -> None:
+        """After a completed epoch: (rank 0 with a run) rewrite ``logs/<stage>.csv``, save ``last.pt``,
+        record the progress in the manifest, add the epoch's scalars (and evaluations) to TensorBoard;
+        then the callbacks' ``on_epoch_end``, so that a callback raising there leaves a resumable run."""
+        if self.writes:
+            self.run.write_rows(stage, self.history[stage])
+            save_train_state(self.run.last_path, stage=stage, epoch=epoch, model=model, optimizer=optimizer,
+                             scaler=scaler, sampler=sampler, history=self.history, config_hash=config_hash(self.cfg))
+            self.run.update_manifest(progress={"stage": stage, "epoch": epoch})
+            if tb is not None:
+                for k, v in record.items():
+                    if k != "epoch":
+                        tb.add_scalar(f"{stage}/{k}", v, epoch)
+                for r in self.history["eval"]:
+                    if (r["stage"], r["epoch"]) == (stage, epoch):
+                        for k, v in r.items():
+                            if k not in ("stage", "epoch", "target"):
+                                tb.add_scalar(f"eval/{r['target']}/{k}", v, epoch)
+                tb.flush()
+        notify(self.callbacks, "on_epoch_end", stage, epoch, record)
 
 
 def training_masks(cfg: RunCfg, items: Sequence[Item], grid_hw: tuple[int, int], device: torch.device,

@@ -20,13 +20,13 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor
 
-from ..config import RunCfg, config_hash
+from ..config import RunCfg
 from ..data.sampler import PKSampler, ShuffledBatchSampler
 from ..losses import cluster_nce, supcon
 from ..memory import visual_prototypes
 from ..models.checkpoint import save_checkpoint
 from ..utils import atomic_write_bytes
-from .checkpoint import load_model_train_state, save_train_state, set_rng_state
+from .checkpoint import restore_train_state
 from .loop import StepOutput, make_scaler, notify, train_epoch
 from .optim import make_adam, set_epoch_lr, stage1_lr, stage1_param_groups, stage1_trainable
 from .setup import TrainSetup, feature_pass
@@ -132,14 +132,7 @@ def run_stage1(setup: TrainSetup, state: Mapping[str, Any] | None = None) -> lis
     scaler = make_scaler(device, setup.amp)
     sampler = make_stage1_sampler(cfg, cache.labels.cpu())
     weights = stage1_weights(cfg)
-    start = 1
-    if state is not None:
-        load_model_train_state(model, state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        sampler.load_state_dict(state["sampler"])
-        set_rng_state(state["rng"])
-        start = int(state["epoch"]) + 1
+    start = restore_train_state(state, model, optimizer, scaler, sampler) if state is not None else 1
     history = setup.history["stage1"] = [r for r in setup.history["stage1"] if r["epoch"] < start]
     notify(setup.callbacks, "on_stage_start", "stage1", {"epochs": cfg.stage1.epochs, "start_epoch": start,
                                                          "num_images": len(cache.labels), "weights": weights})
@@ -154,18 +147,8 @@ def run_stage1(setup: TrainSetup, state: Mapping[str, Any] | None = None) -> lis
                           callbacks=setup.callbacks, progress=setup.progress, total=len(batches))
         record = {"epoch": epoch, "lr": lr, **row}
         history.append(record)
-        if setup.writes:
-            setup.run.write_rows("stage1", history)
-            save_train_state(setup.run.last_path, stage="stage1", epoch=epoch, model=model, optimizer=optimizer,
-                             scaler=scaler, sampler=sampler, history=setup.history,
-                             config_hash=config_hash(cfg))
-            setup.run.update_manifest(progress={"stage": "stage1", "epoch": epoch})
-            if tb is not None:
-                for k, v in record.items():
-                    if k != "epoch":
-                        tb.add_scalar(f"stage1/{k}", v, epoch)
-                tb.flush()
-        notify(setup.callbacks, "on_epoch_end", "stage1", epoch, record)
+        setup.end_epoch("stage1", epoch, record, model=model, optimizer=optimizer, scaler=scaler, sampler=sampler,
+                        tb=tb)
     if tb is not None:
         tb.close()
     if setup.writes:

@@ -17,13 +17,13 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 
-from ..config import RunCfg, config_hash
+from ..config import RunCfg
 from ..data.loading import make_train_loader
 from ..data.sampler import PKSampler
 from ..losses import (i2t_ce, label_smoothed_ce, mask_bce, mask_dice, mask_mse, memory_ce, triplet_hard)
 from ..memory import PrototypeMemory
 from ..models.factory import ReidOutput
-from .checkpoint import load_model_train_state, save_train_state, set_rng_state
+from .checkpoint import restore_train_state
 from .ddp import OutputAsDict, all_gather_cat, barrier
 from .evaluate import SUMMARY_KEYS, evaluate_model
 from .loop import StepOutput, make_scaler, notify, train_epoch
@@ -133,14 +133,7 @@ def run_stage2(setup: TrainSetup, state: Mapping[str, Any] | None = None) -> lis
     optimizer = make_adam(stage2_param_groups(model, s))
     scaler = make_scaler(device, setup.amp)
     sampler = make_stage2_sampler(setup)
-    start = 1
-    if state is not None:
-        load_model_train_state(model, state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        sampler.load_state_dict(state["sampler"])
-        set_rng_state(state["rng"])
-        start = int(state["epoch"]) + 1
+    start = restore_train_state(state, model, optimizer, scaler, sampler) if state is not None else 1
     history = setup.history["stage2"] = [r for r in setup.history["stage2"] if r["epoch"] < start]
     setup.history["eval"] = [r for r in setup.history["eval"] if r["epoch"] < start]
     loader = make_train_loader(setup.data.train, cfg.data, device, sampler, setup.grid_hw, setup.masks, cfg.seed)
@@ -187,21 +180,8 @@ def run_stage2(setup: TrainSetup, state: Mapping[str, Any] | None = None) -> lis
         history.append(record)
         if s.eval_period and epoch % s.eval_period == 0 and epoch < s.epochs:
             _evaluate(setup, epoch)
-        if setup.writes:
-            setup.run.write_rows("stage2", history)
-            save_train_state(setup.run.last_path, stage="stage2", epoch=epoch, model=model, optimizer=optimizer,
-                             scaler=scaler, sampler=sampler, history=setup.history, config_hash=config_hash(cfg))
-            setup.run.update_manifest(progress={"stage": "stage2", "epoch": epoch})
-            if tb is not None:
-                for k, v in record.items():
-                    if k != "epoch":
-                        tb.add_scalar(f"stage2/{k}", v, epoch)
-                for r in setup.history["eval"]:
-                    if r["epoch"] == epoch:
-                        for k in SUMMARY_KEYS:
-                            tb.add_scalar(f"eval/{r['target']}/{k}", r[k], epoch)
-                tb.flush()
-        notify(setup.callbacks, "on_epoch_end", "stage2", epoch, record)
+        setup.end_epoch("stage2", epoch, record, model=model, optimizer=optimizer, scaler=scaler, sampler=sampler,
+                        tb=tb)
     if tb is not None:
         tb.close()
     setup.timings["stage2_s"] = setup.timings.get("stage2_s", 0.0) + time.perf_counter() - t_start
