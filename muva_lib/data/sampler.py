@@ -71,7 +71,8 @@ class PKSampler:
         mine = self.state_dict()
         diff = [k for k in ("seed", "salt", "batch_size", "num_instances") if state.get(k) != mine[k]]
         if diff:
-            raise ValueError(f"sampler state does not fit: {', '.join(f'{k} {state.get(k)} != {mine[k]}' for k in diff)}")
+            pairs = ", ".join(f"{k} {state.get(k)} != {mine[k]}" for k in diff)
+            raise ValueError(f"sampler state does not fit: {pairs}")
         self.epoch = int(state["epoch"])
 
     def global_batches(self, g: torch.Generator | None = None) -> list[list[int]]:

@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=32, help="batch size (P x 4); the paper uses 64")
     ap.add_argument("--ids", type=int, default=32, help="training identities")
     ap.add_argument("--images-per-id", type=int, default=8, help="images per identity in the stage-1 epoch")
-    ap.add_argument("--context", type=int, default=32, help="text context length (ViT-B-16: 77)")
+    ap.add_argument("--context", type=int, default=16, help="text context length (smoke 16; ViT-B-16: 77)")
     ap.add_argument("--steps", type=int, default=2, help="stage-2 steps per timed run")
     ap.add_argument("--repeats", type=int, default=2, help="timed runs per case (best is reported)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")

@@ -10,8 +10,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-__all__ = ["OutputAsDict", "DistInfo", "init_distributed", "from_env", "is_distributed", "barrier", "all_gather_cat",
-           "gather_in_order", "broadcast_object", "all_reduce_mean", "shutdown"]
+__all__ = ["OutputAsDict", "sync_buffers", "DistInfo", "init_distributed", "from_env", "is_distributed", "barrier",
+           "all_gather_cat", "gather_in_order", "broadcast_object", "all_reduce_mean", "shutdown"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,15 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def sync_buffers(module: nn.Module, src: int = 0) -> None:
+    """Copy rank ``src``'s buffers (BN running statistics) to every rank. DDP broadcasts them before each
+    forward, so after the last training step they differ by one local update; eval-mode passes that are
+    gathered across ranks (the VPM-2 memory) must all use the same statistics."""
+    if is_distributed():
+        for buf in module.buffers():
+            dist.broadcast(buf.data, src)
 
 
 def all_reduce_mean(x: Tensor) -> Tensor:

@@ -1,4 +1,4 @@
-"""Evaluate a model on a protocol's targets with the method's test feature (no model selection: callers pass the last epoch)."""
+"""Evaluate a model on a protocol's targets with the method's test feature (callers pass the last epoch)."""
 from __future__ import annotations
 
 from typing import Any, Callable, Mapping

@@ -65,7 +65,8 @@ def config_differences(old: RunCfg, new: RunCfg, ignored: Iterable[str] = RESUME
 
     def skip(key: str) -> bool:
         return any(key == i or (i.endswith(".") and key.startswith(i)) for i in ignored)
-    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and not skip(k)]
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and not skip(k))
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys]
 
 
 def _git_commit() -> dict[str, Any]:

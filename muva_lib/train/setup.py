@@ -1,4 +1,4 @@
-"""What both stages share: the protocol's data, the VGE part masks, the model and the run, built once (:func:`prepare`)."""
+"""What both stages share: protocol data, VGE part masks, the model and the run, built once by :func:`prepare`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

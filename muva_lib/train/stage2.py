@@ -24,7 +24,7 @@ from ..losses import (i2t_ce, label_smoothed_ce, mask_bce, mask_dice, mask_mse, 
 from ..memory import PrototypeMemory
 from ..models.factory import ReidOutput
 from .checkpoint import restore_train_state
-from .ddp import OutputAsDict, all_gather_cat, barrier
+from .ddp import OutputAsDict, all_gather_cat, barrier, sync_buffers
 from .evaluate import SUMMARY_KEYS, evaluate_model
 from .loop import StepOutput, make_scaler, notify, train_epoch
 from .optim import make_adam, set_epoch_lr, stage2_lr_factor, stage2_param_groups, stage2_trainable
@@ -102,7 +102,7 @@ def _may_leave_unused(setup: TrainSetup, weights: Mapping[str, float]) -> bool:
 
 
 def _evaluate(setup: TrainSetup, epoch: int) -> dict[str, dict[str, Any]]:
-    """Target metrics on rank 0 (the others wait); appended to the eval history and TensorBoard."""
+    """Target metrics on rank 0 (the others wait), appended to the eval history (``logs/eval.csv``)."""
     metrics: dict[str, dict[str, Any]] = {}
     if setup.dist.is_main:
         t0 = time.perf_counter()
@@ -139,7 +139,8 @@ def run_stage2(setup: TrainSetup, state: Mapping[str, Any] | None = None) -> lis
     loader = make_train_loader(setup.data.train, cfg.data, device, sampler, setup.grid_hw, setup.masks, cfg.seed)
     forward = model
     if setup.dist.enabled:
-        ddp_model = DistributedDataParallel(OutputAsDict(model), device_ids=[device.index] if device.type == "cuda" else None,
+        ddp_model = DistributedDataParallel(OutputAsDict(model),
+                                            device_ids=[device.index] if device.type == "cuda" else None,
                                             find_unused_parameters=_may_leave_unused(setup, weights))
 
         def forward(images: Tensor) -> ReidOutput:
@@ -152,6 +153,7 @@ def run_stage2(setup: TrainSetup, state: Mapping[str, Any] | None = None) -> lis
         notify(setup.callbacks, "on_epoch_start", "stage2", epoch)
         lrs = set_epoch_lr(optimizer, lambda base: base * stage2_lr_factor(epoch, s))
         t_mem = time.perf_counter()
+        sync_buffers(model)  # every rank's VPM-2 shard with rank 0's BN statistics
         memory = build_memory(setup) if "memory" in weights else None
         t_mem = time.perf_counter() - t_mem
         model.train()
