@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "run the end-to-end demo on the embedded default"),
     "train": ("train", "train a method on a protocol (both stages) into a run folder; --resume continues one"),
     "eval": ("eval", "evaluate a run folder or checkpoint on a protocol's targets"),
+    "real-crops": ("real_crops", "build a small real re-ID set (pseudo-labelled) from OpenCV's vtest.avi"),
     "run": ("run", "train / find a method run and execute its notebooks with papermill (--all-synthetic: the sweep)"),
 }
 

@@ -42,6 +42,7 @@ ALIASES: dict[str, str] = {
     "synth-a": "synth-a",
     "synth-b": "synth-b",
     "synth-c": "synth-c",
+    "real-vtest": "real-vtest",  # real crops of vtest.avi, pseudo-labelled by tracking (python -m muva_lib real-crops)
 }
 
 KINDS = ("supervised", "single-source", "multi-source", "classical", "synthetic")
