@@ -1,4 +1,5 @@
-"""Grounding backends behind one interface, by name: ``prior``, ``synthetic``, ``mllm``, ``detector``."""
+"""Grounding backends behind one interface, by name: ``prior``, ``synthetic``, ``mllm``, ``detector``,
+``cascade`` (OpenCV Haar cascades) and ``pose`` (mediapipe keypoints)."""
 from __future__ import annotations
 
 import importlib
@@ -15,6 +16,8 @@ BACKENDS: dict[str, str] = {
     "synthetic": "synthetic:SyntheticBackend",
     "mllm": "mllm:MllmBackend",
     "detector": "detector:DetectorBackend",
+    "cascade": "cascade:CascadeBackend",
+    "pose": "pose:PoseBackend",
 }
 
 
@@ -32,7 +35,7 @@ def get_backend(name: str, **opts: Any) -> Backend:
 
 def backend_from_cfg(vge: Any, device: Any = "auto", **extra: Any) -> Backend:
     """The backend a :class:`muva_lib.config.VgeCfg` describes (``extra`` overrides its options)."""
-    if vge.backend == "prior":
+    if vge.backend in ("prior", "cascade", "pose"):
         opts: dict[str, Any] = {}
     elif vge.backend == "synthetic":
         opts = {"noise": vge.noise, "seed": vge.noise_seed, "tolerance": vge.parse_tolerance}
