@@ -9,6 +9,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.muva-installed
 TORCH_PINS := $(shell grep -oE '"torch(vision)?==[^"]+"' pyproject.toml | tr -d '"')
+# OpenCV's pedestrian clip (Debian opencv-doc), the source of the real-image track's crops
+VTEST := /usr/share/doc/opencv-doc/examples/data/vtest.avi
 PYTEST_NB := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 .PHONY: demo test setup notebooks clean-venv
@@ -21,6 +23,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet $(TORCH_PINS)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (muva)" >/dev/null
+	@test -f $(VTEST) || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && { apt-get install -y -qq opencv-doc \
+	  || { apt-get update -qq && apt-get install -y -qq opencv-doc; }; } >/dev/null 2>&1; } \
+	  || echo "setup: $(VTEST) is missing (real-image track): install opencv-doc (as root: apt-get install opencv-doc)"
 	@touch $@
 
 demo: $(STAMP)
