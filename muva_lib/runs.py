@@ -273,15 +273,14 @@ def run_method(protocol: str, method: str, preset: str = "smoke", seed: int = 0,
                force: bool = False, prepare_only: bool = False, progress: bool = True
                ) -> tuple[RunDir | None, list[NotebookRecord]]:
     """Train (or find) the run of one method / protocol / preset / seed, then execute ``notebooks`` into
-    its folder. ``prepare_only``: no training; an existing run gets prepared notebooks, a missing one
-    is reported by :class:`RunNotFoundError`."""
+    its folder. ``prepare_only``: nothing is trained or run; the notebooks are written with their
+    parameters injected into the run folder, or, with no finished run yet, into
+    ``<runs>/_prepared/<protocol>/<method>/<preset>-s<seed>/`` (returned run: None)."""
     cfg = resolve(method, preset, protocol, seed, list(overrides) + ([f"device={device}"] if device != "auto" else []))
     run = find_run(cfg) if prepare_only else require_run(cfg, train=True, progress=progress)
-    if run is None:
-        raise RunNotFoundError(f"--prepare-only: no finished run of {method} on {protocol} ({preset}, seed {seed}) "
-                               "to prepare notebooks for")
-    params = run_parameters(cfg, run.root, overrides, device)
-    records = [execute_notebook(nb, run.root, params, force=force, prepare_only=prepare_only) for nb in notebooks]
+    out = run.root if run is not None else runs_root() / "_prepared" / slug(protocol) / method / f"{preset}-s{seed}"
+    params = run_parameters(cfg, out if run is not None else "", overrides, device)
+    records = [execute_notebook(nb, out, params, force=force, prepare_only=prepare_only) for nb in notebooks]
     return run, records
 
 

@@ -1,6 +1,8 @@
 """The command line end to end on small inputs: protocols, demo (the quickstart notebook), run."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from muva_lib.__main__ import COMMANDS, main
@@ -58,3 +60,19 @@ def test_run_trains_then_executes_the_run_notebooks_and_resumes(train_env, capsy
 def test_demo_refuses_a_real_protocol(capsys):
     assert main(["demo", "--protocol", "ma->d"]) == 2
     assert "synthetic" in capsys.readouterr().out
+
+
+def test_run_all_synthetic_prepare_only_checks_every_notebook_without_training(tmp_path, monkeypatch, capsys):
+    from muva_lib.data.protocols import synthetic_protocols
+    from muva_lib.runs import RUN_NOTEBOOKS, SWEEP_METHODS
+
+    monkeypatch.setenv("MUVA_RUNS", str(tmp_path))
+    assert main(["run", "--all-synthetic", "--prepare-only", "stage2.epochs=1"]) == 0
+    out = capsys.readouterr().out
+    lines = [ln for ln in out.splitlines() if re.match(r"\s+0\d_\w+\s+prepared\s", ln)]
+    assert len(lines) == len(synthetic_protocols()) * len(SWEEP_METHODS) * len(RUN_NOTEBOOKS)
+    assert "06_results: prepared" in out
+    prepared = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("_prepared/*/*/*/notebooks/*.ipynb"))
+    assert len(prepared) == len(synthetic_protocols()) * len(SWEEP_METHODS) * len(RUN_NOTEBOOKS)
+    assert "_prepared/synth-a_synth-b-to-synth-c/clipreid/smoke-s0/notebooks/04_stage2_training.ipynb" in prepared
+    assert not list(tmp_path.glob("synth-*"))  # nothing trained

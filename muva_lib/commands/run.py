@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"== {protocol} / {method} / {args.preset} / seed {seed}", flush=True)
                 run_dir, records = run_method(protocol, method, args.preset, seed, per_run, overrides,
                                               args.device, force=args.force, prepare_only=args.prepare_only)
-                print(f"  run folder: {run_dir.root}")
+                print(f"  run folder: {run_dir.root if run_dir is not None else '(none yet: notebooks prepared only)'}")
                 for rec in records:
                     print(f"  {rec.notebook:<20} {rec.status:<8} {rec.seconds:6.0f} s  {rec.output}", flush=True)
         if results:
