@@ -4,20 +4,14 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from PIL import Image
 
 from muva_lib.viz import masks as vm
 from muva_lib.viz import save_figure
 
 
 @pytest.fixture
-def images(tmp_path):
-    paths = []
-    for i in range(2):
-        p = tmp_path / f"im{i}.jpg"
-        Image.new("RGB", (64, 128), (40 * i, 120, 200)).save(p)
-        paths.append(str(p))
-    return paths
+def images(fake_items):
+    return [it.path for it in fake_items(2)]
 
 
 def test_load_thumbs(images):

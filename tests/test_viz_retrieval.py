@@ -4,18 +4,13 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from PIL import Image
 
 from muva_lib.viz import retrieval as vr
 from muva_lib.viz import save_figure
 
 
-def test_ranked_lists_frames_and_bytes(tmp_path):
-    paths = []
-    for i in range(4):
-        p = tmp_path / f"{i}.jpg"
-        Image.new("RGB", (64, 128), (60 * i, 100, 100)).save(p)
-        paths.append(str(p))
+def test_ranked_lists_frames_and_bytes(tmp_path, fake_items):
+    paths = [it.path for it in fake_items(4)]
     gallery = [[paths[1], paths[2], paths[3]], [paths[2], None, None]]
     matches = np.array([[True, False, True], [False, False, False]])
     fig = vr.ranked_lists([paths[0], paths[1]], gallery, matches, labels=["AP 0.83", "AP 0.00"])

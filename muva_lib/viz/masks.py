@@ -12,6 +12,7 @@ from PIL import Image
 
 from ..data.types import PARTS
 from .grounding import PART_COLOURS, SCREEN_DPI, THUMB_HW
+from .training import finish_axes
 
 __all__ = ["load_thumbs", "part_masks_grid", "mask_layers", "iou_per_layer", "attention_maps"]
 
@@ -94,13 +95,7 @@ def iou_per_layer(iou: np.ndarray, parts: Sequence[str] = PARTS, title: str = ""
     ax.set_xlabel("block", fontsize=7)
     ax.set_ylabel("mask IoU with the VGE", fontsize=7)
     ax.set_ylim(0, 1)
-    ax.tick_params(labelsize=6)
-    ax.legend(fontsize=6, frameon=False)
-    if title:
-        ax.set_title(title, fontsize=8)
-    fig.tight_layout(pad=0.4)
-    plt.close(fig)
-    return fig
+    return finish_axes(fig, ax, title)
 
 
 def attention_maps(thumbs: Sequence[np.ndarray], maps: np.ndarray, names: Sequence[str]) -> Figure:

@@ -10,7 +10,7 @@ from matplotlib.ticker import MaxNLocator
 
 from .grounding import SCREEN_DPI
 
-__all__ = ["curve_keys", "loss_curves", "metric_curves", "accuracy_bars", "similarity_heatmap",
+__all__ = ["finish_axes", "curve_keys", "loss_curves", "metric_curves", "accuracy_bars", "similarity_heatmap",
            "similarity_histograms"]
 
 Rows = Sequence[Mapping[str, Any]]
@@ -36,6 +36,18 @@ def _grid(n: int, ncols: int, size: tuple[float, float]) -> tuple[Figure, np.nda
     for ax in axes.flat[n:]:
         ax.axis("off")
     return fig, axes
+
+
+def finish_axes(fig: Figure, ax: plt.Axes, title: str = "", legend: str = "best") -> Figure:
+    """The common end of a one-panel figure: small ticks, legend at ``legend``, title, tight layout,
+    closed (so a notebook shows it once, when returned)."""
+    ax.tick_params(labelsize=6)
+    ax.legend(fontsize=6, frameon=False, loc=legend)
+    if title:
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout(pad=0.4)
+    plt.close(fig)
+    return fig
 
 
 def loss_curves(histories: Mapping[str, Rows], title: str = "", ncols: int = 4) -> Figure:
@@ -108,13 +120,7 @@ def accuracy_bars(accs: Mapping[str, Mapping[str, float]], chance: float | None 
     ax.set_xticks(range(len(names)), names, fontsize=7)
     ax.set_ylabel("accuracy (%)", fontsize=7)
     ax.set_ylim(0, 100)
-    ax.tick_params(labelsize=6)
-    ax.legend(fontsize=6, frameon=False, loc="upper right")
-    if title:
-        ax.set_title(title, fontsize=8)
-    fig.tight_layout(pad=0.4)
-    plt.close(fig)
-    return fig
+    return finish_axes(fig, ax, title, "upper right")
 
 
 def similarity_heatmap(sims: Mapping[str, np.ndarray], n_show: int = 24, title: str = "") -> Figure:
@@ -149,10 +155,4 @@ def similarity_histograms(own: np.ndarray, other: np.ndarray, title: str = "", b
     ax.hist(other, bins=edges, alpha=0.6, color="#d62728", label="nearest other prototype")
     ax.set_xlabel("cosine similarity", fontsize=7)
     ax.set_ylabel("training images", fontsize=7)
-    ax.tick_params(labelsize=6)
-    ax.legend(fontsize=6, frameon=False, loc="upper left")
-    if title:
-        ax.set_title(title, fontsize=8)
-    fig.tight_layout(pad=0.4)
-    plt.close(fig)
-    return fig
+    return finish_axes(fig, ax, title, "upper left")
