@@ -52,7 +52,9 @@ def test_cascade_rules_derive_parts_from_windows():
            "fullbody": None}
     boxes, why = boxes_from_windows(win)
     assert boxes["head"] == (40.0, 20.0, 80.0, pytest.approx(20 + 0.45 * 68)) and why["head"] == "upperbody top"
-    assert boxes["upper"] == (20.0, pytest.approx(20 + 0.55 * 68), 100.0, 110.0) and boxes["legs"] == (14.0, 110.0, 114.0, 230.0)
+    hips = 110 + 0.2 * 120
+    assert boxes["upper"] == (20.0, pytest.approx(20 + 0.55 * 68), 100.0, pytest.approx(hips))
+    assert boxes["legs"] == (14.0, pytest.approx(hips), 114.0, 230.0)
     assert vertical_order(boxes) is True
     boxes, why = boxes_from_windows({"face": None, "upperbody": None, "lowerbody": None,
                                      "fullbody": ((20.0, 10.0, 100.0, 230.0), 1.0)})

@@ -23,32 +23,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder (default: data/real-vtest, or data/real-vtest-f<N> with --max-frames N)")
     parser.add_argument("--max-frames", type=int, default=None, help="read only the first N frames (quick builds)")
     parser.add_argument("--step", type=int, default=2, help="process every step-th frame (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="detection processes (the files do not depend on it)")
     parser.add_argument("--overwrite", action="store_true", help="rebuild a folder made from another video or config")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..data.readers.base import DatasetError
-    from ..data.real.build import RealCfg, build_real_set, default_folder
+    from ..data.real.build import RealCfg, build_real_set, default_folder, summary_lines
 
     out = args.out if args.out is not None else default_folder(args.max_frames)
     try:
         if args.max_frames is not None and args.max_frames < 1 or args.step < 1:
             raise ValueError("--max-frames and --step must be at least 1")
         meta = build_real_set(out, args.video, RealCfg(step=args.step, max_frames=args.max_frames),
-                              overwrite=args.overwrite, progress=not args.quiet)
+                              overwrite=args.overwrite, progress=not args.quiet, workers=args.workers)
     except (DatasetError, ImportError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    v, t, sp, c = meta["video"], meta["tracking"], meta["split"], meta["counts"]
     if meta["status"] == "skipped":
         print(f"{out}: already built from this video with these options, skipped")
-    print(f"video {v['name']} ({v['frames']} frames, {v['width']}x{v['height']}, sha256 {v['sha256'][:12]}): "
-          f"{meta['frames_processed']} frames processed")
-    print(f"detections {meta['detections']}; tracks {t['tracks']} -> {t['kept']} tracklets kept "
-          f"({t['too_short']} too short, {t['static']} static)")
-    print(f"split at frame {meta['split_frame']}: {sp['train_tracklets']} training and {sp['test_tracklets']} test "
-          f"identities ({sp['crossing_dropped']} tracklet(s) crossing the split dropped)")
-    print("crops: " + ", ".join(f"{sub} {c[sub]['images']} ({c[sub]['ids']} ids)" for sub in ("train", "query", "gallery")))
+    print("\n".join(summary_lines(meta)))
     print(f"pseudo-labels (one tracklet = one id): noisy. Read with read_dataset('real-vtest', root='{out}')")
     return 0

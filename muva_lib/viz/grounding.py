@@ -2,6 +2,7 @@
 histograms raw vs calibrated (Fig. 5a), and before / after calibration examples (Fig. 5b-d)."""
 from __future__ import annotations
 
+import io
 import textwrap
 from typing import Mapping, Sequence
 
@@ -15,7 +16,8 @@ from PIL import Image
 
 from ..data.types import PARTS, Item
 
-__all__ = ["PART_COLOURS", "THUMB_HW", "SCREEN_DPI", "draw_boxes", "boxes_grid", "failure_gallery", "height_histograms", "before_after"]
+__all__ = ["PART_COLOURS", "THUMB_HW", "SCREEN_DPI", "draw_boxes", "boxes_grid", "failure_gallery", "height_histograms",
+           "before_after", "inline_jpeg"]
 
 #: one colour per part, in every figure
 PART_COLOURS: dict[str, str] = {"head": "#d62728", "upper": "#2ca02c", "legs": "#1f77b4"}
@@ -151,3 +153,14 @@ def before_after(cases: Sequence[object], title: str = "") -> Figure:
     fig.tight_layout(pad=0.3)
     plt.close(fig)
     return fig
+
+
+def inline_jpeg(fig: Figure, quality: int = 80) -> object:
+    """A figure of photographs for a notebook cell, as a JPEG ``IPython.display.Image`` at
+    :data:`SCREEN_DPI`: a quarter of the PNG's bytes for camera images, so notebooks stay small
+    (nbval skips ``image/jpeg`` like ``image/png``). The files on disk still come from ``save_figure``."""
+    from IPython.display import Image as IPyImage
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="jpeg", dpi=SCREEN_DPI, bbox_inches="tight", pil_kwargs={"quality": quality})
+    return IPyImage(data=buf.getvalue(), format="jpeg")

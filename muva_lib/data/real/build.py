@@ -28,17 +28,18 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
 
 from ..readers.base import DatasetError
+from ..types import Item
 from .track import TrackCfg, Tracklet, link
-from .video import HogCfg, detect_people, find_video, import_cv2, iter_frames, people_detector, video_info
+from .video import HogCfg, detect_video, find_video, import_cv2, video_info
 
 __all__ = ["BUILDER_VERSION", "SUBSET_DIRS", "RealCfg", "build_real_set", "split_frame", "plan_crops",
-           "default_folder", "ensure_real_vtest", "real_vtest_missing", "read_manifest"]
+           "default_folder", "ensure_real_vtest", "real_vtest_missing", "read_manifest", "real_items", "summary_lines"]
 
 #: bump whenever the same video and config would give different files
 BUILDER_VERSION = 1
@@ -162,11 +163,11 @@ def _write(tmp: Path, crops: Sequence[Crop], pixels: dict[tuple[int, tuple[int, 
 
 
 def build_real_set(out: str | Path, video: str | Path | None = None, cfg: RealCfg = RealCfg(), *,
-                   overwrite: bool = False, progress: bool = False,
-                   on_frame: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+                   overwrite: bool = False, progress: bool = False, workers: int = 2) -> dict[str, Any]:
     """Build the set into ``out`` (Market layout, ``manifest.jsonl``, ``meta.json``); return the meta.
 
-    Deterministic: the same video and ``cfg`` give byte-identical files. A folder already built
+    Deterministic: the same video and ``cfg`` give byte-identical files, whatever ``workers``
+    (detection processes, see :func:`~muva_lib.data.real.video.detect_video`). A folder already built
     from the same video and config is left as it is (``meta["status"] == "skipped"``); one built
     otherwise raises :class:`DatasetError` unless ``overwrite``. Written into a temporary sibling
     and renamed into place, so ``out`` is never half-written.
@@ -185,20 +186,14 @@ def build_real_set(out: str | Path, video: str | Path | None = None, cfg: RealCf
     from tqdm.auto import tqdm
 
     total = info.frames if cfg.max_frames is None else min(info.frames, cfg.max_frames)
-    hog = people_detector()
     per_frame: list[tuple[int, list]] = []
     pixels: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}  # (frame, box) -> RGB crop
     with tqdm(total=-(-total // cfg.step), desc="detect people", unit="frame", disable=not progress) as bar:
-        for index, frame in iter_frames(path, cfg.max_frames, cfg.step):
-            dets = detect_people(frame, cfg.hog, hog, signatures=True)
+        for index, dets, crops in detect_video(path, cfg.hog, cfg.max_frames, cfg.step, workers):
             per_frame.append((index, dets))
-            for d in dets:
-                x0, y0, x1, y1 = d.box
-                pixels[(index, d.box)] = cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_BGR2RGB)
+            pixels.update({(index, d.box): crop for d, crop in zip(dets, crops)})
             bar.update(1)
             bar.set_postfix(people=len(dets), refresh=False)
-            if on_frame is not None:
-                on_frame(index, len(dets))
     tracklets, track_counts = link(per_frame, cfg.track, cfg.step)
     split = split_frame(tracklets, [i for i, _ in per_frame])
     crops, split_counts = plan_crops(tracklets, split, cfg)
@@ -259,3 +254,26 @@ def ensure_real_vtest(max_frames: int | None = None, out: str | Path | None = No
     folder = Path(out) if out is not None else default_folder(max_frames)
     build_real_set(folder, video, RealCfg(max_frames=max_frames), progress=progress)
     return folder
+
+
+def real_items(root: str | Path) -> list[Item]:
+    """Every crop of a built set (train, query and gallery) as :class:`~muva_lib.data.types.Item`,
+    sorted by relpath (what the grounding notebooks ground)."""
+    from ..readers import read_dataset
+
+    split = read_dataset("real-vtest", root=root)
+    return sorted((*split.train, *split.query, *split.gallery), key=lambda it: it.relpath)
+
+
+def summary_lines(meta: dict[str, Any]) -> list[str]:
+    """What a build found, in words: video, detections, tracklets, split and crops per subset."""
+    v, t, sp, c = meta["video"], meta["tracking"], meta["split"], meta["counts"]
+    return [
+        f"video {v['name']} ({v['frames']} frames, {v['width']}x{v['height']}, sha256 {v['sha256'][:12]}): "
+        f"{meta['frames_processed']} frames processed",
+        f"detections {meta['detections']}; tracks {t['tracks']} -> {t['kept']} tracklets kept "
+        f"({t['too_short']} too short, {t['static']} static)",
+        f"split at frame {meta['split_frame']}: {sp['train_tracklets']} training and {sp['test_tracklets']} test "
+        f"identities ({sp['crossing_dropped']} tracklet(s) crossing the split dropped)",
+        "crops: " + ", ".join(f"{sub} {c[sub]['images']} ({c[sub]['ids']} ids)" for sub in ("train", "query", "gallery")),
+    ]

@@ -11,8 +11,10 @@ head    a frontal face in the top 40 % of the crop (searched at 2x, faces there 
         else the top 45 % and middle half of the upper-body window (that cascade, Kruppa et
         al., finds head and shoulders)
 upper   x of the upper-body window, from its shoulder line (55 % of its height) down to the
-        hips: the top of the lower-body window, else 55 % down the full-body window
-legs    the lower-body window; else the lower half of the full-body window
+        hips: a fifth of the way down the lower-body window (it starts above the hips: on
+        vtest crops its top sits that much above the pose model's hips), else 55 % down the
+        full-body window
+legs    the lower-body window from the hips down; else the lower half of the full-body window
 ======= =====================================================================================
 
 A part whose rule has nothing to work on is a ``fallback`` answer (calibration then gives it
@@ -170,15 +172,16 @@ def boxes_from_windows(win: Mapping[str, tuple[Box, float] | None]) -> tuple[dic
         boxes["head"], why["head"] = (x0 + q, y0, x1 - q, y0 + 0.45 * (y1 - y0)), "upperbody top"
     else:
         boxes["head"], why["head"] = None, "no face or upper-body window"
-    hips = low[1] if low is not None else (full[1] + 0.55 * (full[3] - full[1]) if full is not None else None)
+    hips = (low[1] + 0.2 * (low[3] - low[1]) if low is not None
+            else full[1] + 0.55 * (full[3] - full[1]) if full is not None else None)
     if hs is not None and hips is not None and hips > hs[1] + 0.55 * (hs[3] - hs[1]):
         boxes["upper"] = (hs[0], hs[1] + 0.55 * (hs[3] - hs[1]), hs[2], hips)
-        why["upper"] = "upperbody shoulders to " + ("lowerbody top" if low is not None else "fullbody 55%")
+        why["upper"] = "upperbody shoulders to " + ("lowerbody hips" if low is not None else "fullbody 55%")
     else:
         boxes["upper"] = None
         why["upper"] = "no upper-body window" if hs is None else "no hips (lower- or full-body window) below the shoulders"
     if low is not None:
-        boxes["legs"], why["legs"] = low, "lowerbody"
+        boxes["legs"], why["legs"] = (low[0], hips, low[2], low[3]), "lowerbody from the hips"
     elif full is not None:
         boxes["legs"], why["legs"] = (full[0], (full[1] + full[3]) / 2, full[2], full[3]), "fullbody lower half"
     else:
@@ -191,6 +194,12 @@ class CascadeBackend(Backend):
 
     name = "cascade"
     batch_size = 32
+    #: bump when the part rules change: the store file name carries it, so old answers are not reused
+    rules_version = 1
+
+    @property
+    def tag(self) -> str:
+        return f"{self.name}-r{self.rules_version}"
 
     def __init__(self, cfg: CascadeCfg = CascadeCfg(), parts: Sequence[str] = PARTS) -> None:
         super().__init__(parts)

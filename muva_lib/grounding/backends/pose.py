@@ -156,6 +156,12 @@ class PoseBackend(Backend):
 
     name = "pose"
     batch_size = 16
+    #: bump when the keypoint rules change: the store file name carries it, so old answers are not reused
+    rules_version = 1
+
+    @property
+    def tag(self) -> str:
+        return f"{self.name}-r{self.rules_version}"
 
     def __init__(self, cfg: PoseCfg = PoseCfg(), parts: Sequence[str] = PARTS) -> None:
         super().__init__(parts)
