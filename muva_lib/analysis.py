@@ -206,19 +206,12 @@ def _setup(model: Any, cfg: Any, device: str | torch.device, items: Sequence[Ite
 def stage1_probe(run: str | Path, device: str | torch.device = "cpu") -> tuple[Tensor, Tensor, Tensor]:
     """A finished run's stage-1 view: (text [N, G, d] = every identity's prompt features (G = 1 + R),
     feats [M, G*d] = the cached stage-1 image features, labels [M]), on the CPU."""
-    from .models.checkpoint import load_checkpoint, read_metadata
-    from .models.factory import create_model
     from .train import RunDir
-    from .utils import seed_everything
 
     rd = RunDir(run)
-    cfg, meta = rd.config(), read_metadata(rd.final_path)
-    # the frozen text encoder is not in the checkpoint: rebuild it as training did (seed, then create)
-    seed_everything(cfg.seed, cfg.deterministic)
-    model = create_model(cfg, meta["num_classes"], device=torch.device(device), image_size=tuple(meta["image_size"]))
-    load_checkpoint(model, rd.final_path)
+    model, _ = _model(run, device)  # final.pt carries the frozen text encoder when it was random
     cache = torch.load(rd.cache_path, map_location="cpu", weights_only=True)
-    return model.eval().all_text_features().float().cpu(), cache["feats"].float(), cache["labels"].long()
+    return model.all_text_features().float().cpu(), cache["feats"].float(), cache["labels"].long()
 
 
 def memory_probe(run: str | Path, device: str | torch.device = "cpu") -> tuple[Tensor, Tensor, Tensor]:

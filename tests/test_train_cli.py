@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from muva_lib.__main__ import main
 from muva_lib.models.checkpoint import read_metadata
+from muva_lib.train import model_from_checkpoint
 from muva_lib.train.checkpoint import load_train_state
 
 ARTEFACTS = ("config.json", "manifest.json", "logs/stage1.csv", "logs/stage2.csv", "logs/eval.csv",
@@ -54,6 +56,14 @@ def test_train_then_eval_cli(train_env, tmp_path, capsys, method, terms):
     assert meta["extra"]["config"]["method"] == method and meta["extra"]["epoch"] == 2
     metrics = json.loads((run / "metrics" / "synth-b.json").read_text())
     assert 0 <= metrics["mAP"] <= 1 and len(metrics["cmc"]) == 50 and metrics["epoch"] == 2
+    # random-init CLIP: the frozen text encoder travels with the prompts, so a reloaded run's text
+    # features do not depend on the RNG state of the process that loads it
+    assert "text_encoder" in meta["components"]
+    texts = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        texts.append(model_from_checkpoint(run)[0].all_text_features())
+    assert torch.equal(texts[0], texts[1])
 
     out_json = tmp_path / "again.json"
     assert main(["eval", "--checkpoint", str(run), "--json", str(out_json)]) == 0

@@ -10,7 +10,7 @@ import torch
 from ..utils import atomic_write_bytes
 from .factory import ReidModel
 
-__all__ = ["FORMAT", "COMPONENTS", "DEFAULT_COMPONENTS", "CheckpointMismatchError", "component_state",
+__all__ = ["FORMAT", "COMPONENTS", "DEFAULT_COMPONENTS", "self_contained", "CheckpointMismatchError", "component_state",
            "save_checkpoint", "read_metadata", "load_checkpoint"]
 
 FORMAT = "muva_lib.checkpoint/1"
@@ -24,6 +24,15 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
 }
 #: what a training checkpoint holds; the frozen text encoder is the pretrained one (add it on request)
 DEFAULT_COMPONENTS = ("image_encoder", "rmp", "heads", "prompts")
+
+
+def self_contained(model: ReidModel, components: Iterable[str] = DEFAULT_COMPONENTS) -> tuple[str, ...]:
+    """``components`` plus the frozen text encoder when no weights file can rebuild it (random init):
+    prompts are only meaningful with the text encoder they were learned against."""
+    names = tuple(components)
+    if model.meta.get("weights") == "random init" and "text_encoder" not in names:
+        names += ("text_encoder",)
+    return names
 #: metadata that must agree for a component's weights to mean the same thing
 _MUST_MATCH: dict[str, tuple[str, ...]] = {
     "image_encoder": ("model.arch", "image_size", "model.num_parts", "model.part_token_init", "quick_gelu"),

@@ -11,7 +11,7 @@ import torch
 
 from ..config import RunCfg, apply_overrides, from_dict, load as load_config, parse_overrides, to_dict
 from ..data.protocols import build
-from ..models.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from ..models.checkpoint import load_checkpoint, read_metadata, save_checkpoint, self_contained
 from ..models.factory import ReidModel, create_model
 from ..utils import resolve_device
 from .checkpoint import load_model_train_state, load_train_state, set_rng_state
@@ -72,7 +72,7 @@ def finish(setup: TrainSetup, evaluate: bool = True) -> dict[str, dict[str, Any]
     if setup.dist.is_main:
         epoch = cfg.stage2.epochs
         if setup.writes:
-            save_checkpoint(setup.model, setup.run.final_path,
+            save_checkpoint(setup.model, setup.run.final_path, components=self_contained(setup.model),
                             extra={"config": to_dict(cfg), "stage": "stage2", "epoch": epoch})
         if evaluate:
             t0 = time.perf_counter()

@@ -24,7 +24,7 @@ from ..config import RunCfg
 from ..data.sampler import PKSampler, ShuffledBatchSampler
 from ..losses import cluster_nce, supcon
 from ..memory import visual_prototypes
-from ..models.checkpoint import save_checkpoint
+from ..models.checkpoint import save_checkpoint, self_contained
 from ..utils import atomic_write_bytes
 from .checkpoint import restore_train_state
 from .loop import StepOutput, make_scaler, notify, train_epoch
@@ -152,7 +152,7 @@ def run_stage1(setup: TrainSetup, state: Mapping[str, Any] | None = None) -> lis
     if tb is not None:
         tb.close()
     if setup.writes:
-        save_checkpoint(model, setup.run.stage1_path, components=("prompts",),
+        save_checkpoint(model, setup.run.stage1_path, components=self_contained(model, ("prompts",)),
                         extra={"stage": "stage1", "epoch": cfg.stage1.epochs})
     setup.timings["stage1_s"] = setup.timings.get("stage1_s", 0.0) + time.perf_counter() - t_start
     notify(setup.callbacks, "on_stage_end", "stage1", history)
