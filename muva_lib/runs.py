@@ -25,7 +25,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .config import RunCfg, resolve
 from .paths import repo_root, runs_root, slug
-from .train.rundir import RunDir, _git_commit, config_differences, find_resumable
+from .train.rundir import RunDir, git_commit, config_differences, find_resumable
 from .utils import atomic_write_json
 
 __all__ = ["SWEEP_METHODS", "RUN_NOTEBOOKS", "RESULTS_NOTEBOOK", "QUICKSTART", "MATCH_IGNORED", "NotebookError",
@@ -181,7 +181,7 @@ def execute_notebook(name: str, out_dir: str | Path, parameters: Mapping[str, An
     digest = parameter_hash(params, (notebook_dir() / f"{stem}.py").read_text())
     done = read_manifest(out_dir).get(stem, {})
     rec = NotebookRecord(stem, "running", params, digest, str(output), time.strftime("%Y-%m-%dT%H:%M:%S"),
-                         git=_git_commit(), versions=_versions())
+                         git=git_commit(), versions=_versions())
     if (not force and not prepare_only and done.get("status") == "done" and done.get("parameter_hash") == digest
             and output.is_file()):
         return NotebookRecord(**{**done, "status": "skipped"})

@@ -32,7 +32,7 @@ from ..config import RunCfg, config_hash, load as load_config, save as save_conf
 from ..paths import repo_root, runs_root, slug
 from ..utils import atomic_write_json, atomic_write_text
 
-__all__ = ["RunDir", "ConfigMismatchError", "config_differences", "find_resumable", "RESUME_IGNORED"]
+__all__ = ["RunDir", "ConfigMismatchError", "config_differences", "find_resumable", "git_commit", "RESUME_IGNORED"]
 
 #: config keys that may change between a run and its resumption (they do not change the training)
 RESUME_IGNORED = ("device", "data.num_workers", "stage2.eval_period", "eval.")
@@ -69,7 +69,7 @@ def config_differences(old: RunCfg, new: RunCfg, ignored: Iterable[str] = RESUME
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys]
 
 
-def _git_commit() -> dict[str, Any]:
+def git_commit() -> dict[str, Any]:
     try:
         root = repo_root()
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
@@ -144,7 +144,7 @@ class RunDir:
         save_config(cfg, run.config_path)
         run.write_manifest({"status": "running", "protocol": cfg.data.protocol, "method": cfg.method,
                             "preset": cfg.preset, "seed": cfg.seed, "config_hash": config_hash(cfg),
-                            "created": _now(), "git": _git_commit(), "versions": _versions(),
+                            "created": _now(), "git": git_commit(), "versions": _versions(),
                             "device": cfg.device, "world_size": world_size, "progress": {}, "timings": {},
                             "metrics": {}, "resumed": []})
         return run
