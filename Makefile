@@ -9,6 +9,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.muva-installed
 TORCH_PINS := $(shell grep -oE '"torch(vision)?==[^"]+"' pyproject.toml | tr -d '"')
+# the pose backend's model runtime, installed without its dependencies (see the pose extra in pyproject.toml)
+MEDIAPIPE := $(shell grep -m1 -oE 'mediapipe==[0-9.]+' pyproject.toml)
 # OpenCV's pedestrian clip (Debian opencv-doc), the source of the real-image track's crops
 VTEST := /usr/share/doc/opencv-doc/examples/data/vtest.avi
 PYTEST_NB := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
@@ -22,6 +24,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --upgrade --quiet pip
 	$(PY) -m pip install --quiet $(TORCH_PINS)
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps $(MEDIAPIPE) \
+	  || echo "setup: $(MEDIAPIPE) did not install (it ships cp311 wheels only): the pose backend and its tests are skipped"
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (muva)" >/dev/null
 	@test -f $(VTEST) || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && { apt-get install -y -qq opencv-doc \
 	  || { apt-get update -qq && apt-get install -y -qq opencv-doc; }; } >/dev/null 2>&1; } \

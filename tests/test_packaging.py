@@ -33,7 +33,7 @@ def test_dev_extra_covers_the_declared_stack():
                  "seaborn", "jupytext", "papermill", "nbval", "pytest", "ipykernel"):
         assert re.search(rf"(^|\s){name}\b", everything), f"{name} missing from pyproject.toml"
     assert set(proj["optional-dependencies"]["dev"][0].split("[")[1].rstrip("]").split(",")) == {
-        "vge", "notebooks", "test"}
+        "vge", "notebooks", "test", "pose"}
 
 
 def test_makefile_reads_torch_pins_from_pyproject_and_fails_on_no_tests():
@@ -41,5 +41,6 @@ def test_makefile_reads_torch_pins_from_pyproject_and_fails_on_no_tests():
     assert "grep -oE '\"torch(vision)?==" in text and "pyproject.toml" in text
     assert re.search(r"^demo:", text, re.M) and re.search(r"^test:", text, re.M)
     assert "-eq 5" in text  # "no tests collected" is a failure
+    assert "--no-deps $(MEDIAPIPE)" in text and re.search(r"mediapipe==\d", (ROOT / "pyproject.toml").read_text())
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in ci

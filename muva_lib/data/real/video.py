@@ -247,7 +247,7 @@ def detect_video(path: str | Path, cfg: HogCfg = HogCfg(), max_frames: int | Non
     """``(frame index, detections, RGB crops [h, w, 3] of those detections)`` for every processed frame,
     in frame order.
 
-    Frames are spread over ``workers`` processes, each running OpenCV on one thread: the results
+    Frames are spread over ``workers`` spawned processes, each running OpenCV on one thread: the results
     do not depend on ``workers`` or on the machine's load (OpenCV's own multi-threaded HOG was
     seen to return one extra window in one of several identical runs on busy cores).
     """
@@ -265,6 +265,9 @@ def detect_video(path: str | Path, cfg: HogCfg = HogCfg(), max_frames: int | Non
         return
     import multiprocessing as mp
 
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    # spawn, never fork: a forked child inherits OpenCV's (and torch's) thread pools with whatever
+    # locks their threads held at the fork, and can hang on its first cv2 call (seen in CI after
+    # other tests had run OpenCV multi-threaded in the parent). Spawning costs ~0.3 s per worker.
+    ctx = mp.get_context("spawn")
     with ctx.Pool(workers) as pool:
         yield from pool.imap(work, frames, chunksize=2)
