@@ -29,10 +29,10 @@
 # `vtest.avi`) with two models that really run offline here: `pose` (mediapipe's keypoints) and
 # `cascade` (OpenCV's Haar cascades), beside `prior`.
 #
-# Run time: about 15 s with `smoke` on 2 CPU cores (plus about 20 s the first time, to generate
-# the synthetic domain), and about 45 s more for the real-image section (plus about 30 s the
-# first time, to cut the real crops); `paper` is the same for these backends, while an `mllm` on
-# a GPU needs about a second per image and part.
+# Run time: about 20 s with `smoke` on 2 CPU cores once the stores hold the answers; the first
+# time about 20 s more to generate the synthetic domain and about 60 s more to cut the real crops
+# and ground them. `paper` is the same for these backends, while an `mllm` on a GPU needs about a
+# second per image and part.
 
 # %% tags=["parameters"]
 PROTOCOL: str = "synth-a->synth-b"  # protocol name shared by all notebooks (sets data.protocol)

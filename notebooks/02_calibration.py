@@ -29,10 +29,10 @@
 # counterpart of Fig. 5a, and a gallery of the real failures calibration fixes.
 #
 # Thresholds are parameters of `VgeCfg` (`fence_k`, `min_spread`, `min_samples`, `fence_core`);
-# see `muva_lib.grounding.calibrate` for the rules. Run time: about 15 s with `smoke` on 2 CPU
-# cores (plus about 20 s the first time, to generate the synthetic domain), and about 10 s for
-# the real-image section when notebook 01 has grounded the real crops (about 80 s otherwise);
-# the same with `paper`.
+# see `muva_lib.grounding.calibrate` for the rules. Run time: about 20 s with `smoke` on 2 CPU
+# cores once notebook 01 has run (its stores hold the answers); on its own the first time, about
+# 20 s more to generate the synthetic domain and about 60 s more for the real crops. The same
+# with `paper`.
 
 # %% tags=["parameters"]
 PROTOCOL: str = "synth-a->synth-b"  # protocol name shared by all notebooks (sets data.protocol)

@@ -27,7 +27,7 @@ def six(fake_items):
 
 
 def test_registry():
-    assert list_backends() == ["prior", "synthetic", "mllm", "detector"]
+    assert list_backends() == ["prior", "synthetic", "mllm", "detector", "cascade", "pose"]
     with pytest.raises(ValueError, match="known: prior"):
         get_backend("cogvlm")
 

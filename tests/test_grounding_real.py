@@ -104,14 +104,20 @@ def cascade_answers(real_crops):
 
 
 @pytest.fixture(scope="module")
-def pose_answers(real_crops):
+def pose_backend():
+    """The pose backend (skipped, with what to install, without mediapipe)."""
     missing = pose_missing()
     if missing:
         pytest.skip(missing)
-    items, images = real_crops
     backend = get_backend("pose")
-    yield backend.ground(images, items)
+    yield backend
     backend.close()
+
+
+@pytest.fixture(scope="module")
+def pose_answers(real_crops, pose_backend):
+    items, images = real_crops
+    return pose_backend.ground(images, items)
 
 
 def _check_backend(name, answers, images, min_all_parts, min_order):
@@ -156,13 +162,11 @@ def test_pose_agrees_with_cascade_and_prior(real_crops, pose_answers, cascade_an
 
 
 @pytest.mark.parametrize("name", ["cascade", "pose"])
-def test_real_backends_go_through_store_calibration_and_masks(real_crops, tmp_path, name):
+def test_real_backends_go_through_store_calibration_and_masks(real_crops, tmp_path, name, request):
     from muva_lib.grounding import GroundingStore, calibrate_store, ground_items, store_masks
 
-    if name == "pose" and pose_missing():
-        pytest.skip(pose_missing())
     items, _ = real_crops
-    backend = get_backend(name)
+    backend = request.getfixturevalue("pose_backend") if name == "pose" else get_backend(name)
     (report,) = ground_items(items, backend, root=tmp_path, progress=False)
     assert report.grounded == len(items) and sum(report.totals().values()) == 3 * len(items)
     store = GroundingStore(items[0].dataset, backend.tag, tmp_path)
@@ -174,14 +178,9 @@ def test_real_backends_go_through_store_calibration_and_masks(real_crops, tmp_pa
     assert ground_items(items, backend, root=tmp_path, progress=False)[0].skipped == len(items)
 
 
-def test_pose_person_mask_gives_a_coarse_parsing(real_crops):
-    missing = pose_missing()
-    if missing:
-        pytest.skip(missing)
-    items, images = real_crops
-    backend = get_backend("pose")
-    res = backend.analyse(images[0])
-    backend.close()
+def test_pose_person_mask_gives_a_coarse_parsing(real_crops, pose_backend):
+    images = real_crops[1]
+    res = pose_backend.analyse(images[0])
     assert res.keypoints.shape == (33, 3) and res.mask.shape == images[0].size[::-1]
     boxes, _ = boxes_from_keypoints(res.keypoints, images[0].size)
     parsing = coarse_parsing(res.mask, boxes)

@@ -60,7 +60,8 @@ def test_link_drops_short_and_static_tracks():
 
 def test_split_and_plan_keep_train_and_test_identities_apart():
     def track(start: int, n: int, x: int = 0):
-        dets = [(f, [Detection((x + 8 * k, 0, x + 8 * k + 40, 100), 1.0)]) for k, f in enumerate(range(start, start + n))]
+        dets = [(f, [Detection((x + 8 * k, 0, x + 8 * k + 40, 100), 1.0)])
+                for k, f in enumerate(range(start, start + n))]
         return link(dets, TrackCfg(min_len=3, min_motion=0.1))[0][0]
 
     tracks = [track(0, 40), track(30, 50, 300), track(60, 40)]

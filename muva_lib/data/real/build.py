@@ -197,8 +197,8 @@ def build_real_set(out: str | Path, video: str | Path | None = None, cfg: RealCf
     tracklets, track_counts = link(per_frame, cfg.track, cfg.step)
     split = split_frame(tracklets, [i for i, _ in per_frame])
     crops, split_counts = plan_crops(tracklets, split, cfg)
-    counts = {sub: {"images": sum(c.subset == sub for c in crops), "ids": len({c.pid for c in crops if c.subset == sub})}
-              for sub in SUBSET_DIRS}
+    counts = {sub: {"images": sum(c.subset == sub for c in crops),
+                    "ids": len({c.pid for c in crops if c.subset == sub})} for sub in SUBSET_DIRS}
     empty = [sub for sub, c in counts.items() if c["images"] == 0]
     if empty:
         raise DatasetError(f"{path.name}: the {', '.join(empty)} split would be empty ({len(tracklets)} tracklets "
@@ -275,5 +275,6 @@ def summary_lines(meta: dict[str, Any]) -> list[str]:
         f"({t['too_short']} too short, {t['static']} static)",
         f"split at frame {meta['split_frame']}: {sp['train_tracklets']} training and {sp['test_tracklets']} test "
         f"identities ({sp['crossing_dropped']} tracklet(s) crossing the split dropped)",
-        "crops: " + ", ".join(f"{sub} {c[sub]['images']} ({c[sub]['ids']} ids)" for sub in ("train", "query", "gallery")),
+        "crops: " + ", ".join(f"{sub} {c[sub]['images']} ({c[sub]['ids']} ids)"
+                              for sub in ("train", "query", "gallery")),
     ]

@@ -74,7 +74,8 @@ def rule_answers(boxes: Mapping[str, Box | None], reasons: Mapping[str, str], ra
         if b is None or b[2] - b[0] < 1 or b[3] - b[1] < 1:
             out[p] = Answer(raw, None, "fallback", reasons.get(p, "no box"))
         else:
-            out[p] = Answer(raw, tuple(round(float(v), 2) for v in b), "ok", reasons.get(p, ""))  # type: ignore[arg-type]
+            box = tuple(round(float(v), 2) for v in b)
+            out[p] = Answer(raw, box, "ok", reasons.get(p, ""))  # type: ignore[arg-type]
     return out
 
 
@@ -179,7 +180,8 @@ def boxes_from_windows(win: Mapping[str, tuple[Box, float] | None]) -> tuple[dic
         why["upper"] = "upperbody shoulders to " + ("lowerbody hips" if low is not None else "fullbody 55%")
     else:
         boxes["upper"] = None
-        why["upper"] = "no upper-body window" if hs is None else "no hips (lower- or full-body window) below the shoulders"
+        why["upper"] = ("no upper-body window" if hs is None
+                        else "no hips (lower- or full-body window) below the shoulders")
     if low is not None:
         boxes["legs"], why["legs"] = (low[0], hips, low[2], low[3]), "lowerbody from the hips"
     elif full is not None:
