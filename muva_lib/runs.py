@@ -32,7 +32,7 @@ __all__ = ["SWEEP_METHODS", "RUN_NOTEBOOKS", "RESULTS_NOTEBOOK", "QUICKSTART", "
            "UnknownParameterError", "RunNotFoundError", "NotebookRecord", "notebook_dir", "list_notebooks",
            "notebook_stem", "read_notebook", "notebook_parameters", "check_parameters", "parameter_hash",
            "read_manifest", "execute_notebook", "find_run", "require_run", "run_parameters", "run_method",
-           "run_results", "results_dir"]
+           "real_track", "REAL_OVERRIDES", "run_results", "results_dir"]
 
 #: the methods a sweep trains, in table order (pi-VL joins when its recipe is implemented)
 SWEEP_METHODS: tuple[str, ...] = ("muva", "clipreid")
@@ -282,6 +282,35 @@ def run_method(protocol: str, method: str, preset: str = "smoke", seed: int = 0,
     params = run_parameters(cfg, out if run is not None else "", overrides, device)
     records = [execute_notebook(nb, out, params, force=force, prepare_only=prepare_only) for nb in notebooks]
     return run, records
+
+
+#: the real set has 15 training identities: stage 1's PK batches of 16 x 4 cannot be filled
+REAL_OVERRIDES: tuple[str, ...] = ("stage1.batch_size=32",)
+
+
+def real_track(methods: Iterable[str] = SWEEP_METHODS, preset: str = "smoke", seed: int = 0,
+               source: str = "synth-a->synth-b", *, train: bool | None = None, progress: bool = False
+               ) -> dict[str, tuple[RunDir, RunDir]]:
+    """The runs behind the real tracklet set's rows, per method: ``(run on source, run on real-vtest)``.
+
+    The real crops are cut first when missing (:func:`muva_lib.data.real.ensure_real_vtest`); each
+    method's ``source`` run is found (or trained, as :func:`require_run` says) and evaluated on the
+    real crops once, the result written into it as ``metrics/real-vtest.json``; its run on the real
+    set's own training split (protocol ``real-vtest``) is found or trained likewise. The labels are
+    pseudo-identities from tracking: see ``data/real-vtest/meta.json``."""
+    from .data.real import ensure_real_vtest
+    from .train import evaluate_run
+
+    ensure_real_vtest(progress=progress)
+    out: dict[str, tuple[RunDir, RunDir]] = {}
+    for method in methods:
+        src = require_run(resolve(method, preset, source, seed), train=train, progress=progress)
+        if not src.metrics_path("real-vtest").is_file():
+            evaluate_run(src.root, "real-vtest", write=True)
+        own = require_run(resolve(method, preset, "real-vtest", seed, REAL_OVERRIDES), train=train,
+                          progress=progress)
+        out[method] = (src, own)
+    return out
 
 
 def results_dir(preset: str) -> Path:

@@ -10,8 +10,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 __all__ = ["format_table", "fmt_pct", "PaperTable", "PAPER_TABLES", "METHOD_NAMES", "paper_rows", "collect_results",
-           "summarise", "cell", "metrics_table", "results_table", "paper_table", "synthetic_table", "to_markdown", "to_latex",
-           "export_table"]
+           "summarise", "cell", "metrics_table", "results_table", "paper_table", "synthetic_table", "real_table",
+           "REAL_TARGET", "to_markdown", "to_latex", "export_table"]
 
 
 def fmt_pct(value: float | None, digits: int = 1) -> str:
@@ -218,6 +218,18 @@ def _ours_label(preset: str, seeds: int) -> str:
     return f"ours ({preset}, {seeds} seed{'s' if seeds != 1 else ''})"
 
 
+def _own_target(rows: pd.DataFrame, protocol: str) -> pd.DataFrame:
+    """The rows of ``protocol``'s first own target (a run may also hold metrics on other targets,
+    e.g. a synthetic run evaluated on the real crops); all rows when the protocol is unknown."""
+    from .data.protocols import get_protocol
+
+    try:
+        first = get_protocol(protocol).target_datasets[0]
+    except (KeyError, ValueError):
+        return rows
+    return rows[rows["target"] == first]
+
+
 def results_table(summary: pd.DataFrame, protocols: Sequence[str], methods: Iterable[str] | None = None
                   ) -> pd.DataFrame:
     """Our rows in the paper's layout: one row per (method, preset) with ``method``, ``source`` and one
@@ -231,7 +243,7 @@ def results_table(summary: pd.DataFrame, protocols: Sequence[str], methods: Iter
             row = {"method": METHOD_NAMES.get(method, method),
                    "source": _ours_label(preset, int(s["seeds"].max()))}
             for proto in protocols:
-                hit = s[s["protocol"] == proto]
+                hit = _own_target(s[s["protocol"] == proto], proto)
                 row[proto] = "-" if hit.empty else cell(*hit.iloc[0][["mAP", "rank1", "mAP_std", "rank1_std"]])
             rows.append(row)
     return pd.DataFrame(rows, columns=["method", "source", *protocols])
@@ -265,6 +277,32 @@ def synthetic_table(summary: pd.DataFrame, methods: Iterable[str] | None = None,
     if extra:
         table = pd.concat([table, pd.DataFrame(list(extra))], ignore_index=True).fillna("-")
     return table
+
+
+#: the real tracklet set (crops of vtest.avi, pseudo-identities from tracking)
+REAL_TARGET = "real-vtest"
+
+
+def real_table(summary: pd.DataFrame, methods: Iterable[str] | None = None,
+               source: str = "synth-a->synth-b") -> pd.DataFrame:
+    """The real tracklet set (pseudo-labelled): a row per method (and preset) with two ``"mAP / R1"``
+    columns, a run trained on ``source`` evaluated on the real crops (the run's
+    ``metrics/real-vtest.json``, see :func:`muva_lib.runs.real_track`), and a run trained on the real
+    set's own training split. ``-`` where there is no such run."""
+    cols = {f"trained on {source}": source, "trained on real-vtest (own split)": REAL_TARGET}
+    sub = summary[(summary["target"] == REAL_TARGET) & summary["protocol"].isin(list(cols.values()))] \
+        if not summary.empty else summary
+    order = list(methods) if methods is not None else sorted(sub["method"].unique())
+    rows = []
+    for method in order:
+        for preset in sorted(sub.loc[sub["method"] == method, "preset"].unique()):
+            s = sub[(sub["method"] == method) & (sub["preset"] == preset)]
+            row = {"method": METHOD_NAMES.get(method, method), "source": _ours_label(preset, int(s["seeds"].max()))}
+            for name, proto in cols.items():
+                hit = s[s["protocol"] == proto]
+                row[name] = "-" if hit.empty else cell(*hit.iloc[0][["mAP", "rank1", "mAP_std", "rank1_std"]])
+            rows.append(row)
+    return pd.DataFrame(rows, columns=["method", "source", *cols])
 
 
 # ----------------------------------------------------------------------------- export

@@ -133,3 +133,21 @@ def test_metrics_table_side_by_side():
     assert list(t.columns) == ["method", "mAP", "R1", "R5", "mINP"]
     assert t.iloc[0].tolist() == ["MUVA", "50.0", "61.0", "80.0", "20.0"]
     assert t.iloc[1].tolist() == ["colour histogram", "5.0", "10.0", "-", "-"]
+
+
+def test_real_table_and_own_target_with_extra_targets(tmp_path):
+    # a synthetic run also evaluated on the real crops ("real-vtest" sorts before "synth-b")
+    _fake_run(tmp_path, "synth-a->synth-b", "muva", 0, {"synth-b": (0.40, 0.60), "real-vtest": (0.20, 0.25)})
+    _fake_run(tmp_path, "synth-a->synth-b", "muva", 1, {"synth-b": (0.50, 0.70), "real-vtest": (0.30, 0.35)})
+    _fake_run(tmp_path, "real-vtest", "muva", 0, {"real-vtest": (0.33, 0.40)})
+    _fake_run(tmp_path, "synth-a->synth-b", "clipreid", 0, {"synth-b": (0.30, 0.50)})
+    s = tb.summarise(tb.collect_results(tmp_path))
+    synth = tb.synthetic_table(s, ["muva", "clipreid"])
+    assert synth.loc[0, "synth-a->synth-b"].startswith("45.0±7.1 / 65.0±7.1")  # synth-b, not real-vtest
+    real = tb.real_table(s, ["muva", "clipreid"])
+    assert list(real.columns) == ["method", "source", "trained on synth-a->synth-b",
+                                  "trained on real-vtest (own split)"]
+    assert real.to_dict("records") == [{"method": "MUVA", "source": "ours (smoke, 2 seeds)",
+                                        "trained on synth-a->synth-b": "25.0±7.1 / 30.0±7.1",
+                                        "trained on real-vtest (own split)": "33.0 / 40.0"}]
+    assert tb.real_table(tb.summarise(tb.collect_results(tmp_path / "none"))).empty
