@@ -11,7 +11,7 @@ import pandas as pd
 
 __all__ = ["format_table", "fmt_pct", "PaperTable", "PAPER_TABLES", "METHOD_NAMES", "paper_rows", "collect_results",
            "summarise", "cell", "metrics_table", "results_table", "paper_table", "synthetic_table", "real_table",
-           "REAL_TARGET", "to_markdown", "to_latex", "export_table"]
+           "real_columns", "REAL_TARGET", "to_markdown", "to_latex", "export_table"]
 
 
 def fmt_pct(value: float | None, digits: int = 1) -> str:
@@ -284,12 +284,13 @@ REAL_TARGET = "real-vtest"
 
 
 def real_table(summary: pd.DataFrame, methods: Iterable[str] | None = None,
-               source: str = "synth-a->synth-b") -> pd.DataFrame:
+               source: str = "synth-a->synth-b", extra: Sequence[Mapping[str, str]] = ()) -> pd.DataFrame:
     """The real tracklet set (pseudo-labelled): a row per method (and preset) with two ``"mAP / R1"``
     columns, a run trained on ``source`` evaluated on the real crops (the run's
     ``metrics/real-vtest.json``, see :func:`muva_lib.runs.real_track`), and a run trained on the real
-    set's own training split. ``-`` where there is no such run."""
-    cols = {f"trained on {source}": source, "trained on real-vtest (own split)": REAL_TARGET}
+    set's own training split. ``-`` where there is no such run; ``extra`` rows (e.g. the colour
+    baselines of :func:`muva_lib.baselines.colour_rows`, keyed by :func:`real_columns`) are appended."""
+    cols = dict(zip(real_columns(source), (source, REAL_TARGET)))
     sub = summary[(summary["target"] == REAL_TARGET) & summary["protocol"].isin(list(cols.values()))] \
         if not summary.empty else summary
     order = list(methods) if methods is not None else sorted(sub["method"].unique())
@@ -302,7 +303,13 @@ def real_table(summary: pd.DataFrame, methods: Iterable[str] | None = None,
                 hit = s[s["protocol"] == proto]
                 row[name] = "-" if hit.empty else cell(*hit.iloc[0][["mAP", "rank1", "mAP_std", "rank1_std"]])
             rows.append(row)
-    return pd.DataFrame(rows, columns=["method", "source", *cols])
+    rows += [dict(r) for r in extra]
+    return pd.DataFrame(rows, columns=["method", "source", *cols]).fillna("-")
+
+
+def real_columns(source: str = "synth-a->synth-b") -> tuple[str, str]:
+    """The real table's two column names: trained on ``source``, trained on the real set's own split."""
+    return f"trained on {source}", "trained on real-vtest (own split)"
 
 
 # ----------------------------------------------------------------------------- export

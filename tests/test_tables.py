@@ -151,3 +151,19 @@ def test_real_table_and_own_target_with_extra_targets(tmp_path):
                                         "trained on synth-a->synth-b": "25.0±7.1 / 30.0±7.1",
                                         "trained on real-vtest (own split)": "33.0 / 40.0"}]
     assert tb.real_table(tb.summarise(tb.collect_results(tmp_path / "none"))).empty
+    cols = tb.real_columns()
+    with_extra = tb.real_table(s, ["muva"], extra=[{"method": "colour histogram", "source": "baseline", cols[1]: "1 / 2"}])
+    assert with_extra.iloc[-1].tolist() == ["colour histogram", "baseline", "-", "1 / 2"]
+
+
+def test_colour_rows_score_each_column_with_its_own_training_set(fake_items):
+    from muva_lib.baselines import colour_rows, evaluate_colour_baseline
+
+    from dataclasses import replace
+
+    items = [replace(it, pid=i % 4, camid=i // 4 % 2) for i, it in enumerate(fake_items(16))]
+    train, query, gallery = items[:8], items[8:10], items[10:]
+    rows = colour_rows({"x": (train, query, gallery)}, lda_dim=4)
+    assert [r["method"] for r in rows] == ["colour histogram", "colour histogram + LDA"]
+    m = evaluate_colour_baseline(train, query, gallery, lda_dim=4)
+    assert rows[1]["x"] == tb.cell(m["mAP"], m["rank1"])
