@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 __all__ = [
-    "DataCfg", "VgeCfg", "ModelCfg", "Stage1Cfg", "Stage2Cfg", "EvalCfg", "RunCfg",
+    "DataCfg", "VgeCfg", "ParsingCfg", "ModelCfg", "Stage1Cfg", "Stage2Cfg", "EvalCfg", "RunCfg",
     "PRESETS", "METHODS", "PRESET_METHODS", "resolve", "apply_overrides", "parse_overrides", "to_dict", "from_dict",
     "save", "load", "config_hash", "ConfigError",
 ]
@@ -85,6 +85,18 @@ class VgeCfg:
 
 
 @dataclass
+class ParsingCfg:
+    """Human parsing maps (pi-VL): where they come from and how their classes group into part classes."""
+
+    source: str = "auto"  # auto (synthetic ground truth on synth protocols) | synthetic | png | hf
+    png_root: str = ""  # png: <png_root>/<dataset>/<relpath with .png>, LIP/SCHP 20-class index maps
+    model: str = ""  # hf: hub id or local folder of a transformers semantic-segmentation model
+    grouping: str = "auto"  # auto (the source's default) | lip | synth | "head=1,2;upper=5,7;..." (muva_lib.parsing)
+    store_size: tuple[int, int] = (64, 32)  # (H, W) of the stored maps (majority vote per cell, uint8)
+    batch_size: int = 8  # hf: images per model call
+
+
+@dataclass
 class ModelCfg:
     """CLIP backbone, AM-MSA, prompts and heads (muva_spec.md sections 1.2, 1.3)."""
 
@@ -126,8 +138,10 @@ class Stage1Cfg:
     batch_size: int = 64
     cluster_nce_temp: float = 1.0  # MUVA L_cmp temperature
     loss: str = "cluster_nce"  # cluster_nce (MUVA) | supcon (CLIP-ReID i2t + t2i)
-    # pi-VL: epochs of part-informed dense prompt tuning after the identity phase
+    # pi-VL: epochs of part-informed dense prompt tuning after the identity phase (paper 60 + 20)
     part_epochs: int = 0
+    part_identity: bool = True  # identity-aware part prompts; False: part-name prompts shared by all ids (ablation)
+    part_temp: float = 0.07  # dense InfoNCE temperature on cosine similarities (ours: the paper's value is lost)
 
 
 @dataclass
@@ -155,7 +169,11 @@ class Stage2Cfg:
     w_i2t: float = 1.0
     w_mask: float = 1.0
     w_triplet: float = 0.0
-    w_fusion: float = 0.0  # pi-VL alignment MSE weight
+    w_fusion: float = 0.0  # pi-VL alignment MSE weight (0 with stage1.part_epochs > 0: the no-fusion ablation)
+    fusion_dim: int = 256  # pi-VL fusion head: channels of every pyramid level before the text projection
+    fusion_stride: int = 8  # pi-VL fusion head: output stride of the fused map (8: 32x16 at 256x128)
+    fusion_levels: int = 3  # pi-VL fusion head (ViT): blocks at k/levels depth, k = 1..levels
+    fusion_norm: bool = True  # pi-VL: L2-normalise fused and text features before the MSE (ours)
     eval_period: int = 0  # evaluate the target every k epochs (0: only at the end, as the paper)
     grad_clip: float = 0.0
 
@@ -191,6 +209,7 @@ class RunCfg:
     threads: int = 0  # torch.set_num_threads; 0 leaves torch's default
     data: DataCfg = field(default_factory=DataCfg)
     vge: VgeCfg = field(default_factory=VgeCfg)
+    parsing: ParsingCfg = field(default_factory=ParsingCfg)
     model: ModelCfg = field(default_factory=ModelCfg)
     stage1: Stage1Cfg = field(default_factory=Stage1Cfg)
     stage2: Stage2Cfg = field(default_factory=Stage2Cfg)
@@ -241,25 +260,9 @@ METHODS: dict[str, dict[str, Any]] = {
         "eval.after_bn": False,
         "eval.with_hidden": True,
     },
-    "pivl": {
-        "model.num_parts": 0,
-        "model.ctx_init_std": 0.02,
-        "stage1.loss": "supcon",
-        "stage1.part_epochs": 20,
-        "stage2.w_id": 0.25,
-        "stage2.w_memory": 0.0,
-        "stage2.w_mask": 0.0,
-        "stage2.w_triplet": 1.0,
-        "stage2.bias_lr_factor": 2.0,
-        "stage2.rmp_lr_mult": 1.0,
-        "stage2.w_fusion": 1.0,
-        "model.cls_head": True,
-        "data.pad": 10,
-        "data.erase_prob": 0.5,
-        "eval.after_bn": False,
-        "eval.with_hidden": True,
-    },
 }
+#: pi-VL = CLIP-ReID + part-informed prompt tuning (60 identity + 20 part epochs) + the fusion alignment loss
+METHODS["pivl"] = {**METHODS["clipreid"], "stage1.epochs": 60, "stage1.part_epochs": 20, "stage2.w_fusion": 1.0}
 
 
 #: What a preset changes in one method's recipe (applied after the method). The smoke budget (a few
@@ -267,7 +270,7 @@ METHODS: dict[str, dict[str, Any]] = {
 #: synth-a->synth-b mAP halves (7.5 -> 3.8 %), so smoke runs both methods with the flip only.
 PRESET_METHODS: dict[tuple[str, str], dict[str, Any]] = {
     ("smoke", "clipreid"): {"data.pad": 0, "data.erase_prob": 0.0},
-    ("smoke", "pivl"): {"data.pad": 0, "data.erase_prob": 0.0},
+    ("smoke", "pivl"): {"data.pad": 0, "data.erase_prob": 0.0, "stage1.epochs": 4, "stage1.part_epochs": 2},
 }
 
 
@@ -410,7 +413,7 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
 def apply_overrides(cfg: RunCfg, overrides: Mapping[str, Any]) -> RunCfg:
     """Return a copy of ``cfg`` with dotted-key overrides applied and type-checked."""
     cfg = dataclasses.replace(cfg)  # shallow copy of the top level
-    for sub in ("data", "vge", "model", "stage1", "stage2", "eval"):
+    for sub in ("data", "vge", "parsing", "model", "stage1", "stage2", "eval"):
         setattr(cfg, sub, dataclasses.replace(getattr(cfg, sub)))
     for key, value in overrides.items():
         parts = key.split(".")

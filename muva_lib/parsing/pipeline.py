@@ -1,0 +1,100 @@
+"""Parsing maps for training: pick the source, fill the store with what it lacks, group, reduce to a grid."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..data.types import Item
+from .classes import Grouping, resolve_grouping
+from .labels import majority_labels
+from .sources import ParsingError, ParsingSource, make_source
+from .store import ParsingStore
+
+__all__ = ["ParsingError", "is_synthetic", "resolve_source", "fill_store", "parsing_maps_for", "grid_labels",
+           "parsing_labels_for", "CHUNK"]
+
+#: images per store chunk (what an interrupted run can lose)
+CHUNK = 256
+
+
+def is_synthetic(item: Item) -> bool:
+    """The item belongs to a generated synthetic domain (its ground-truth parsing folder exists)."""
+    from ..grounding.backends.synthetic import domain_root
+
+    return (domain_root(item) / "gt" / "parsing").is_dir()
+
+
+def resolve_source(pcfg: Any, items: Sequence[Item]) -> str:
+    """``parsing.source``, with ``auto`` = ``synthetic`` when every item is synthetic; otherwise an error
+    that says what to provide."""
+    if pcfg.source != "auto":
+        return pcfg.source
+    real = sorted({it.dataset for it in items if not is_synthetic(it)})
+    if not real:
+        return "synthetic"
+    raise ParsingError(
+        f"pi-VL needs human parsing maps for {', '.join(real)} (only synthetic domains have them built in). "
+        "Provide either parsing.source=png parsing.png_root=<folder with <dataset>/<relpath>.png class maps in "
+        "LIP / SCHP 20-class order, e.g. from SCHP's exp-schp-201908261155-lip.pth> or parsing.source=hf "
+        "parsing.model=<hub id or folder of a transformers semantic-segmentation model>; parsing.grouping "
+        "maps their classes to head / upper / lower / shoes (see muva_lib.parsing.classes).")
+
+
+def _groups(items: Sequence[Item]) -> dict[str, list[Item]]:
+    out: dict[str, list[Item]] = {}
+    for it in sorted(items, key=lambda it: it.key):
+        out.setdefault(it.dataset, []).append(it)
+    return out
+
+
+def fill_store(items: Sequence[Item], source: ParsingSource, size_hw: tuple[int, int],
+               root: str | Path | None = None, progress: bool = False) -> dict[str, np.ndarray]:
+    """Parse the items no chunk of their dataset's store holds (in chunks of :data:`CHUNK`, each written
+    atomically); return ``{key: uint8 [H, W]}`` source-class maps of every item."""
+    from tqdm import tqdm
+
+    out: dict[str, np.ndarray] = {}
+    for dataset, its in _groups(items).items():
+        store = ParsingStore(dataset, source.tag, size_hw, root)
+        store.check_meta({**source.describe(), "size": list(store.size_hw)})
+        done = store.read()
+        todo = [it for it in its if it.key not in done]
+        bar = tqdm(total=len(todo), desc=f"parse {dataset} [{source.tag}]", unit="img", disable=not progress)
+        for start in range(0, len(todo), CHUNK):
+            chunk = todo[start:start + CHUNK]
+            new: dict[str, np.ndarray] = {}
+            for b in range(0, len(chunk), source.batch_size):
+                batch = chunk[b:b + source.batch_size]
+                new.update({it.key: m for it, m in zip(batch, source.maps(batch, size_hw))})
+                bar.update(len(batch))
+            store.append(new)
+            done.update(new)
+        bar.close()
+        out.update({it.key: done[it.key] for it in its})
+    return out
+
+
+def parsing_maps_for(items: Sequence[Item], pcfg: Any, *, device: Any = "cpu", root: str | Path | None = None,
+                     progress: bool = False) -> tuple[dict[str, np.ndarray], Grouping]:
+    """Grouped part-class maps ``{key: uint8 [H, W]}`` (``pcfg.store_size``; 0 = background, i = part i)
+    of every item, and the grouping used. ``pcfg`` is a :class:`muva_lib.config.ParsingCfg`."""
+    source = make_source(resolve_source(pcfg, items), pcfg, device)
+    grouping = resolve_grouping(pcfg.grouping, source.default_grouping, source.num_classes)
+    raw = fill_store(items, source, tuple(pcfg.store_size), root, progress)
+    lut = grouping.lut()
+    return {k: lut[m] for k, m in raw.items()}, grouping
+
+
+def grid_labels(maps: Mapping[str, np.ndarray], grid_hw: tuple[int, int], num_classes: int) -> dict[str, np.ndarray]:
+    """Grouped maps -> per-cell labels ``{key: uint8 [h*w]}`` (majority vote, :func:`majority_labels`)."""
+    return {k: majority_labels(m, grid_hw, num_classes) for k, m in maps.items()}
+
+
+def parsing_labels_for(items: Sequence[Item], pcfg: Any, grid_hw: tuple[int, int], *, device: Any = "cpu",
+                       root: str | Path | None = None, progress: bool = False
+                       ) -> tuple[dict[str, np.ndarray], Grouping]:
+    """Part-class labels ``{key: uint8 [h*w]}`` on a grid (e.g. the encoder's 16 x 8 patches) and the grouping."""
+    maps, grouping = parsing_maps_for(items, pcfg, device=device, root=root, progress=progress)
+    return grid_labels(maps, grid_hw, grouping.num_parts + 1), grouping
