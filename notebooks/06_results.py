@@ -111,12 +111,12 @@ print(tables.to_markdown(synth))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-real_runs = runs.real_track(methods, PRESET, SEED)
+real_runs = runs.real_track(runs.REAL_METHODS, PRESET, SEED)
 real_data, source_data = build("real-vtest"), build("synth-a->synth-b")
 real_test = real_data.targets["real-vtest"][0]
 colour = colour_rows(dict(zip(tables.real_columns(), [(source_data.train, real_test.query, real_test.gallery),
                                                       (real_data.train, real_test.query, real_test.gallery)])))
-real = tables.real_table(tables.summarise(tables.collect_results(preset=PRESET)), methods, extra=colour)
+real = tables.real_table(tables.summarise(tables.collect_results(preset=PRESET)), runs.REAL_METHODS, extra=colour)
 tables.export_table(real, "real_vtest", f"Real tracklet set, pseudo-labelled ({PRESET} preset), mAP / R1 (%)",
                     out_dir=TABLE_DIR)
 print(tables.to_markdown(real))
