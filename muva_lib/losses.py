@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["label_smoothed_ce", "pairwise_euclidean", "triplet_hard", "cluster_nce", "supcon", "i2t_ce",
-           "memory_ce", "mask_bce", "mask_dice", "mask_mse", "DICE_SMOOTH"]
+           "memory_ce", "mask_bce", "mask_dice", "mask_mse", "dense_part_nce", "part_fusion_mse", "DICE_SMOOTH"]
 
 #: Dice smoothing on raw counts (the official code divides the sums by 1000 and adds 1e-6: the same)
 DICE_SMOOTH = 1e-3
@@ -116,3 +116,46 @@ def mask_mse(mask_logits: Sequence[Tensor] | Tensor, target: Tensor, tau: float 
     """The MSE alternative (``stage2.mask_loss=mse``): mean over every layer of (sigmoid(A / tau) - T)^2."""
     m = torch.sigmoid(_layers(mask_logits) / tau)
     return (m - target.float().expand_as(m)).pow(2).mean()
+
+
+def dense_part_nce(patches: Tensor, part_labels: Tensor, text: Tensor, text_ids: Tensor,
+                   temperature: float = 0.07) -> Tensor:
+    """pi-VL's dense (patch-level) InfoNCE of part-informed prompt tuning.
+
+    patches [B, L, d] (frozen patch features in the text space), part_labels [B, L] (0 = background,
+    ignored; p in 1..P = part class p), text [U, P, d] (part-prompt features of the U identities of the
+    batch; U = 1 for prompts shared by all identities), text_ids [B] (row of ``text`` of each image).
+    Every (image b, patch l) with p > 0 is an anchor: its positive is ``text[text_ids[b], p - 1]``, its
+    negatives the other U * P - 1 texts. Logits are cosine similarities / temperature; the loss is the
+    mean CE over anchors (0 when the batch has no part patch).
+    """
+    u, p, d = text.shape
+    valid = part_labels > 0
+    if not valid.any():
+        return patches.sum() * 0 + text.sum() * 0
+    anchors = F.normalize(patches.float()[valid], dim=-1)  # [A, d]
+    cands = F.normalize(text.float().reshape(u * p, d), dim=-1)  # [U*P, d]
+    b_idx = valid.nonzero()[:, 0]
+    target = text_ids.to(b_idx.device)[b_idx] * p + part_labels[valid].long() - 1
+    return F.cross_entropy(anchors @ cands.t() / temperature, target)
+
+
+def part_fusion_mse(fused: Tensor, part_labels: Tensor, text: Tensor, text_ids: Tensor,
+                    normalize: bool = True) -> Tensor:
+    """pi-VL's hierarchical alignment: squared distance between fused image features and the part text of
+    each location's parsing label, mean over the non-background locations.
+
+    fused [B, L, d] (fusion-head features per location), part_labels [B, L] (0 = background, excluded),
+    text [N, P, d] frozen part-prompt features (N identities, or 1 shared), text_ids [B] (row of ``text``
+    of each image). ``normalize``: L2-normalise both sides first (ours: scale-free). The distance is summed
+    over the d channels (the MSE times d, so the weight does not shrink with the width).
+    """
+    valid = part_labels > 0
+    if not valid.any():
+        return fused.sum() * 0
+    f = fused.float()[valid]  # [A, d]
+    b_idx = valid.nonzero()[:, 0]
+    t = text.float()[text_ids.to(b_idx.device)[b_idx], part_labels[valid].long() - 1].detach()  # [A, d]
+    if normalize:
+        f, t = F.normalize(f, dim=-1), F.normalize(t, dim=-1)
+    return (f - t).pow(2).sum(-1).mean()

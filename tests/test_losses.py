@@ -113,3 +113,39 @@ def test_losses_are_fp32_under_half_inputs():
     y = torch.tensor([0, 1, 2, 3])
     out = L.label_smoothed_ce(logits, y)
     assert out.dtype == torch.float32 and torch.isfinite(out)
+
+
+def test_dense_part_nce_by_hand():
+    # U = 2 identities x P = 2 parts, unit texts: (id 0: head (1, 0), upper (0, 1)), (id 1: (-1, 0), (0, -1))
+    text = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[-1.0, 0.0], [0.0, -1.0]]])
+    patches = torch.tensor([[[2.0, 0.0], [5.0, 5.0], [1.0, 1.0]]])  # one image of identity 1, three patches
+    parts = torch.tensor([[1, 0, 2]])  # head, background (ignored), upper
+    # patch 0 -> cosines (1, 0, -1, 0), positive = (id 1, head) = -1: 1 + log(e + 2 + 1/e)
+    # patch 2 -> cosines (s, s, -s, -s), s = 1/sqrt 2, positive = (id 1, upper) = -s: s + log(2 e^s + 2 e^-s)
+    s = 1 / math.sqrt(2)
+    a0 = 1 + math.log(math.e + 2 + 1 / math.e)
+    a2 = s + math.log(2 * math.exp(s) + 2 * math.exp(-s))
+    got = L.dense_part_nce(patches, parts, text, torch.tensor([1]), temperature=1.0)
+    assert got.item() == pytest.approx((a0 + a2) / 2, rel=1e-6)
+    # temperature 0.5 doubles the logits: patch 0 alone -> 2 + log(e^2 + 2 + e^-2)
+    got = L.dense_part_nce(patches[:, :1], parts[:, :1], text, torch.tensor([1]), temperature=0.5)
+    assert got.item() == pytest.approx(2 + math.log(math.e ** 2 + 2 + math.e ** -2), rel=1e-6)
+    # shared prompts (U = 1): patch 0 against (1, 0), (0, 1) with positive (1, 0): -1 + log(e + 1)
+    got = L.dense_part_nce(patches[:, :1], parts[:, :1], text[:1], torch.tensor([0]), temperature=1.0)
+    assert got.item() == pytest.approx(-1 + math.log(math.e + 1), rel=1e-6)
+    # only background: 0, still differentiable
+    p = patches.clone().requires_grad_(True)
+    zero = L.dense_part_nce(p, torch.zeros_like(parts), text, torch.tensor([1]))
+    zero.backward()
+    assert zero.item() == 0 and p.grad is not None
+
+
+def test_part_fusion_mse_by_hand():
+    fused = torch.tensor([[[3.0, 4.0], [1.0, 0.0]]])  # one image, two locations
+    parts = torch.tensor([[1, 0]])  # the second location is background: excluded
+    text = torch.tensor([[[9.0, 9.0]], [[0.0, 2.0]]])  # N = 2 identities, P = 1 part
+    ids = torch.tensor([1])
+    # raw: (3 - 0)^2 + (4 - 2)^2 = 13; normalised: (0.6, 0.8) vs (0, 1): 0.36 + 0.04 = 0.4
+    assert L.part_fusion_mse(fused, parts, text, ids, normalize=False).item() == pytest.approx(13.0)
+    assert L.part_fusion_mse(fused, parts, text, ids, normalize=True).item() == pytest.approx(0.4)
+    assert L.part_fusion_mse(fused, torch.zeros_like(parts), text, ids).item() == 0
