@@ -104,6 +104,7 @@ class EncoderOutput:
     mask_logits: list[Tensor] = field(default_factory=list)  # per block accumulated A_i [B, R, L]
     attn_weights: list[Tensor] | None = None  # per block [B, h, T, T] when asked
     patch_tokens: Tensor | None = None  # [B, L, d] projected patches when asked
+    hidden: list[Tensor] | None = None  # per asked block: its output's patch tokens [B, L, D] (pi-VL fusion)
 
 
 class AMMSAEncoder(nn.Module):
@@ -222,9 +223,10 @@ class AMMSAEncoder(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, images: Tensor, part_masks: Tensor | None = None, need_weights: bool = False,
-                return_patches: bool = False) -> EncoderOutput:
+                return_patches: bool = False, hidden_blocks: tuple[int, ...] = ()) -> EncoderOutput:
         """images [B, 3, H, W]; ``part_masks`` Bool[B, R, L] (True = patch inside part) = teacher forcing:
-        the RMPs are skipped and that gate is used in every block. Otherwise each block's RMP predicts it."""
+        the RMPs are skipped and that gate is used in every block. Otherwise each block's RMP predicts it.
+        ``hidden_blocks``: 0-based blocks whose output patch tokens [B, L, D] are returned in ``hidden``."""
         r = self.num_parts
         x = self.embed(images)
         fixed_mask = None
@@ -239,6 +241,7 @@ class AMMSAEncoder(nn.Module):
         logits: Tensor | None = None
         mask_logits: list[Tensor] = []
         weights: list[Tensor] = []
+        hidden: list[Tensor] = []
         penultimate = x[:, 0]
         for i, blk in enumerate(blocks):
             mask = fixed_mask
@@ -252,9 +255,12 @@ class AMMSAEncoder(nn.Module):
             x, w = block_forward(blk, x, mask, need_weights)
             if need_weights:
                 weights.append(w)
+            if i in hidden_blocks:
+                hidden.append(x[:, 1 + r:])
         head = self.visual.ln_post(x[:, :1 + r])
         tokens = head @ self.visual.proj
         patches = self.visual.ln_post(x[:, 1 + r:]) @ self.visual.proj if return_patches else None
         return EncoderOutput(tokens=tokens, feat=tokens.flatten(1), cls_hidden=head[:, 0],
                              cls_penultimate=penultimate, mask_logits=mask_logits,
-                             attn_weights=weights if need_weights else None, patch_tokens=patches)
+                             attn_weights=weights if need_weights else None, patch_tokens=patches,
+                             hidden=hidden if hidden_blocks else None)

@@ -74,9 +74,10 @@ class ReidModel(nn.Module):
         return self.bnneck.weight.device
 
     def forward(self, images: Tensor, part_masks: Tensor | None = None, need_weights: bool = False,
-                return_patches: bool = False) -> ReidOutput:
-        """images [B, 3, H, W] -> tokens, f, BN(f), ID logits, per-block mask logits (see ReidOutput)."""
-        enc = self.image_encoder(images, part_masks, need_weights, return_patches)
+                return_patches: bool = False, hidden_blocks: tuple[int, ...] = ()) -> ReidOutput:
+        """images [B, 3, H, W] -> tokens, f, BN(f), ID logits, per-block mask logits (see ReidOutput);
+        ``hidden_blocks``: also those blocks' patch tokens (``hidden``, pi-VL's fusion head)."""
+        enc = self.image_encoder(images, part_masks, need_weights, return_patches, hidden_blocks)
         bn = self.bnneck(enc.feat)
         cls_bn = self.cls_bnneck(enc.cls_hidden) if self.cls_bnneck is not None else None
         return ReidOutput(**{f.name: getattr(enc, f.name) for f in dataclasses.fields(enc)},

@@ -1,4 +1,5 @@
-"""Per-identity learnable prompts (CLIP-ReID global, MUVA multi-grained) and the frozen CLIP text encoder."""
+"""Per-identity learnable prompts (CLIP-ReID global, MUVA multi-grained, pi-VL part-informed) and the frozen CLIP
+text encoder."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -10,7 +11,8 @@ from torch import Tensor, nn
 from ..data.types import PARTS
 
 __all__ = ["PLACEHOLDER", "CLIPREID_TEMPLATE", "MUVA_TEMPLATES", "PART_AGNOSTIC_TEMPLATE", "TEMPLATE_TYPES",
-           "build_templates", "TextEncoder", "PromptLearner"]
+           "PART_TEMPLATE", "build_templates", "part_templates", "TextEncoder", "PromptLearner", "PartPromptLearner",
+           "encode_part_text"]
 
 #: the word standing for one learnable context vector in a template
 PLACEHOLDER = "X"
@@ -26,6 +28,8 @@ MUVA_TEMPLATES: dict[str, str] = {
 #: MUVA ablation MGD.TEMPLATE_TYPE=part-agnostic: the same words for every granularity
 PART_AGNOSTIC_TEMPLATE = "A photo of a {ctx}"
 TEMPLATE_TYPES = ("multi-grained", "part-agnostic")
+#: pi-VL (ours, the paper's wording is lost): CLIP-ReID's identity prompt followed by a parsing part name
+PART_TEMPLATE = "A photo of a {ctx} person, {part}."
 
 
 def build_templates(num_parts: int, template_type: str = "multi-grained", domain_context: str = "",
@@ -54,6 +58,12 @@ def build_templates(num_parts: int, template_type: str = "multi-grained", domain
             t = f"{t[:-1]}, {domain_context}." if t.endswith(".") else f"{t}, {domain_context}"
         out.append(t)
     return out
+
+
+def part_templates(part_words: Sequence[str], ctx_num: int = 4) -> list[str]:
+    """One :data:`PART_TEMPLATE` per part word: "A photo of a X X X X person, upper body." ..."""
+    ctx = " ".join([PLACEHOLDER] * ctx_num)
+    return [PART_TEMPLATE.format(ctx=ctx, part=w) for w in part_words]
 
 
 class TextEncoder(nn.Module):
@@ -108,16 +118,12 @@ def _placeholder_start(ids: Tensor, ctx_num: int) -> int:
     return starts.pop()
 
 
-class PromptLearner(nn.Module):
-    """Learnable context [N ids, P prompts, ctx_num, w] spliced into P fixed templates.
+class _Templates(nn.Module):
+    """Fixed templates with a run of ``ctx_num`` placeholders: token embeddings around it as buffers
+    ``prefix`` [P, s, w] and ``suffix`` [P, n - s - ctx_num, w], ``token_ids`` [P, n], ``eot_index`` [P].
+    Computed once with the text encoder's frozen token embedding; ``text_encoder`` is used, not stored."""
 
-    The templates' token embeddings are computed once here, with the text encoder's (frozen) token
-    embedding, and kept as buffers ``prefix`` [P, s, w] and ``suffix`` [P, n - s - ctx_num, w]; the
-    forward only indexes the context and concatenates. ``text_encoder`` is used, not stored.
-    """
-
-    def __init__(self, num_ids: int, templates: Sequence[str], text_encoder: TextEncoder, ctx_num: int = 4,
-                 init_std: float = 0.002):
+    def __init__(self, templates: Sequence[str], text_encoder: TextEncoder, ctx_num: int):
         super().__init__()
         n = text_encoder.context_length
         lengths = [len(r) for r in _token_lists(templates)]
@@ -132,8 +138,26 @@ class PromptLearner(nn.Module):
         self.register_buffer("eot_index", ids.argmax(dim=-1).to(device))
         self.register_buffer("prefix", emb[:, :start].clone())
         self.register_buffer("suffix", emb[:, start + ctx_num:].clone())
+
+    def splice(self, ctx: Tensor) -> Tensor:
+        """Context [B, P, ctx_num, w] -> prompt embeddings [B, P, n, w]."""
+        b = ctx.shape[0]
+        return torch.cat([self.prefix.expand(b, -1, -1, -1), ctx, self.suffix.expand(b, -1, -1, -1)], dim=2)
+
+
+class PromptLearner(_Templates):
+    """Learnable context [N ids, P prompts, ctx_num, w] spliced into P fixed templates.
+
+    The templates' token embeddings are computed once here, with the text encoder's (frozen) token
+    embedding, and kept as buffers ``prefix`` [P, s, w] and ``suffix`` [P, n - s - ctx_num, w]; the
+    forward only indexes the context and concatenates. ``text_encoder`` is used, not stored.
+    """
+
+    def __init__(self, num_ids: int, templates: Sequence[str], text_encoder: TextEncoder, ctx_num: int = 4,
+                 init_std: float = 0.002):
+        super().__init__(templates, text_encoder, ctx_num)
         self.ctx = nn.Parameter(torch.randn(num_ids, len(templates), ctx_num, text_encoder.width,
-                                            device=device, dtype=emb.dtype) * init_std)
+                                            device=self.prefix.device, dtype=self.prefix.dtype) * init_std)
 
     @property
     def num_prompts(self) -> int:
@@ -141,9 +165,53 @@ class PromptLearner(nn.Module):
 
     def forward(self, labels: Tensor) -> Tensor:
         """labels [B] -> prompt embeddings [B, P, n, w]."""
-        ctx = self.ctx[labels]
-        b = ctx.shape[0]
-        return torch.cat([self.prefix.expand(b, -1, -1, -1), ctx, self.suffix.expand(b, -1, -1, -1)], dim=2)
+        return self.splice(self.ctx[labels])
+
+
+class PartPromptLearner(_Templates):
+    """pi-VL's part-informed prompts: one :data:`PART_TEMPLATE` per part class (P parts, background excluded).
+
+    ``identity=True`` (identity-aware, the paper's): the context is an identity's learned CLIP-ReID context
+    (``PromptLearner.ctx[y, 0]``), so the part prompts of identity y are "A photo of a <y's tokens> person,
+    head." ...; this module then has no parameter of its own. ``identity=False`` (the parsing-label-prompt
+    ablation): a context [P, ctx_num, w] of its own, shared by every identity.
+    """
+
+    def __init__(self, part_words: Sequence[str], text_encoder: TextEncoder, ctx_num: int = 4,
+                 identity: bool = True, init_std: float = 0.02):
+        super().__init__(part_templates(part_words, ctx_num), text_encoder, ctx_num)
+        self.identity = identity
+        self.ctx: nn.Parameter | None = None
+        if not identity:
+            self.ctx = nn.Parameter(torch.randn(len(part_words), ctx_num, text_encoder.width,
+                                                device=self.prefix.device, dtype=self.prefix.dtype) * init_std)
+
+    @property
+    def num_parts(self) -> int:
+        return int(self.prefix.shape[0])
+
+    def forward(self, id_ctx: Tensor | None = None) -> Tensor:
+        """Identity contexts [U, ctx_num, w] -> prompt embeddings [U, P, n, w] (identity-aware); shared: no
+        argument (or one that is ignored) -> [1, P, n, w]."""
+        if not self.identity:
+            return self.splice(self.ctx.unsqueeze(0))
+        if id_ctx is None:
+            raise ValueError("identity-aware part prompts need the identities' context [U, ctx_num, w]")
+        return self.splice(id_ctx.unsqueeze(1).expand(-1, self.num_parts, -1, -1))
+
+
+def encode_part_text(part_prompts: PartPromptLearner, prompt_learner: PromptLearner, text_encoder: TextEncoder,
+                     labels: Tensor | None) -> Tensor:
+    """Text features of the part prompts: distinct identity labels [U] -> [U, P, d] (identity-aware; the
+    gradient reaches ``prompt_learner.ctx``), or [1, P, d] for shared prompts (labels ignored)."""
+    id_ctx = None
+    if part_prompts.identity:
+        if labels is None:
+            raise ValueError("identity-aware part prompts need identity labels")
+        id_ctx = prompt_learner.ctx[labels, 0]
+    prompts = part_prompts(id_ctx)
+    u, p = prompts.shape[:2]
+    return text_encoder(prompts.flatten(0, 1), part_prompts.eot_index.repeat(u)).view(u, p, -1)
 
 
 def _token_lists(texts: Sequence[str]) -> list[list[int]]:
