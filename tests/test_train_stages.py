@@ -83,8 +83,7 @@ def test_named_loss_terms_follow_the_config():
         "id": 1.0, "i2t": 1.0, "mask_mse": 1.0}
     with pytest.raises(ValueError, match="part tokens"):
         stage2_weights(resolve("clipreid", overrides="stage2.w_mask=1"))
-    with pytest.raises(NotImplementedError, match="pi-VL"):
-        stage2_weights(resolve("pivl"))
+    assert stage2_weights(resolve("pivl")) == {"id": 0.25, "triplet": 1.0, "i2t": 1.0, "fusion": 1.0}
 
 
 def test_method_recipes_for_test_features_and_augmentation():

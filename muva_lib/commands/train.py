@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..config import ConfigError, resolve
+    from ..parsing import ParsingError
     from ..tables import fmt_pct, format_table
     from ..train import ConfigMismatchError, train
     from ..train.ddp import from_env, shutdown
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = args.resume or args.run_dir or None
     try:
         result = train(cfg, run_dir=run_dir, resume=resume, progress=not args.no_progress)
-    except (ConfigMismatchError, FileExistsError, FileNotFoundError, NotImplementedError) as exc:
+    except (ConfigMismatchError, FileExistsError, FileNotFoundError, NotImplementedError, ParsingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:

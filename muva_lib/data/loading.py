@@ -89,20 +89,31 @@ class ImageDataset(Dataset):
 class TrainDataset(ImageDataset):
     """Training samples: ``dataset[(index, aug_seed)]`` -> the :class:`ImageDataset` sample after
     ``augment(img, mask, torch.Generator seeded with aug_seed)`` (see :class:`TrainAugment`); the
-    samplers of :mod:`muva_lib.data.sampler` yield such pairs. A plain int index means seed = index."""
+    samplers of :mod:`muva_lib.data.sampler` yield such pairs. A plain int index means seed = index.
+    With ``parsing`` (pi-VL: ``{item.key: uint8 [h'*w']}`` part labels on the augment's ``labels_grid_hw``)
+    each sample also holds ``parsing`` Long[h'*w'], flipped with the image."""
 
     def __init__(self, items: Sequence[Item], transform: Callable[[Image.Image], Any], augment: TrainAugment,
-                 masks: Mapping[str, Any] | None = None):
+                 masks: Mapping[str, Any] | None = None, parsing: Mapping[str, Any] | None = None):
         super().__init__(items, transform, masks)
         self.augment = augment
+        self.parsing = parsing
+        if parsing is not None:
+            missing = [it.key for it in self.items if it.key not in parsing]
+            if missing:
+                raise KeyError(f"{len(missing)} of {len(self.items)} images have no parsing labels, e.g. {missing[:3]}")
 
     def __getitem__(self, index: int | tuple[int, int]) -> dict[str, Any]:
         index, seed = index if isinstance(index, tuple) else (index, index)
         out = self.sample(index)
         g = torch.Generator().manual_seed(int(seed))
-        out["img"], mask = self.augment(out["img"], out.get("mask"), g)
+        labels = (torch.as_tensor(np.asarray(self.parsing[self.items[index].key], dtype=np.int64))
+                  if self.parsing is not None else None)
+        out["img"], mask, labels = self.augment.apply(out["img"], out.get("mask"), g, labels)
         if mask is not None:
             out["mask"] = mask
+        if labels is not None:
+            out["parsing"] = labels
         return out
 
 
@@ -151,12 +162,15 @@ def make_test_loader(items: Sequence[Item], cfg_data: DataCfg, device: torch.dev
 
 
 def make_train_loader(items: Sequence[Item], cfg_data: DataCfg, device: torch.device | str, sampler: PKSampler,
-                      grid_hw: tuple[int, int], masks: Mapping[str, Any] | None = None, seed: int = 0) -> DataLoader:
+                      grid_hw: tuple[int, int], masks: Mapping[str, Any] | None = None, seed: int = 0,
+                      parsing: Mapping[str, Any] | None = None, parsing_grid_hw: tuple[int, int] | None = None
+                      ) -> DataLoader:
     """Stage-2 loader: ``sampler`` (a :class:`PKSampler`, call its ``set_epoch`` each epoch) picks the
     batches and the augmentation seeds; samples are resized (bicubic), normalised, flipped jointly with
-    their part mask (``masks``, patch grid ``grid_hw``), padded / cropped / erased as ``cfg_data`` says.
-    Batches: img [B, 3, H, W], pid [B], camid [B], domain [B], index [B], key (list), mask Bool[B, R, L]."""
+    their part mask (``masks``, patch grid ``grid_hw``) and parsing labels (``parsing`` on
+    ``parsing_grid_hw``), padded / cropped / erased as ``cfg_data`` says. Batches: img [B, 3, H, W],
+    pid [B], camid [B], domain [B], index [B], key (list), mask Bool[B, R, L], parsing Long[B, L']."""
     augment = TrainAugment(grid_hw, cfg_data.flip_prob, cfg_data.pad, cfg_data.erase_prob,
-                           cfg_data.pixel_mean, cfg_data.pixel_std)
-    dataset = TrainDataset(items, train_transform(cfg_data), augment, masks)
+                           cfg_data.pixel_mean, cfg_data.pixel_std, labels_grid_hw=parsing_grid_hw)
+    dataset = TrainDataset(items, train_transform(cfg_data), augment, masks, parsing)
     return DataLoader(dataset, batch_sampler=sampler, **_loader_kwargs(cfg_data, device, seed))

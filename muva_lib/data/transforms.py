@@ -14,7 +14,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from ..grounding.rasterize import joint_hflip
+from ..grounding.rasterize import hflip_mask, joint_hflip
 
 __all__ = ["TrainAugment", "random_erase"]
 
@@ -46,22 +46,36 @@ class TrainAugment:
     ``__call__(img [3, H, W] normalised, mask Bool[R, h*w] or None, g) -> (img, mask)``. Padding fills
     with the normalised value of black (CLIP-ReID pads the PIL image with 0). The crop shifts the image
     by at most ``pad`` pixels; the part mask is not shifted (less than one 16-pixel patch at pad 10).
+    :meth:`apply` also flips pi-VL's parsing labels [h'*w'] on their own grid ``labels_grid_hw`` (not
+    shifted by the crop, not erased either), with the same random draws.
     """
 
     def __init__(self, grid_hw: tuple[int, int], flip_prob: float = 0.5, pad: int = 0, erase_prob: float = 0.0,
-                 mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.5, 0.5, 0.5)):
+                 mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.5, 0.5, 0.5),
+                 labels_grid_hw: tuple[int, int] | None = None):
         self.grid_hw = tuple(grid_hw)
+        self.labels_grid_hw = tuple(labels_grid_hw) if labels_grid_hw is not None else None
         self.flip_prob = flip_prob
         self.pad = pad
         self.erase_prob = erase_prob
         self.fill = torch.tensor([-m / s for m, s in zip(mean, std)]).view(-1, 1, 1)
 
     def __call__(self, img: Tensor, mask: Tensor | None, g: torch.Generator) -> tuple[Tensor, Tensor | None]:
+        img, mask, _ = self.apply(img, mask, g)
+        return img, mask
+
+    def apply(self, img: Tensor, mask: Tensor | None, g: torch.Generator, labels: Tensor | None = None
+              ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """:meth:`__call__` plus parsing labels [h'*w'] (or None) flipped with the image."""
         if float(torch.rand((), generator=g)) < self.flip_prob:
             if mask is None:
                 img = img.flip(-1)
             else:
                 img, mask = joint_hflip(img, mask, self.grid_hw)
+            if labels is not None:
+                if self.labels_grid_hw is None:
+                    raise ValueError("parsing labels need TrainAugment(labels_grid_hw=...)")
+                labels = hflip_mask(labels, self.labels_grid_hw)
         if self.pad > 0:
             c, h, w = img.shape
             canvas = self.fill.to(img.dtype).expand(c, h + 2 * self.pad, w + 2 * self.pad).clone()
@@ -70,4 +84,4 @@ class TrainAugment:
             img = canvas[:, top:top + h, left:left + w].contiguous()
         if self.erase_prob > 0:
             img = random_erase(img, g, self.erase_prob)
-        return img, mask
+        return img, mask, labels

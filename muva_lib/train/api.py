@@ -20,7 +20,8 @@ from .evaluate import SUMMARY_KEYS, evaluate_model
 from .loop import Callback
 from .rundir import RunDir, find_resumable
 from .setup import TrainSetup, prepare
-from .stage1 import run_stage1
+from .pivl import load_aux_state
+from .stage1 import run_stage1, stage1_total_epochs
 from .stage2 import run_stage2
 
 __all__ = ["TrainResult", "train", "open_run", "finish", "evaluate_run", "load_run", "model_from_checkpoint"]
@@ -123,11 +124,12 @@ def train(cfg: RunCfg, run_dir: str | Path | None = None, resume: bool = False, 
         run.update_manifest(device=str(device), world_size=dist.world_size)
     if state is not None:
         load_model_train_state(setup.model, state["model"])
+        load_aux_state(setup.aux, state.get("extra", {}))
         setup.history = {k: list(v) for k, v in state["history"].items()}
         set_rng_state(state["rng"])
     stage, done = (state["stage"], int(state["epoch"])) if state is not None else ("", 0)
     try:
-        if stage == "" or (stage == "stage1" and done < cfg.stage1.epochs):
+        if stage == "" or (stage == "stage1" and done < stage1_total_epochs(cfg)):
             run_stage1(setup, state if stage == "stage1" else None)
         if stage != "stage2" or done < cfg.stage2.epochs:
             run_stage2(setup, state if stage == "stage2" else None)

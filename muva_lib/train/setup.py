@@ -1,4 +1,5 @@
-"""What both stages share: protocol data, VGE part masks, the model and the run, built once by :func:`prepare`."""
+"""What both stages share: protocol data, VGE part masks (MUVA), parsing maps and aux modules (pi-VL), the model
+and the run, built once by :func:`prepare`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from ..utils import autocast, resolve_device, seed_everything, set_threads
 from .checkpoint import save_train_state
 from .ddp import DistInfo, barrier, gather_in_order
 from .loop import Callback, notify
+from .pivl import create_aux, pivl_enabled, training_parsing
 from .rundir import RunDir
 
 __all__ = ["TrainSetup", "prepare", "training_masks", "feature_pass"]
@@ -25,7 +27,9 @@ __all__ = ["TrainSetup", "prepare", "training_masks", "feature_pass"]
 @dataclass
 class TrainSetup:
     """Everything a stage needs. ``history`` holds the rows of ``logs/stage1.csv``, ``logs/stage2.csv`` and
-    ``logs/eval.csv`` as lists of dicts (pandas-ready); ``timings`` the seconds spent per phase."""
+    ``logs/eval.csv`` as lists of dicts (pandas-ready); ``timings`` the seconds spent per phase.
+    pi-VL: ``parsing`` grouped part-class maps ``{key: uint8 [H, W]}``, ``aux`` its training-only modules
+    (:class:`muva_lib.train.pivl.PivlAux`); both None for the other methods."""
 
     cfg: RunCfg
     device: torch.device
@@ -38,6 +42,8 @@ class TrainSetup:
     progress: bool = True
     history: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {"stage1": [], "stage2": [], "eval": []})
     timings: dict[str, float] = field(default_factory=dict)
+    parsing: dict[str, np.ndarray] | None = None
+    aux: torch.nn.Module | None = None
 
     @property
     def amp(self) -> bool:
@@ -59,9 +65,12 @@ class TrainSetup:
         record the progress in the manifest, add the epoch's scalars (and evaluations) to TensorBoard;
         then the callbacks' ``on_epoch_end``, so that a callback raising there leaves a resumable run."""
         if self.writes:
+            from .pivl import aux_state
+
             self.run.write_rows(stage, self.history[stage])
             save_train_state(self.run.last_path, stage=stage, epoch=epoch, model=model, optimizer=optimizer,
-                             scaler=scaler, sampler=sampler, history=self.history, config_hash=config_hash(self.cfg))
+                             scaler=scaler, sampler=sampler, history=self.history, config_hash=config_hash(self.cfg),
+                             extra=aux_state(self.aux))
             self.run.update_manifest(progress={"stage": stage, "epoch": epoch})
             if tb is not None:
                 for k, v in record.items():
@@ -94,7 +103,8 @@ def training_masks(cfg: RunCfg, items: Sequence[Item], grid_hw: tuple[int, int],
 def prepare(cfg: RunCfg, device: str | torch.device | None = None, *, run: RunDir | None = None,
             callbacks: Sequence[Callback] = (), progress: bool = True, dist: DistInfo | None = None,
             data: ProtocolData | None = None) -> TrainSetup:
-    """Threads, protocol data, VGE masks (MUVA), then the seeded model: a :class:`TrainSetup`.
+    """Threads, protocol data, VGE masks (MUVA), parsing maps (pi-VL), then the seeded model (and pi-VL's
+    aux modules): a :class:`TrainSetup`.
 
     ``device`` defaults to ``cfg.device`` (``auto``: CUDA when present). The model is created right
     after ``seed_everything(cfg.seed)``, so the same config always starts from the same weights.
@@ -109,24 +119,29 @@ def prepare(cfg: RunCfg, device: str | torch.device | None = None, *, run: RunDi
     if cfg.model.num_parts:
         from ..grounding import grid_for
         masks = training_masks(cfg, data.train, grid_for((cfg.data.height, cfg.data.width)), device, dist, progress)
+    parsing = grouping = None
+    if pivl_enabled(cfg):
+        parsing, grouping = training_parsing(cfg, data.train, device, dist, progress)
     seed_everything(cfg.seed, cfg.deterministic)
     model = create_model(cfg, data.num_classes, device=device)
+    aux = create_aux(cfg, model, grouping, device) if grouping is not None else None
     if masks is not None:
         rows = next(iter(masks.values())).shape
         if tuple(rows) != (model.num_parts, model.image_encoder.num_patches):
             raise ValueError(f"part masks are {tuple(rows)} but the model needs "
                              f"({model.num_parts}, {model.image_encoder.num_patches}) (parts, patches)")
-    return TrainSetup(cfg, device, data, model, masks, dist, run, tuple(callbacks), progress)
+    return TrainSetup(cfg, device, data, model, masks, dist, run, tuple(callbacks), progress, parsing=parsing, aux=aux)
 
 
 @torch.no_grad()
 def feature_pass(model: ReidModel, items: Sequence[Item], setup: TrainSetup,
                  select: Callable[[ReidOutput], torch.Tensor], *, teacher_forced: bool = True,
-                 desc: str = "features") -> torch.Tensor:
+                 return_patches: bool = False, desc: str = "features") -> torch.Tensor:
     """Eval-mode pass over ``items`` with the test transform: ``select(model output)`` per batch ->
     [M, F] fp32 on the device, in item order. With ``teacher_forced`` and part masks, the VGE masks gate
     every block (the RMPs are skipped). Under DDP each rank computes every world_size-th item and the
-    rows are gathered. The model's train / eval mode is restored afterwards."""
+    rows are gathered. ``return_patches``: the output carries the projected patch tokens [B, L, d].
+    The model's train / eval mode is restored afterwards."""
     was_training = model.training
     model.eval()
     dist = setup.dist
@@ -138,6 +153,6 @@ def feature_pass(model: ReidModel, items: Sequence[Item], setup: TrainSetup,
         img = batch["img"].to(setup.device, non_blocking=True)
         mask = batch["mask"].to(setup.device, non_blocking=True) if masks is not None else None
         with autocast(setup.device, setup.amp):
-            chunks.append(select(model(img, part_masks=mask)).float())
+            chunks.append(select(model(img, part_masks=mask, return_patches=return_patches)).float())
     model.train(was_training)
     return gather_in_order(torch.cat(chunks), positions, len(items))

@@ -9,9 +9,15 @@ text encoder only, once per distinct identity of the batch (``ReidModel.text_fea
 Under DDP the feature cache is computed in shards and gathered; the prompt epochs then run
 identically on every rank (same batches, no communication: SupCon needs the whole batch, and the
 text-only steps are cheap), so every rank ends with the prompts of a one-process run.
+
+pi-VL: after the ``stage1.epochs`` identity epochs, ``stage1.part_epochs`` part-informed epochs (dense
+InfoNCE on cached patch features, :mod:`muva_lib.train.pivl`), numbered on after them
+(``stage1_total_epochs``); the warm-up + cosine schedule runs over all of them (the paper: 60 + 20
+epochs, "cosine decay": one schedule over 80 is our reading).
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import time
 from dataclasses import dataclass
@@ -29,10 +35,11 @@ from ..utils import atomic_write_bytes
 from .checkpoint import restore_train_state
 from .loop import StepOutput, make_scaler, notify, train_epoch
 from .optim import make_adam, set_epoch_lr, stage1_lr, stage1_param_groups, stage1_trainable
+from .pivl import load_or_compute_patch_cache, part_step
 from .setup import TrainSetup, feature_pass
 
-__all__ = ["Stage1Cache", "stage1_weights", "compute_stage1_cache", "load_or_compute_cache", "stage1_batches",
-           "make_stage1_sampler", "stage1_step", "run_stage1"]
+__all__ = ["Stage1Cache", "stage1_weights", "stage1_total_epochs", "compute_stage1_cache", "load_or_compute_cache",
+           "stage1_batches", "make_stage1_sampler", "stage1_step", "run_stage1"]
 
 #: salt of the stage-1 samplers' generators (stage 2 uses 2): the two stages never share batches
 SALT = 1
@@ -51,8 +58,16 @@ class Stage1Cache:
         return Stage1Cache(self.feats.to(device), self.labels.to(device), self.keys)
 
 
-def stage1_weights(cfg: RunCfg) -> dict[str, float]:
-    """The named stage-1 loss terms and their weights (the one place they are listed)."""
+def stage1_total_epochs(cfg: RunCfg) -> int:
+    """Identity epochs plus pi-VL's part-informed epochs."""
+    return cfg.stage1.epochs + cfg.stage1.part_epochs
+
+
+def stage1_weights(cfg: RunCfg, epoch: int = 1) -> dict[str, float]:
+    """The named stage-1 loss terms of ``epoch`` and their weights (the one place they are listed):
+    the identity terms, and ``part_nce`` in pi-VL's part-informed epochs (after ``stage1.epochs``)."""
+    if epoch > cfg.stage1.epochs:
+        return {"part_nce": 1.0}
     if cfg.stage1.loss == "cluster_nce":
         return {"cluster_nce": 1.0}
     if cfg.stage1.loss == "supcon":
@@ -118,33 +133,46 @@ def stage1_step(model: Any, cache: Stage1Cache, prototypes: Tensor | None, cfg: 
 
 
 def run_stage1(setup: TrainSetup, state: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Train the prompts for ``stage1.epochs`` epochs (resuming after ``state['epoch']`` when given a
-    stage-1 training state). Writes logs, TensorBoard, ``last.pt`` after every epoch and
-    ``checkpoints/stage1.pt`` at the end (rank 0 with a run). Returns the stage-1 history rows."""
+    """Train the prompts for ``stage1.epochs`` (+ pi-VL's ``part_epochs``) epochs (resuming after
+    ``state['epoch']`` when given a stage-1 training state). Writes logs, TensorBoard, ``last.pt`` after every
+    epoch and ``checkpoints/stage1.pt`` at the end (rank 0 with a run). Returns the stage-1 history rows."""
     cfg, model, device = setup.cfg, setup.model, setup.device
     t_start = time.perf_counter()
+    total = stage1_total_epochs(cfg)
     cache = load_or_compute_cache(setup).to(device)
+    patches = load_or_compute_patch_cache(setup).to(device) if cfg.stage1.part_epochs else None
     prototypes = (visual_prototypes(cache.feats, cache.labels, setup.data.num_classes)
                   if cfg.stage1.loss == "cluster_nce" else None)
     stage1_trainable(model)
     model.eval()  # no batch statistics or dropout anywhere in stage 1 (the text tower has none)
-    optimizer = make_adam(stage1_param_groups(model, cfg.stage1))
+    groups = stage1_param_groups(model, cfg.stage1)
+    own_ctx = setup.aux.part_prompts.ctx if setup.aux is not None else None
+    if own_ctx is not None:  # shared part prompts (ablation): their own context learns in the part epochs
+        groups.append({**groups[0], "name": "part_prompts", "params": [own_ctx]})
+    optimizer = make_adam(groups)
     scaler = make_scaler(device, setup.amp)
     sampler = make_stage1_sampler(cfg, cache.labels.cpu())
-    weights = stage1_weights(cfg)
+    schedule = dataclasses.replace(cfg.stage1, epochs=total)
     start = restore_train_state(state, model, optimizer, scaler, sampler) if state is not None else 1
     history = setup.history["stage1"] = [r for r in setup.history["stage1"] if r["epoch"] < start]
-    notify(setup.callbacks, "on_stage_start", "stage1", {"epochs": cfg.stage1.epochs, "start_epoch": start,
-                                                         "num_images": len(cache.labels), "weights": weights})
+    notify(setup.callbacks, "on_stage_start", "stage1", {"epochs": total, "start_epoch": start,
+                                                         "num_images": len(cache.labels),
+                                                         "weights": stage1_weights(cfg)})
     tb = setup.run.tb_writer("stage1", purge_step=start) if setup.writes else None
-    for epoch in range(start, cfg.stage1.epochs + 1):
+    for epoch in range(start, total + 1):
         notify(setup.callbacks, "on_epoch_start", "stage1", epoch)
-        lr = set_epoch_lr(optimizer, lambda base: stage1_lr(epoch, cfg.stage1) * base / cfg.stage1.lr)[0]
+        lr = set_epoch_lr(optimizer, lambda base: stage1_lr(epoch, schedule) * base / cfg.stage1.lr)[0]
         sampler.set_epoch(epoch)
         batches = stage1_batches(sampler)
-        row = train_epoch(lambda idx: stage1_step(model, cache, prototypes, cfg, idx), batches, weights, optimizer,
-                          scaler, device=device, amp=setup.amp, stage="stage1", epoch=epoch,
-                          callbacks=setup.callbacks, progress=setup.progress, total=len(batches))
+        weights = stage1_weights(cfg, epoch)
+        if "part_nce" in weights:
+            def step(idx: Tensor) -> StepOutput:
+                return part_step(model, setup.aux, patches, cfg, idx)
+        else:
+            def step(idx: Tensor) -> StepOutput:
+                return stage1_step(model, cache, prototypes, cfg, idx)
+        row = train_epoch(step, batches, weights, optimizer, scaler, device=device, amp=setup.amp, stage="stage1",
+                          epoch=epoch, callbacks=setup.callbacks, progress=setup.progress, total=len(batches))
         record = {"epoch": epoch, "lr": lr, **row}
         history.append(record)
         setup.end_epoch("stage1", epoch, record, model=model, optimizer=optimizer, scaler=scaler, sampler=sampler,
@@ -153,7 +181,7 @@ def run_stage1(setup: TrainSetup, state: Mapping[str, Any] | None = None) -> lis
         tb.close()
     if setup.writes:
         save_checkpoint(model, setup.run.stage1_path, components=self_contained(model, ("prompts",)),
-                        extra={"stage": "stage1", "epoch": cfg.stage1.epochs})
+                        extra={"stage": "stage1", "epoch": total})
     setup.timings["stage1_s"] = setup.timings.get("stage1_s", 0.0) + time.perf_counter() - t_start
     notify(setup.callbacks, "on_stage_end", "stage1", history)
     return history

@@ -6,6 +6,9 @@ on every block's mask logits. CLIP-ReID (peers 2.3): ID on two BN heads + triple
 i2t CE. Terms and weights come from ``cfg.stage2`` (a zero weight: the term is not computed). Adam
 groups (RMP x10 lr, no decay), warm-up multi-step schedule per epoch, AMP + GradScaler on CUDA only.
 Under DDP: PK batches split across ranks, memory passes and updates gathered, rank 0 writes.
+pi-VL (= CLIP-ReID's terms + ``fusion``): the aux fusion head reads the blocks' patch tokens and its
+per-location features are pulled to the frozen part-prompt text of each location's parsing label
+(:mod:`muva_lib.train.pivl`); the head has its own Adam group (``fusion``, base lr) and is not in the model.
 """
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ from torch.nn.parallel import DistributedDataParallel
 from ..config import RunCfg
 from ..data.loading import make_train_loader
 from ..data.sampler import PKSampler
-from ..losses import (i2t_ce, label_smoothed_ce, mask_bce, mask_dice, mask_mse, memory_ce, triplet_hard)
+from ..losses import (i2t_ce, label_smoothed_ce, mask_bce, mask_dice, mask_mse, memory_ce, part_fusion_mse,
+                      triplet_hard)
 from ..memory import PrototypeMemory
 from ..models.factory import ReidOutput
 from .checkpoint import restore_train_state
@@ -28,6 +32,7 @@ from .ddp import OutputAsDict, all_gather_cat, barrier, sync_buffers
 from .evaluate import SUMMARY_KEYS, evaluate_model
 from .loop import StepOutput, make_scaler, notify, train_epoch
 from .optim import make_adam, set_epoch_lr, stage2_lr_factor, stage2_param_groups, stage2_trainable
+from .pivl import all_part_text, fused_features, fusion_grid, part_text_ids
 from .setup import TrainSetup, feature_pass
 
 __all__ = ["stage2_weights", "stage2_losses", "build_memory", "make_stage2_sampler", "run_stage2"]
@@ -39,24 +44,27 @@ def stage2_weights(cfg: RunCfg) -> dict[str, float]:
     """The named stage-2 loss terms with non-zero weights (the one place they are listed).
 
     ``id`` (both BN heads when the model has the CLIP-ReID CLS head), ``triplet`` (three features),
-    ``i2t``, ``memory``, and ``mask_bce`` + ``mask_dice`` (or ``mask_mse``), each weighted ``w_mask``."""
+    ``i2t``, ``memory``, ``mask_bce`` + ``mask_dice`` (or ``mask_mse``), each weighted ``w_mask``, and
+    pi-VL's ``fusion`` (``w_fusion``)."""
     s = cfg.stage2
-    if s.w_fusion or cfg.stage1.part_epochs:
-        raise NotImplementedError("pi-VL's part-informed prompt tuning and fusion head are not implemented; "
-                                  "set stage1.part_epochs=0 stage2.w_fusion=0 to train its CLIP-ReID base")
     if s.mask_loss not in ("bce+dice", "mse"):
         raise ValueError(f"stage2.mask_loss={s.mask_loss!r}; expected bce+dice or mse")
     if s.w_mask and not cfg.model.num_parts:
         raise ValueError("stage2.w_mask > 0 needs part tokens (model.num_parts > 0)")
     mask_terms = {"mask_bce": s.w_mask, "mask_dice": s.w_mask} if s.mask_loss == "bce+dice" else {"mask_mse": s.w_mask}
-    terms = {"id": s.w_id, "triplet": s.w_triplet, "i2t": s.w_i2t, "memory": s.w_memory, **mask_terms}
+    terms = {"id": s.w_id, "triplet": s.w_triplet, "i2t": s.w_i2t, "memory": s.w_memory, **mask_terms,
+             "fusion": s.w_fusion}
     return {k: float(w) for k, w in terms.items() if w}
 
 
 def stage2_losses(out: ReidOutput, labels: Tensor, masks: Tensor | None, weights: Mapping[str, float],
-                  cfg: RunCfg, text_memory: Tensor | None, memory: Tensor | None) -> dict[str, Tensor]:
+                  cfg: RunCfg, text_memory: Tensor | None, memory: Tensor | None, *, fused: Tensor | None = None,
+                  parsing: Tensor | None = None, part_text: Tensor | None = None,
+                  text_ids: Tensor | None = None) -> dict[str, Tensor]:
     """Unweighted loss terms named in ``weights`` for one batch: out (the model's forward with predicted
-    masks), labels [B], VGE masks Bool[B, R, L], text_memory (TPM) [N, F], memory (VPM-2 bank) [N, F]."""
+    masks), labels [B], VGE masks Bool[B, R, L], text_memory (TPM) [N, F], memory (VPM-2 bank) [N, F];
+    pi-VL: fused [B, L', d] (fusion head), parsing Long[B, L'] part labels, part_text [N or 1, P, d] frozen
+    part-prompt features, text_ids [B] (row of part_text per image)."""
     s = cfg.stage2
     losses: dict[str, Tensor] = {}
     if "id" in weights:
@@ -76,6 +84,8 @@ def stage2_losses(out: ReidOutput, labels: Tensor, masks: Tensor | None, weights
         losses["mask_dice"] = mask_dice(out.mask_logits, masks, tau)
     if "mask_mse" in weights:
         losses["mask_mse"] = mask_mse(out.mask_logits, masks, tau)
+    if "fusion" in weights:
+        losses["fusion"] = part_fusion_mse(fused, parsing, part_text, text_ids, s.fusion_norm)
     return losses
 
 
@@ -127,24 +137,44 @@ def run_stage2(setup: TrainSetup, state: Mapping[str, Any] | None = None) -> lis
     s = cfg.stage2
     t_start = time.perf_counter()
     weights = stage2_weights(cfg)
+    aux = setup.aux
+    use_fusion = "fusion" in weights
+    if use_fusion and (aux is None or aux.fusion is None):
+        raise ValueError("stage2.w_fusion > 0 needs pi-VL's aux modules (built by prepare for a fusion weight)")
     with torch.no_grad():
         text_memory = model.all_text_features().flatten(1).float() if "i2t" in weights else None  # TPM [N, F]
+        part_text = all_part_text(model, aux) if use_fusion else None  # [N or 1, P, d], frozen
     stage2_trainable(model, cfg.model.freeze_patch_proj)
-    optimizer = make_adam(stage2_param_groups(model, s))
+    groups = stage2_param_groups(model, s)
+    if use_fusion:
+        groups.append({"name": "fusion", "params": list(aux.fusion.parameters()), "lr": s.base_lr,
+                       "base_lr": s.base_lr, "weight_decay": s.weight_decay})
+    optimizer = make_adam(groups)
     scaler = make_scaler(device, setup.amp)
     sampler = make_stage2_sampler(setup)
     start = restore_train_state(state, model, optimizer, scaler, sampler) if state is not None else 1
     history = setup.history["stage2"] = [r for r in setup.history["stage2"] if r["epoch"] < start]
     setup.history["eval"] = [r for r in setup.history["eval"] if r["epoch"] < start]
-    loader = make_train_loader(setup.data.train, cfg.data, device, sampler, setup.grid_hw, setup.masks, cfg.seed)
+    parsing = pgrid = None
+    if use_fusion:
+        from ..parsing import grid_labels
+
+        pgrid = fusion_grid(cfg)
+        parsing = grid_labels(setup.parsing, pgrid, aux.grouping.num_parts + 1)
+    loader = make_train_loader(setup.data.train, cfg.data, device, sampler, setup.grid_hw, setup.masks, cfg.seed,
+                               parsing=parsing, parsing_grid_hw=pgrid)
     forward = model
+    fusion = aux.fusion if use_fusion else None
     if setup.dist.enabled:
         ddp_model = DistributedDataParallel(OutputAsDict(model),
                                             device_ids=[device.index] if device.type == "cuda" else None,
                                             find_unused_parameters=_may_leave_unused(setup, weights))
 
-        def forward(images: Tensor) -> ReidOutput:
-            return ReidOutput(**ddp_model(images))
+        def forward(images: Tensor, **kwargs: Any) -> ReidOutput:
+            return ReidOutput(**ddp_model(images, **kwargs))
+        if fusion is not None:
+            fusion = DistributedDataParallel(fusion, device_ids=[device.index] if device.type == "cuda" else None)
+    hidden_blocks = tuple(aux.blocks) if use_fusion else ()
     notify(setup.callbacks, "on_stage_start", "stage2", {"epochs": s.epochs, "start_epoch": start, "weights": weights,
                                                          "batches": len(sampler), "num_images": len(setup.data.train)})
     tb = setup.run.tb_writer("stage2", purge_step=start) if setup.writes else None
@@ -157,15 +187,21 @@ def run_stage2(setup: TrainSetup, state: Mapping[str, Any] | None = None) -> lis
         memory = build_memory(setup) if "memory" in weights else None
         t_mem = time.perf_counter() - t_mem
         model.train()
+        if fusion is not None:
+            fusion.train()
         sampler.set_epoch(epoch)
 
         def step(batch: Mapping[str, Any]) -> StepOutput:
             images = batch["img"].to(device, non_blocking=True)
             labels = batch["pid"].to(device, non_blocking=True)
             masks = batch["mask"].to(device, non_blocking=True) if "mask" in batch else None
-            out = forward(images)  # predicted masks, never the VGE ones
+            out = forward(images, hidden_blocks=hidden_blocks)  # predicted masks, never the VGE ones
+            fused = fused_features(fusion, out.hidden, setup.grid_hw) if fusion is not None else None
             losses = stage2_losses(out, labels, masks, weights, cfg, text_memory,
-                                   memory.bank if memory is not None else None)
+                                   memory.bank if memory is not None else None, fused=fused,
+                                   parsing=batch["parsing"].to(device) if fusion is not None else None,
+                                   part_text=part_text, text_ids=part_text_ids(aux, labels) if fusion is not None
+                                   else None)
             if memory is not None:  # after the loss: its gradient uses the memory before the update
                 x = F.normalize(out.bn_feat.detach().float(), dim=1)
                 memory.update(all_gather_cat(x), all_gather_cat(labels))

@@ -1,0 +1,195 @@
+"""pi-VL's training-only parts: parsing maps, part-informed prompts, the fusion head, the dense prompt phase.
+
+pi-VL (pivl_notes.md) = CLIP-ReID + (stage 1) ``stage1.part_epochs`` epochs of part-informed prompt tuning
+after the identity epochs: patch features of the frozen encoder (cached once, projected to the text space)
+against the part prompts "A photo of a <identity tokens> person, <part>." with a dense InfoNCE
+(:func:`muva_lib.losses.dense_part_nce`), only the prompts learning; + (stage 2) a fusion head over
+several blocks whose per-location features are pulled towards the frozen part-prompt features of each
+location's parsing label (:func:`muva_lib.losses.part_fusion_mse`, weight ``stage2.w_fusion``).
+
+Everything here lives beside the model (``TrainSetup.aux``), never in it: the test-time model and its
+checkpoints are CLIP-ReID's. The aux state travels in ``last.pt`` (``extra['aux']``) for resume.
+Ablations: ``stage1.part_identity=false`` (part prompts shared by all identities, with a context of
+their own), ``stage2.w_fusion=0`` (part prompts kept, no fusion head).
+"""
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..config import RunCfg
+from ..data.types import Item
+from ..losses import dense_part_nce
+from ..models.factory import ReidModel
+from ..models.fusion import ViTFusionHead, fusion_blocks, tokens_to_map
+from ..models.prompts import PartPromptLearner, encode_part_text
+from ..parsing import Grouping, grid_labels, parsing_maps_for
+from ..utils import atomic_write_bytes
+from .ddp import DistInfo, barrier
+from .loop import StepOutput
+
+__all__ = ["pivl_enabled", "PivlAux", "create_aux", "training_parsing", "PatchCache", "load_or_compute_patch_cache",
+           "part_step", "all_part_text", "fusion_grid", "fused_features", "part_text_ids", "aux_state",
+           "load_aux_state"]
+
+
+def pivl_enabled(cfg: RunCfg) -> bool:
+    """The run needs parsing maps and the aux parts (part prompt epochs or a fusion loss)."""
+    return cfg.stage1.part_epochs > 0 or cfg.stage2.w_fusion > 0
+
+
+class PivlAux(nn.Module):
+    """The training-only modules: ``part_prompts`` (P part classes of ``grouping``) and ``fusion`` (None
+    without a fusion loss), plus the blocks the fusion head reads."""
+
+    def __init__(self, part_prompts: PartPromptLearner, fusion: ViTFusionHead | None, blocks: tuple[int, ...],
+                 grouping: Grouping):
+        super().__init__()
+        self.part_prompts = part_prompts
+        self.fusion = fusion
+        self.blocks = blocks
+        self.grouping = grouping
+
+
+def create_aux(cfg: RunCfg, model: ReidModel, grouping: Grouping, device: torch.device) -> PivlAux:
+    """Part prompts over ``grouping``'s parts and (``stage2.w_fusion > 0``) the ViT fusion head of ``model``."""
+    m, s = cfg.model, cfg.stage2
+    prompts = PartPromptLearner(grouping.words(), model.text_encoder, m.ctx_num, cfg.stage1.part_identity,
+                                m.ctx_init_std)
+    enc = model.image_encoder
+    blocks = fusion_blocks(len(enc.visual.transformer.resblocks), s.fusion_levels)
+    fusion = None
+    if s.w_fusion:
+        patch = cfg.data.height // enc.grid_size[0]
+        fusion = ViTFusionHead(enc.width, enc.output_dim, len(blocks), s.fusion_dim, patch, s.fusion_stride)
+    return PivlAux(prompts, fusion, blocks, grouping).to(device)
+
+
+def training_parsing(cfg: RunCfg, items: Sequence[Item], device: torch.device, dist: DistInfo = DistInfo(),
+                     progress: bool = False) -> tuple[dict[str, np.ndarray], Grouping]:
+    """Grouped parsing maps ``{key: uint8 [H, W]}`` of the training items; rank 0 fills the store first."""
+    out = None
+    if dist.is_main:
+        out = parsing_maps_for(items, cfg.parsing, device=device, progress=progress)
+    barrier()
+    if out is None:
+        out = parsing_maps_for(items, cfg.parsing, device=device)
+    return out
+
+
+def fusion_grid(cfg: RunCfg) -> tuple[int, int]:
+    """The fused map's grid: the input size over ``stage2.fusion_stride``."""
+    s = cfg.stage2.fusion_stride
+    if cfg.data.height % s or cfg.data.width % s:
+        raise ValueError(f"input {cfg.data.height}x{cfg.data.width} is not a multiple of stage2.fusion_stride={s}")
+    return cfg.data.height // s, cfg.data.width // s
+
+
+# ----------------------------------------------------------------------------- stage 1: part phase
+
+@dataclass
+class PatchCache:
+    """Frozen patch features of the training set in the text space: feats [M, L, d] (fp16), parts [M, L]
+    (part-class labels on the patch grid, 0 = background), labels [M], keys."""
+
+    feats: Tensor
+    parts: Tensor
+    labels: Tensor
+    keys: list[str]
+
+    def to(self, device: torch.device) -> "PatchCache":
+        return PatchCache(self.feats.to(device), self.parts.to(device), self.labels.to(device), self.keys)
+
+
+def load_or_compute_patch_cache(setup: Any) -> PatchCache:
+    """The run's ``cache/stage1_patches.pt`` when it matches the training items, else one eval-mode pass
+    (``return_patches``) of the frozen encoder, saved. Part labels come from ``setup.parsing``."""
+    from .setup import feature_pass
+
+    items = setup.data.train
+    keys = [it.key for it in items]
+    path = setup.run.cache_path.with_name("stage1_patches.pt") if setup.run is not None else None
+    feats = None
+    if path is not None and path.is_file():
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if blob.get("keys") == keys:
+            feats = blob["feats"]
+    if feats is None:
+        t0 = time.perf_counter()
+        feats = feature_pass(setup.model, items, setup, lambda out: out.patch_tokens, teacher_forced=True,
+                             return_patches=True, desc="stage-1 patch cache").half().cpu()
+        setup.timings["stage1_patch_cache_s"] = time.perf_counter() - t0
+        if path is not None and setup.dist.is_main:
+            buf = io.BytesIO()
+            torch.save({"feats": feats, "keys": keys}, buf)
+            atomic_write_bytes(path, buf.getvalue())
+    grid = tuple(setup.model.image_encoder.grid_size)
+    labels = grid_labels(setup.parsing, grid, setup.aux.grouping.num_parts + 1)
+    parts = torch.from_numpy(np.stack([labels[k] for k in keys]).astype(np.int64))
+    return PatchCache(feats, parts, torch.tensor([it.pid for it in items], dtype=torch.long), keys)
+
+
+def part_step(model: ReidModel, aux: PivlAux, cache: PatchCache, cfg: RunCfg, idx: Tensor) -> StepOutput:
+    """Dense InfoNCE of one batch of cache indices ``idx`` [B]: every non-background patch against the
+    part prompts of the batch's identities (or the shared part prompts); text encoder once per
+    (distinct identity, part). Metric ``acc``: patches whose best text is their positive."""
+    idx = idx.to(cache.labels.device)
+    labels, parts, feats = cache.labels[idx], cache.parts[idx], cache.feats[idx].float()
+    if aux.part_prompts.identity:
+        uniq, ids = torch.unique(labels, return_inverse=True)
+    else:
+        uniq, ids = None, torch.zeros_like(labels)
+    text = encode_part_text(aux.part_prompts, model.prompt_learner, model.text_encoder, uniq)  # [U, P, d]
+    loss = dense_part_nce(feats, parts, text, ids, cfg.stage1.part_temp)
+    with torch.no_grad():
+        valid = parts > 0
+        p = text.shape[1]
+        sims = torch.nn.functional.normalize(feats[valid], dim=-1) @ torch.nn.functional.normalize(
+            text.detach().float().flatten(0, 1), dim=-1).t()
+        target = ids[valid.nonzero()[:, 0]] * p + parts[valid] - 1
+        acc = (sims.argmax(1) == target).float().mean() if valid.any() else feats.new_zeros(())
+    return StepOutput({"part_nce": loss}, {"acc": acc}, size=len(labels))
+
+
+# ----------------------------------------------------------------------------- stage 2: fusion
+
+@torch.no_grad()
+def all_part_text(model: ReidModel, aux: PivlAux, chunk_size: int = 64) -> Tensor:
+    """Frozen part-prompt features of every identity [N, P, d] (identity-aware) or [1, P, d] (shared)."""
+    if not aux.part_prompts.identity:
+        return encode_part_text(aux.part_prompts, model.prompt_learner, model.text_encoder, None).float()
+    n = model.prompt_learner.ctx.shape[0]
+    labels = torch.arange(n, device=model.device)
+    return torch.cat([encode_part_text(aux.part_prompts, model.prompt_learner, model.text_encoder, c)
+                      for c in labels.split(chunk_size)]).float()
+
+
+def fused_features(fusion: nn.Module, hidden: Sequence[Tensor], grid_hw: tuple[int, int]) -> Tensor:
+    """Blocks' patch tokens (each [B, L, D]) -> fused per-location features [B, L', d] (row-major)."""
+    fused = fusion([tokens_to_map(h, grid_hw) for h in hidden])  # [B, d, h', w']
+    return fused.flatten(2).transpose(1, 2)
+
+
+def part_text_ids(aux: PivlAux, labels: Tensor) -> Tensor:
+    """Row of the part-text table of each image: its identity, or 0 for shared prompts."""
+    return labels if aux.part_prompts.identity else torch.zeros_like(labels)
+
+
+def aux_state(aux: nn.Module | None) -> Mapping[str, Any]:
+    """``extra`` for ``last.pt``: the aux modules' tensors (nothing without aux)."""
+    return {"aux": {k: v.detach().cpu() for k, v in aux.state_dict().items()}} if aux is not None else {}
+
+
+def load_aux_state(aux: nn.Module | None, extra: Mapping[str, Any]) -> None:
+    """Put :func:`aux_state`'s tensors back (strict: a state without them does not fit a pi-VL run)."""
+    if aux is None:
+        return
+    if "aux" not in extra:
+        raise KeyError("training state has no pi-VL aux state (part prompts / fusion head)")
+    aux.load_state_dict(extra["aux"], strict=True)

@@ -1,0 +1,184 @@
+"""pi-VL: part-informed prompts, fusion heads, the two stage phases (gradient census), ablations, the CLI run,
+resume, and a test-time model identical to CLIP-ReID's."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from muva_lib.config import resolve
+from muva_lib.models.factory import create_model
+from muva_lib.models.fusion import ResNetFusionHead, ViTFusionHead, fusion_blocks
+from muva_lib.models.prompts import PartPromptLearner, encode_part_text
+from muva_lib.train import prepare, run_stage1, run_stage2, stage1_weights, stage2_weights
+
+WORDS = ("head", "upper body", "lower body", "shoes")
+
+
+def _tiny_model(method="pivl", num_classes=3):
+    return create_model(resolve(method, "smoke"), num_classes, device="cpu")
+
+
+def test_part_prompts_identity_aware_and_shared():
+    model = _tiny_model()
+    pl, te = model.prompt_learner, model.text_encoder
+    parts = PartPromptLearner(WORDS, te, ctx_num=4, identity=True)
+    assert parts.templates[1] == "A photo of a X X X X person, upper body." and parts.ctx is None
+    emb = parts(pl.ctx[torch.tensor([2, 0]), 0])  # [U=2, P=4, n, w]
+    assert emb.shape == (2, 4, te.context_length, te.width)
+    s = parts.prefix.shape[1]
+    assert torch.equal(emb[0, 3, s:s + 4], pl.ctx[2, 0]) and torch.equal(emb[1, 0, s:s + 4], pl.ctx[0, 0])
+    assert not torch.equal(parts.suffix[0], parts.suffix[1])  # the part words differ
+    feats = encode_part_text(parts, pl, te, torch.tensor([2, 0]))
+    assert feats.shape == (2, 4, model.image_encoder.output_dim)
+    feats.sum().backward()
+    assert pl.ctx.grad[1].abs().sum() == 0 and pl.ctx.grad[0].abs().sum() > 0  # only the asked identities
+    shared = PartPromptLearner(WORDS, te, ctx_num=4, identity=False)
+    assert shared.ctx.shape == (4, 4, te.width)
+    out = encode_part_text(shared, pl, te, None)
+    assert out.shape == (1, 4, model.image_encoder.output_dim)
+    with pytest.raises(ValueError, match="identity labels"):
+        encode_part_text(parts, pl, te, None)
+
+
+def test_fusion_heads_shapes():
+    assert fusion_blocks(12, 3) == (3, 7, 11) and fusion_blocks(4, 3) == (0, 2, 3)
+    vit = [torch.randn(2, 48, 16, 8) for _ in range(3)]  # three blocks' patch maps at stride 16
+    assert ViTFusionHead(48, 32, levels=3, dim=16, out_stride=8)(vit).shape == (2, 32, 32, 16)
+    assert ViTFusionHead(48, 32, levels=3, dim=16, out_stride=16)(vit).shape == (2, 32, 16, 8)
+    assert ViTFusionHead(48, 32, levels=3, dim=16, out_stride=32)(vit).shape == (2, 32, 8, 4)
+    # open_clip ModifiedResNet (RN50) at 256 x 128: layer1 256 ch /4, layer2 512 /8, layer3 1024 /16
+    rn = [torch.randn(2, 256, 64, 32), torch.randn(2, 512, 32, 16), torch.randn(2, 1024, 16, 8)]
+    head = ResNetFusionHead(1024, dim=64)
+    out = head(rn)
+    assert out.shape == (2, 1024, 32, 16)
+    out.mean().backward()
+    assert all(p.grad is not None for p in head.parameters())
+    dw = head.levels[0][0]
+    assert dw.groups == dw.in_channels == dw.out_channels == 256 and dw.kernel_size == (1, 1)  # depth-wise 1x1
+    with pytest.raises(ValueError, match="3 levels"):
+        head(rn[:2])
+
+
+def test_test_time_model_is_clipreids():
+    a, b = _tiny_model("pivl").state_dict(), _tiny_model("clipreid").state_dict()
+    assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(_tiny_model("pivl")) == count(_tiny_model("clipreid"))
+
+
+def test_named_terms_and_ablations():
+    cfg = resolve("pivl")
+    assert (cfg.stage1.epochs, cfg.stage1.part_epochs, cfg.stage2.w_fusion) == (60, 20, 1.0)
+    assert stage1_weights(cfg, 60) == {"i2t": 1.0, "t2i": 1.0} and stage1_weights(cfg, 61) == {"part_nce": 1.0}
+    assert stage2_weights(cfg) == {"id": 0.25, "triplet": 1.0, "i2t": 1.0, "fusion": 1.0}
+    assert stage2_weights(resolve("pivl", overrides="stage2.w_fusion=0")) == stage2_weights(resolve("clipreid"))
+    smoke = resolve("pivl", "smoke")
+    assert (smoke.stage1.epochs, smoke.stage1.part_epochs, smoke.data.pad) == (4, 2, 0)
+    clip = resolve("clipreid")
+    same = {k for k in ("model", "eval") if getattr(cfg, k) == getattr(clip, k)}
+    assert same == {"model", "eval"}  # pi-VL changes training only
+
+
+def _setup(env, *extra):
+    cfg = resolve("pivl", "smoke", env.protocol,
+                  overrides=[*env.overrides, "stage1.epochs=1", "stage1.part_epochs=1", "stage2.epochs=1", *extra])
+    return prepare(cfg, "cpu", progress=False)
+
+
+def _snap(module):
+    return {n: p.detach().clone() for n, p in module.state_dict().items()}
+
+
+def _changed(before, module):
+    return {n for n, v in module.state_dict().items() if not torch.equal(before[n], v)}
+
+
+@pytest.mark.slow
+def test_stage1_part_phase_moves_only_prompts(train_env):
+    setup = _setup(train_env)
+    assert setup.parsing is not None and setup.aux.grouping.parts == ("head", "upper", "lower", "shoes")
+    assert setup.aux.part_prompts.identity and setup.aux.fusion is not None
+    before, aux_before = _snap(setup.model), _snap(setup.aux)
+    run_stage1(setup)
+    assert _changed(before, setup.model) == {"prompt_learner.ctx"} and not _changed(aux_before, setup.aux)
+    rows = setup.history["stage1"]
+    assert [r["epoch"] for r in rows] == [1, 2] and "loss_i2t" in rows[0] and "loss_part_nce" in rows[1]
+    assert rows[1]["loss_part_nce"] > 0
+
+    shared = _setup(train_env, "stage1.part_identity=false", "stage2.w_fusion=0")
+    assert shared.aux.fusion is None and shared.aux.part_prompts.ctx is not None
+    ctx0 = shared.aux.part_prompts.ctx.detach().clone()
+    run_stage1(shared)
+    assert not torch.equal(ctx0, shared.aux.part_prompts.ctx)  # the shared part context learned
+
+
+@pytest.mark.slow
+def test_stage2_fusion_census(train_env):
+    setup = _setup(train_env)
+    model, aux = setup.model, setup.aux
+    before, aux_before = _snap(model), _snap(aux)
+    run_stage2(setup)
+    changed = _changed(before, model)
+    never = {n for n in before if n.startswith(("text_encoder.", "prompt_learner."))}
+    never |= {"image_encoder.visual.conv1.weight", "bnneck.bias", "cls_bnneck.bias"}
+    assert not changed & never
+    assert {n for n in _changed(aux_before, aux)} == {n for n in aux_before if n.startswith("fusion.")}
+    row = setup.history["stage2"][0]
+    assert {"loss_id", "loss_triplet", "loss_i2t", "loss_fusion"} <= set(row) and row["loss_fusion"] > 0
+
+
+class Killed(Exception):
+    pass
+
+
+def test_cli_names_a_missing_parsing_source(train_env, capsys):
+    from muva_lib.__main__ import main
+
+    argv = ["train", "--protocol", train_env.protocol, "--method", "pivl", "--preset", "smoke", "--no-progress",
+            *train_env.overrides, "parsing.source=png"]
+    assert main(argv) == 2
+    assert "parsing.png_root" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_run_resume_and_clipreid_checkpoint(train_env, capsys):
+    from muva_lib.__main__ import main
+    from muva_lib.models.checkpoint import load_checkpoint
+    from muva_lib.train import LambdaCallback, find_resumable, train
+    from muva_lib.train.checkpoint import load_train_state
+
+    argv = ["train", "--protocol", train_env.protocol, "--method", "pivl", "--preset", "smoke", "--no-progress",
+            *train_env.overrides, "stage1.part_epochs=1"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    run = Path(next(ln for ln in out.splitlines() if ln.startswith("run folder: ")).split(": ", 1)[1])
+    assert run.parent == train_env.runs / "synth-a-to-synth-b" / "pivl"
+    assert "stage1: 3 epochs" in out and "fusion" in out and "| synth-b" in out
+    assert (run / "cache" / "stage1_patches.pt").is_file()
+    assert json.loads((run / "config.json").read_text())["parsing"]["source"] == "auto"
+    metrics = json.loads((run / "metrics" / "synth-b.json").read_text())
+    assert 0 <= metrics["mAP"] <= 1
+    # the test-time model of a pi-VL run is CLIP-ReID's: its checkpoint loads into that architecture
+    cfg = resolve("clipreid", "smoke", train_env.protocol, overrides=train_env.overrides)
+    clip = create_model(cfg, 24, device="cpu")
+    load_checkpoint(clip, run / "checkpoints" / "final.pt")
+    assert main(["eval", "--checkpoint", str(run)]) == 0
+
+    # killed in the part phase, resumed: the same final weights as the CLI run (the aux state is in last.pt)
+    pcfg = resolve("pivl", "smoke", train_env.protocol, overrides=[*train_env.overrides, "stage1.part_epochs=1"])
+
+    def kill(stage, epoch, record):
+        if (stage, epoch) == ("stage1", 3):
+            raise Killed()
+    with pytest.raises(Killed):
+        train(pcfg, callbacks=[LambdaCallback(on_epoch_end=kill)], progress=False)
+    part = find_resumable(pcfg.data.protocol, "pivl")
+    assert "aux" in load_train_state(part.last_path)["extra"]
+    resumed = train(pcfg, resume=True, progress=False)
+    assert resumed.metrics["synth-b"]["mAP"] == metrics["mAP"]
+    a = torch.load(run / "checkpoints" / "final.pt", weights_only=True)["state"]
+    b = torch.load(resumed.run_dir / "checkpoints" / "final.pt", weights_only=True)["state"]
+    assert all(torch.equal(a[c][k], b[c][k]) for c in a for k in a[c])
