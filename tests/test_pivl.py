@@ -3,6 +3,7 @@ resume, and a test-time model identical to CLIP-ReID's."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from muva_lib.models.factory import create_model
 from muva_lib.models.fusion import ResNetFusionHead, ViTFusionHead, fusion_blocks
 from muva_lib.models.prompts import PartPromptLearner, encode_part_text
 from muva_lib.train import prepare, run_stage1, run_stage2, stage1_weights, stage2_weights
+from muva_lib.train.stage1 import stage1_epoch_lr
 
 WORDS = ("head", "upper body", "lower body", "shoes")
 
@@ -77,6 +79,13 @@ def test_named_terms_and_ablations():
     assert stage2_weights(resolve("pivl", overrides="stage2.w_fusion=0")) == stage2_weights(resolve("clipreid"))
     smoke = resolve("pivl", "smoke")
     assert (smoke.stage1.epochs, smoke.stage1.part_epochs, smoke.data.pad) == (4, 2, 0)
+    # one cosine over 60 + 20 epochs (paper reading), or a restart for the part epochs
+    assert stage1_epoch_lr(80, cfg) == pytest.approx(1e-6)
+    assert stage1_epoch_lr(60, cfg) == pytest.approx(1e-6 + (3.5e-4 - 1e-6) * (1 + math.cos(math.pi * 60 / 80)) / 2)
+    restart = resolve("pivl", overrides="stage1.part_schedule=restart")
+    assert stage1_epoch_lr(60, restart) == stage1_epoch_lr(60, cfg)
+    assert stage1_epoch_lr(61, restart) == pytest.approx(1e-6 + (3.5e-4 - 1e-6) * (1 + math.cos(math.pi / 20)) / 2)
+    assert stage1_epoch_lr(5, smoke) == pytest.approx(1e-6 + (2e-3 - 1e-6) / 2)  # smoke restarts
     clip = resolve("clipreid")
     same = {k for k in ("model", "eval") if getattr(cfg, k) == getattr(clip, k)}
     assert same == {"model", "eval"}  # pi-VL changes training only

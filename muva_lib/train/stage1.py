@@ -13,7 +13,8 @@ text-only steps are cheap), so every rank ends with the prompts of a one-process
 pi-VL: after the ``stage1.epochs`` identity epochs, ``stage1.part_epochs`` part-informed epochs (dense
 InfoNCE on cached patch features, :mod:`muva_lib.train.pivl`), numbered on after them
 (``stage1_total_epochs``); the warm-up + cosine schedule runs over all of them (the paper: 60 + 20
-epochs, "cosine decay": one schedule over 80 is our reading).
+epochs, "cosine decay": one schedule over 80 is our reading), or restarts for the part epochs
+(``stage1.part_schedule=restart``, :func:`stage1_epoch_lr`).
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from .optim import make_adam, set_epoch_lr, stage1_lr, stage1_param_groups, stag
 from .pivl import load_or_compute_patch_cache, part_step
 from .setup import TrainSetup, feature_pass
 
-__all__ = ["Stage1Cache", "stage1_weights", "stage1_total_epochs", "compute_stage1_cache", "load_or_compute_cache",
+__all__ = ["Stage1Cache", "stage1_weights", "stage1_total_epochs", "stage1_epoch_lr", "compute_stage1_cache", "load_or_compute_cache",
            "stage1_batches", "make_stage1_sampler", "stage1_step", "run_stage1"]
 
 #: salt of the stage-1 samplers' generators (stage 2 uses 2): the two stages never share batches
@@ -61,6 +62,18 @@ class Stage1Cache:
 def stage1_total_epochs(cfg: RunCfg) -> int:
     """Identity epochs plus pi-VL's part-informed epochs."""
     return cfg.stage1.epochs + cfg.stage1.part_epochs
+
+
+def stage1_epoch_lr(epoch: int, cfg: RunCfg) -> float:
+    """The stage-1 rate of ``epoch`` (1-based, counting pi-VL's part epochs after the identity ones):
+    one schedule over all epochs (``part_schedule=continue``), or for the part epochs a cosine of
+    their own without warm-up (``restart``)."""
+    s = cfg.stage1
+    if s.part_schedule not in ("continue", "restart"):
+        raise ValueError(f"stage1.part_schedule={s.part_schedule!r}; expected continue or restart")
+    if s.part_schedule == "restart" and epoch > s.epochs:
+        return stage1_lr(epoch - s.epochs, dataclasses.replace(s, epochs=s.part_epochs, warmup_epochs=0))
+    return stage1_lr(epoch, dataclasses.replace(s, epochs=stage1_total_epochs(cfg)))
 
 
 def stage1_weights(cfg: RunCfg, epoch: int = 1) -> dict[str, float]:
@@ -152,7 +165,6 @@ def run_stage1(setup: TrainSetup, state: Mapping[str, Any] | None = None) -> lis
     optimizer = make_adam(groups)
     scaler = make_scaler(device, setup.amp)
     sampler = make_stage1_sampler(cfg, cache.labels.cpu())
-    schedule = dataclasses.replace(cfg.stage1, epochs=total)
     start = restore_train_state(state, model, optimizer, scaler, sampler) if state is not None else 1
     history = setup.history["stage1"] = [r for r in setup.history["stage1"] if r["epoch"] < start]
     notify(setup.callbacks, "on_stage_start", "stage1", {"epochs": total, "start_epoch": start,
@@ -161,7 +173,7 @@ def run_stage1(setup: TrainSetup, state: Mapping[str, Any] | None = None) -> lis
     tb = setup.run.tb_writer("stage1", purge_step=start) if setup.writes else None
     for epoch in range(start, total + 1):
         notify(setup.callbacks, "on_epoch_start", "stage1", epoch)
-        lr = set_epoch_lr(optimizer, lambda base: stage1_lr(epoch, schedule) * base / cfg.stage1.lr)[0]
+        lr = set_epoch_lr(optimizer, lambda base: stage1_epoch_lr(epoch, cfg) * base / cfg.stage1.lr)[0]
         sampler.set_epoch(epoch)
         batches = stage1_batches(sampler)
         weights = stage1_weights(cfg, epoch)
