@@ -24,7 +24,8 @@ import yaml
 
 __all__ = [
     "DataCfg", "VgeCfg", "ParsingCfg", "ModelCfg", "Stage1Cfg", "Stage2Cfg", "EvalCfg", "RunCfg",
-    "PRESETS", "METHODS", "PRESET_METHODS", "resolve", "apply_overrides", "parse_overrides", "to_dict", "from_dict",
+    "PRESETS", "METHODS", "PRESET_METHODS", "Ablation", "ABLATIONS", "ablation_overrides",
+    "resolve", "apply_overrides", "parse_overrides", "to_dict", "from_dict",
     "save", "load", "config_hash", "ConfigError",
 ]
 
@@ -210,6 +211,9 @@ class RunCfg:
     amp: bool = True  # fp16 autocast + GradScaler on CUDA only; CPU always runs fp32
     deterministic: bool = True
     threads: int = 0  # torch.set_num_threads; 0 leaves torch's default
+    # a name for a run that changes a method's recipe (an ablation, muva_lib.runs.ABLATIONS): results
+    # are grouped by it, and the main tables hold only runs without one
+    variant: str = ""
     data: DataCfg = field(default_factory=DataCfg)
     vge: VgeCfg = field(default_factory=VgeCfg)
     parsing: ParsingCfg = field(default_factory=ParsingCfg)
@@ -278,6 +282,37 @@ PRESET_METHODS: dict[tuple[str, str], dict[str, Any]] = {
     ("smoke", "pivl"): {"data.pad": 0, "data.erase_prob": 0.0, "stage1.epochs": 4, "stage1.part_epochs": 2,
                         "stage1.part_schedule": "restart"},
 }
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """One switch of a method's recipe: the ``method`` it changes, a table ``label`` and the
+    ``overrides`` (``key=value``); a run of it sets ``variant`` to the ablation's name."""
+
+    method: str
+    label: str
+    overrides: tuple[str, ...]
+
+
+#: The ablations of the three-way comparison (``python -m muva_lib run --ablations``). Online gating
+#: needs a non-zero scale m (its default 0 means no masking at all): 5 turns a probability of 0 / 1
+#: into an additive -5 / +5 on the attention logits.
+ABLATIONS: dict[str, Ablation] = {
+    "part-agnostic": Ablation("muva", "part-agnostic prompts", ("model.template_type=part-agnostic",)),
+    "gating-online": Ablation("muva", "online (soft) gating, m=5", ("model.gating=online", "model.mask_max_value=5")),
+    "gating-none": Ablation("muva", "no gating", ("model.gating=none",)),
+    "vge-raw": Ablation("muva", "raw VGE boxes", ("vge.source=raw",)),
+    "vge-gt": Ablation("muva", "ground-truth boxes", ("vge.source=gt",)),
+    "no-id-tokens": Ablation("pivl", "part prompts without identity tokens", ("stage1.part_identity=false",)),
+    "no-fusion": Ablation("pivl", "no fusion head", ("stage2.w_fusion=0",)),
+}
+
+
+def ablation_overrides(name: str) -> list[str]:
+    """The overrides of ablation ``name``, ``variant=<name>`` included (ConfigError names the known ones)."""
+    if name not in ABLATIONS:
+        raise ConfigError(f"unknown ablation {name!r}; known: {', '.join(ABLATIONS)}")
+    return [*ABLATIONS[name].overrides, f"variant={name}"]
 
 
 # ----------------------------------------------------------------------------- (de)serialisation

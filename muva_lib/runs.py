@@ -32,10 +32,10 @@ __all__ = ["SWEEP_METHODS", "RUN_NOTEBOOKS", "RESULTS_NOTEBOOK", "QUICKSTART", "
            "UnknownParameterError", "RunNotFoundError", "NotebookRecord", "notebook_dir", "list_notebooks",
            "notebook_stem", "read_notebook", "notebook_parameters", "check_parameters", "parameter_hash",
            "read_manifest", "execute_notebook", "find_run", "require_run", "run_parameters", "run_method",
-           "real_track", "REAL_METHODS", "REAL_OVERRIDES", "run_results", "results_dir"]
+           "real_track", "prepare_inputs", "REAL_METHODS", "REAL_OVERRIDES", "run_results", "results_dir"]
 
 #: the methods a sweep trains, in table order (pi-VL joins when its recipe is implemented)
-SWEEP_METHODS: tuple[str, ...] = ("muva", "clipreid")
+SWEEP_METHODS: tuple[str, ...] = ("muva", "clipreid", "pivl")
 #: notebooks executed into every method run folder
 RUN_NOTEBOOKS: tuple[str, ...] = ("03_stage1_prompts", "04_stage2_training", "05_ammsa_masks")
 #: the notebook that aggregates every run (executed once per sweep)
@@ -278,7 +278,8 @@ def run_method(protocol: str, method: str, preset: str = "smoke", seed: int = 0,
     ``<runs>/_prepared/<protocol>/<method>/<preset>-s<seed>/`` (returned run: None)."""
     cfg = resolve(method, preset, protocol, seed, list(overrides) + ([f"device={device}"] if device != "auto" else []))
     run = find_run(cfg) if prepare_only else require_run(cfg, train=True, progress=progress)
-    out = run.root if run is not None else runs_root() / "_prepared" / slug(protocol) / method / f"{preset}-s{seed}"
+    name = f"{preset}-s{seed}" + (f"-{cfg.variant}" if cfg.variant else "")
+    out = run.root if run is not None else runs_root() / "_prepared" / slug(protocol) / method / name
     params = run_parameters(cfg, out if run is not None else "", overrides, device)
     records = [execute_notebook(nb, out, params, force=force, prepare_only=prepare_only) for nb in notebooks]
     return run, records
@@ -314,6 +315,25 @@ def real_track(methods: Iterable[str] = REAL_METHODS, preset: str = "smoke", see
                           progress=progress)
         out[method] = (src, own)
     return out
+
+
+def prepare_inputs(cfg: RunCfg, progress: bool = False) -> None:
+    """Write what runs of ``cfg`` share before they start side by side: the protocol's data (the
+    synthetic domains are generated when missing), the VGE store and masks (MUVA) and the parsing
+    store (pi-VL) of the training items. Parallel runs then only read them."""
+    from .data.protocols import build
+    from .grounding import grid_for
+    from .train.pivl import pivl_enabled, training_parsing
+    from .train.setup import training_masks
+    from .utils import resolve_device
+
+    data = build(cfg.data.protocol, split_index=cfg.data.split_index, all_splits=cfg.data.all_splits,
+                 strict=cfg.data.strict)
+    device = resolve_device(cfg.device)
+    if cfg.model.num_parts:
+        training_masks(cfg, data.train, grid_for((cfg.data.height, cfg.data.width)), device, progress=progress)
+    if pivl_enabled(cfg):
+        training_parsing(cfg, data.train, device, progress=progress)
 
 
 def results_dir(preset: str) -> Path:

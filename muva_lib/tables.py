@@ -11,7 +11,7 @@ import pandas as pd
 
 __all__ = ["format_table", "fmt_pct", "PaperTable", "PAPER_TABLES", "METHOD_NAMES", "paper_rows", "collect_results",
            "summarise", "cell", "metrics_table", "results_table", "paper_table", "synthetic_table", "real_table",
-           "real_columns", "REAL_TARGET", "to_markdown", "to_latex", "export_table"]
+           "ablation_table", "real_columns", "REAL_TARGET", "to_markdown", "to_latex", "export_table"]
 
 
 def fmt_pct(value: float | None, digits: int = 1) -> str:
@@ -139,7 +139,8 @@ def paper_rows(table: str) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- our runs
 
-RESULT_COLUMNS = ["protocol", "method", "preset", "seed", "target", "mAP", "rank1", "rank5", "rank10", "mINP",
+RESULT_COLUMNS = ["protocol", "method", "variant", "preset", "seed", "target", "mAP", "rank1", "rank5", "rank10",
+                  "mINP",
                   "config_hash", "run"]
 
 
@@ -166,25 +167,32 @@ def collect_results(runs_root: str | Path | None = None, preset: str | None = No
         rows = []
         for p in sorted((run / "metrics").glob("*.json")):
             m = json.loads(p.read_text())
-            rows.append({"protocol": info["protocol"], "method": info["method"], "preset": info.get("preset"),
+            rows.append({"protocol": info["protocol"], "method": info["method"], "variant": info.get("variant", ""),
+                         "preset": info.get("preset"),
                          "seed": info.get("seed"), "target": m.get("target", p.stem),
                          **{k: m.get(k) for k in ("mAP", "rank1", "rank5", "rank10", "mINP")},
                          "config_hash": info.get("config_hash"), "run": run.relative_to(root).as_posix()})
         if rows:
-            key = (info["protocol"], info["method"], info.get("preset"), info.get("seed"))
+            key = (info["protocol"], info["method"], info.get("variant", ""), info.get("preset"), info.get("seed"))
             if key not in latest or latest[key][0]["run"].rsplit("/", 1)[-1] < run.name:
                 latest[key] = rows
     rows = [r for key in sorted(latest, key=str) for r in latest[key]]
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
-def summarise(results: pd.DataFrame) -> pd.DataFrame:
+def summarise(results: pd.DataFrame, variants: bool = False) -> pd.DataFrame:
     """Mean and spread over seeds: one row per protocol, method, preset, target with ``seeds`` (count),
-    ``mAP``, ``mAP_std``, ``rank1``, ``rank1_std``, ``mINP`` (fractions; std with ddof=1, NaN for one seed)."""
-    keys = ["protocol", "method", "preset", "target"]
+    ``mAP``, ``mAP_std``, ``rank1``, ``rank1_std``, ``mINP`` (fractions; std with ddof=1, NaN for one seed).
+
+    Runs with a ``variant`` (ablations) are left out, unless ``variants``: then they are kept and
+    ``variant`` is one more key column (``""`` for the method's own recipe)."""
+    keys = ["protocol", "method", *(["variant"] if variants else []), "preset", "target"]
     cols = keys + ["seeds", "mAP", "mAP_std", "rank1", "rank1_std", "mINP"]
+    if not variants and not results.empty:
+        results = results[results["variant"].fillna("") == ""]
     if results.empty:
         return pd.DataFrame(columns=cols)
+    results = results.assign(variant=results["variant"].fillna(""))
     g = results.groupby(keys, sort=True)
     out = g.agg(seeds=("seed", "nunique"), mAP=("mAP", "mean"), mAP_std=("mAP", "std"), rank1=("rank1", "mean"),
                 rank1_std=("rank1", "std"), mINP=("mINP", "mean")).reset_index()
@@ -305,6 +313,35 @@ def real_table(summary: pd.DataFrame, methods: Iterable[str] | None = None,
             rows.append(row)
     rows += [dict(r) for r in extra]
     return pd.DataFrame(rows, columns=["method", "source", *cols]).fillna("-")
+
+
+def ablation_table(results: pd.DataFrame, protocol: str = "synth-a->synth-b",
+                   methods: Iterable[str] | None = None) -> pd.DataFrame:
+    """The ablations (:data:`muva_lib.config.ABLATIONS`) on ``protocol``: per method its own recipe,
+    then each of its ablations that has runs, with ``"mAP / R1"`` (mean ± std over seeds), the
+    number of seeds and the mAP change against the recipe (points, means over each row's seeds)."""
+    from .config import ABLATIONS
+
+    summary = summarise(results, variants=True)
+    sub = _own_target(summary[summary["protocol"] == protocol], protocol) if not summary.empty else summary
+    order = list(methods) if methods is not None else sorted({a.method for a in ABLATIONS.values()})
+    rows = []
+    for method in order:
+        for preset in sorted(sub.loc[sub["method"] == method, "preset"].unique()):
+            s = sub[(sub["method"] == method) & (sub["preset"] == preset)]
+            base = s[s["variant"] == ""]
+            variants = [("", "full recipe")] + [(k, a.label) for k, a in ABLATIONS.items() if a.method == method]
+            for key, label in variants:
+                hit = s[s["variant"] == key]
+                if hit.empty:
+                    continue
+                r = hit.iloc[0]
+                delta = "" if key == "" or base.empty else f"{100 * (r['mAP'] - base.iloc[0]['mAP']):+.1f}"
+                rows.append({"method": METHOD_NAMES.get(method, method), "variant": label, "preset": preset,
+                             "seeds": int(r["seeds"]), protocol: cell(r["mAP"], r["rank1"], r["mAP_std"],
+                                                                      r["rank1_std"]),
+                             "mAP change": delta or "-"})
+    return pd.DataFrame(rows, columns=["method", "variant", "preset", "seeds", protocol, "mAP change"])
 
 
 def real_columns(source: str = "synth-a->synth-b") -> tuple[str, str]:

@@ -74,7 +74,7 @@ print(f"aggregating {PRESET} runs of {methods}; reported tables: {list(tables.PA
 # %%
 results = tables.collect_results(preset=PRESET)
 summary = tables.summarise(results)
-found = results.groupby(["protocol", "method"])["seed"].apply(lambda s: sorted(s)).reset_index()
+found = results.groupby(["protocol", "method", "variant"])["seed"].apply(lambda s: sorted(s)).reset_index()
 print(tables.format_table(found.to_dict("records")) if len(found) else "no finished runs")
 
 # %%
@@ -85,14 +85,31 @@ print(tables.format_table([{k: (round(v, 4) if isinstance(v, float) else v) for 
 # %% [markdown]
 # ## The synthetic benchmark
 #
-# One row per method, one column per synthetic protocol with runs: `mAP / R1` in %, `±` the
-# standard deviation over seeds when there are several.
+# One row per method (MUVA, CLIP-ReID, pi-VL: the three-way comparison, same preset and seeds),
+# one column per synthetic protocol with runs: `mAP / R1` in %, `±` the standard deviation over
+# seeds when there are several.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 synth = tables.synthetic_table(summary, methods)
 tables.export_table(synth, "synthetic", f"Synthetic benchmark ({PRESET} preset), mAP / R1 (%)", out_dir=TABLE_DIR)
 print(tables.to_markdown(synth))
+
+# %% [markdown]
+# ## Ablations
+#
+# MUVA's switches (part-agnostic instead of multi-grained prompts; online soft or no gating
+# instead of the offline hard gate; raw or ground-truth instead of calibrated VGE boxes) and
+# pi-VL's (part prompts without identity tokens; no fusion head), each beside its method's full
+# recipe on the same protocol, seeds and budget (`python -m muva_lib run --ablations`, names and
+# overrides in `config.ABLATIONS`). `mAP change`: points against the full recipe.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+ablation = tables.ablation_table(results)
+if len(ablation):
+    tables.export_table(ablation, "ablations", f"Ablations ({PRESET} preset), mAP / R1 (%)", out_dir=TABLE_DIR)
+print(tables.to_markdown(ablation) if len(ablation) else "no runs on synth-a->synth-b")
 
 # %% [markdown]
 # ## The real tracklet set (pseudo-labelled)

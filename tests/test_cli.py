@@ -76,3 +76,51 @@ def test_run_all_synthetic_prepare_only_checks_every_notebook_without_training(t
     assert len(prepared) == len(synthetic_protocols()) * len(SWEEP_METHODS) * len(RUN_NOTEBOOKS)
     assert "_prepared/synth-a_synth-b-to-synth-c/clipreid/smoke-s0/notebooks/04_stage2_training.ipynb" in prepared
     assert not list(tmp_path.glob("synth-*"))  # nothing trained
+
+
+def test_plan_jobs_seed_by_seed_with_ablations_and_their_recipes():
+    from muva_lib.commands.run import Job, plan_jobs
+    from muva_lib.config import ABLATIONS
+    from muva_lib.data.protocols import synthetic_protocols
+    from muva_lib.runs import SWEEP_METHODS
+
+    assert plan_jobs("ma->d", "pivl", [0, 1]) == [Job("ma->d", "pivl", 0), Job("ma->d", "pivl", 1)]
+    with pytest.raises(ValueError, match="--ablations"):
+        plan_jobs(None, "muva", [0])
+    jobs = plan_jobs(None, "muva", [0, 1], all_synthetic=True, ablations=True)
+    per_seed = len(synthetic_protocols()) * len(SWEEP_METHODS) + len(ABLATIONS)  # the recipes are in the sweep
+    assert len(jobs) == 2 * per_seed and len(set(jobs)) == len(jobs)
+    assert [j.seed for j in jobs] == [0] * per_seed + [1] * per_seed
+    abl = plan_jobs("synth-b->synth-c", "muva", [3], ablations=True)
+    assert {j.variant for j in abl} == {"", *ABLATIONS}
+    assert {(j.method, j.variant) for j in abl if not j.variant} == {("muva", ""), ("pivl", "")}
+    assert all(j.protocol == "synth-b->synth-c" and j.seed == 3 for j in abl)
+    no_fusion = next(j for j in abl if j.variant == "no-fusion")
+    assert no_fusion.method == "pivl" and "stage2.w_fusion=0" in no_fusion.overrides
+
+
+def test_run_ablations_prepare_only_keeps_variants_apart(tmp_path, monkeypatch, capsys):
+    from muva_lib.config import ABLATIONS
+
+    monkeypatch.setenv("MUVA_RUNS", str(tmp_path))
+    assert main(["run", "--ablations", "--prepare-only", "--notebooks", "04"]) == 0
+    out = capsys.readouterr().out
+    prepared = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("_prepared/*/*/*/notebooks/*.ipynb"))
+    assert len(prepared) == len(ABLATIONS) + 2
+    assert "_prepared/synth-a-to-synth-b/muva/smoke-s0-vge-gt/notebooks/04_stage2_training.ipynb" in prepared
+    assert "synth-a->synth-b / pivl / no-fusion / smoke / seed 0" in out and "06_results: prepared" in out
+    assert main(["run", "--ablations", "--jobs", "0"]) == 2
+
+
+def test_run_jobs_side_by_side_write_logs_and_results(train_env, capsys):
+    from muva_lib.tables import collect_results
+
+    args = ["run", "--protocol", train_env.protocol, "--method", "clipreid", "--seeds", "0", "1", "--jobs", "2",
+            "--notebooks", *train_env.overrides]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.count(": done in ") == 2, out
+    logs = sorted(p.name for p in (train_env.runs / "_logs").glob("*.log"))
+    assert logs == ["synth-a-to-synth-b-clipreid-smoke-s0.log", "synth-a-to-synth-b-clipreid-smoke-s1.log"]
+    df = collect_results(train_env.runs)
+    assert sorted(df["seed"]) == [0, 1] and set(df["variant"]) == {""}

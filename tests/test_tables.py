@@ -12,13 +12,15 @@ from muva_lib.data.protocols import PROTOCOLS
 
 
 def _fake_run(root: Path, protocol: str, method: str, seed: int, maps: dict[str, tuple[float, float]],
-              name: str = "20260101-000000", preset: str = "smoke", status: str = "finished") -> Path:
+              name: str = "20260101-000000", preset: str = "smoke", status: str = "finished", variant: str = ""
+              ) -> Path:
     from muva_lib.paths import slug
 
-    run = root / slug(protocol) / method / f"{name}-{preset}-s{seed}"
+    run = root / slug(protocol) / method / f"{name}-{preset}-s{seed}{'-' + variant if variant else ''}"
     (run / "metrics").mkdir(parents=True)
     (run / "manifest.json").write_text(json.dumps({"status": status, "protocol": protocol, "method": method,
-                                                   "preset": preset, "seed": seed, "config_hash": "abc"}))
+                                                   "preset": preset, "seed": seed, "config_hash": "abc",
+                                                   **({"variant": variant} if variant else {})}))
     for target, (m, r1) in maps.items():
         (run / "metrics" / f"{target}.json").write_text(json.dumps(
             {"target": target, "mAP": m, "rank1": r1, "rank5": r1, "rank10": r1, "mINP": m / 2}))
@@ -167,3 +169,23 @@ def test_colour_rows_score_each_column_with_its_own_training_set(fake_items):
     assert [r["method"] for r in rows] == ["colour histogram", "colour histogram + LDA"]
     m = evaluate_colour_baseline(train, query, gallery, lda_dim=4)
     assert rows[1]["x"] == tb.cell(m["mAP"], m["rank1"])
+
+
+def test_ablation_table_beside_the_full_recipe_and_kept_out_of_the_main_tables(tmp_path):
+    for seed, (full, agn) in enumerate([(0.40, 0.30), (0.50, 0.36)]):
+        _fake_run(tmp_path, "synth-a->synth-b", "muva", seed, {"synth-b": (full, 0.6)})
+        _fake_run(tmp_path, "synth-a->synth-b", "muva", seed, {"synth-b": (agn, 0.5)}, variant="part-agnostic")
+    _fake_run(tmp_path, "synth-a->synth-b", "pivl", 0, {"synth-b": (0.20, 0.3)}, variant="no-fusion")
+    _fake_run(tmp_path, "synth-b->synth-c", "muva", 0, {"synth-c": (0.9, 0.9)}, variant="vge-gt")  # other protocol
+    df = tb.collect_results(tmp_path)
+    assert len(df) == 6 and sorted(set(df["variant"])) == ["", "no-fusion", "part-agnostic", "vge-gt"]
+    main = tb.summarise(df)  # ablation runs never reach the main tables
+    assert len(main) == 1 and main["mAP"].item() == pytest.approx(0.45)
+    t = tb.ablation_table(df, methods=["muva", "pivl"])
+    assert t.to_dict("records") == [
+        {"method": "MUVA", "variant": "full recipe", "preset": "smoke", "seeds": 2,
+         "synth-a->synth-b": "45.0±7.1 / 60.0±0.0", "mAP change": "-"},
+        {"method": "MUVA", "variant": "part-agnostic prompts", "preset": "smoke", "seeds": 2,
+         "synth-a->synth-b": "33.0±4.2 / 50.0±0.0", "mAP change": "-12.0"},
+        {"method": "pi-VL", "variant": "no fusion head", "preset": "smoke", "seeds": 1,
+         "synth-a->synth-b": "20.0 / 30.0", "mAP change": "-"}]

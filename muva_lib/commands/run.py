@@ -1,28 +1,60 @@
-"""Train a method on a protocol (or find its finished run) and execute the per-run notebooks into its folder with papermill.
+"""Train a method on a protocol (or find its finished run) and run the per-run notebooks into its folder (papermill).
 
 A method run is runs/<protocol>/<method>/<stamp>-<preset>-s<seed>/; the executed notebooks go to its
 notebooks/ folder with a manifest (parameters, status, timings, git commit), and a notebook already
 done with the same parameters is skipped (an interrupted sweep resumes). --all-synthetic runs every
-synthetic protocol for every method, then 06_results once over all runs of the preset
-(runs/_results/<preset>/). key=value overrides change the config (stage2.epochs=2 ...).
+synthetic protocol for every method (muva, clipreid, pivl), --ablations every ablation of
+muva_lib.config.ABLATIONS on one protocol (default synth-a->synth-b) beside the recipes it changes;
+then 06_results once over all runs of the preset (runs/_results/<preset>/). --jobs N runs N trainings
+side by side, each in its own process with its log under runs/_logs/ (the shared inputs, data, VGE
+and parsing stores, are written first, by this process). key=value overrides change the config.
 """
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run to make: protocol, method, seed and its own overrides (an ablation's, with ``variant=``)."""
+
+    protocol: str
+    method: str
+    seed: int
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def variant(self) -> str:
+        return next((o.split("=", 1)[1] for o in self.overrides if o.startswith("variant=")), "")
+
+    def title(self, preset: str) -> str:
+        extra = f" / {self.variant}" if self.variant else ""
+        return f"{self.protocol} / {self.method}{extra} / {preset} / seed {self.seed}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..runs import RUN_NOTEBOOKS
 
     parser.add_argument("--protocol", default=None, help="protocol name, e.g. ma->d or synth-a->synth-b")
-    parser.add_argument("--method", default="muva", help="muva | clipreid (default muva)")
+    parser.add_argument("--method", default="muva", help="muva | clipreid | pivl (default muva)")
     parser.add_argument("--preset", default="smoke", help="smoke | paper (default smoke)")
     parser.add_argument("--seeds", nargs="+", default=["0"], help="seeds, one run each (default 0)")
     parser.add_argument("--notebooks", nargs="*", default=[s[:2] for s in RUN_NOTEBOOKS],
-                        help="notebooks to execute per run (default 03 04 05; none: train only; 06 runs once at the end)")
+                        help="notebooks to execute per run (default 03 04 05; none: train only; "
+                             "06 runs once at the end)")
     parser.add_argument("--all-synthetic", action="store_true",
                         help="every synthetic protocol x every method, then 06_results")
+    parser.add_argument("--ablations", action="store_true",
+                        help="every ablation (muva_lib.config.ABLATIONS) on --protocol (default synth-a->synth-b) "
+                             "and the recipes they change, then 06_results")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="trainings side by side, one process each (default 1; smoke runs use one thread each)")
     parser.add_argument("--prepare-only", action="store_true",
                         help="check and inject the parameters, write the notebooks, run nothing")
     parser.add_argument("--force", action="store_true", help="re-execute notebooks already done")
@@ -30,15 +62,75 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
 
 
-def _jobs(args: argparse.Namespace) -> list[tuple[str, str]]:
+def plan_jobs(protocol: str | None, method: str, seeds: list[int], all_synthetic: bool = False,
+              ablations: bool = False) -> list[Job]:
+    """The runs a ``run`` call makes, seed by seed (a sweep cut short holds whole seeds): the main
+    sweep (every synthetic protocol x every method) and / or the ablations on ``protocol`` with the
+    recipes they change; without either, ``protocol`` / ``method``. Duplicates are dropped."""
+    from ..config import ABLATIONS, ablation_overrides
     from ..data.protocols import synthetic_protocols
     from ..runs import SWEEP_METHODS
 
-    if args.all_synthetic:
-        return [(p, m) for p in synthetic_protocols() for m in SWEEP_METHODS]
-    if not args.protocol:
-        raise ValueError("give --protocol (and --method), or --all-synthetic")
-    return [(args.protocol, args.method)]
+    if not (all_synthetic or ablations):
+        if not protocol:
+            raise ValueError("give --protocol (and --method), --all-synthetic or --ablations")
+        return [Job(protocol, method, s) for s in seeds]
+    target = protocol or "synth-a->synth-b"
+    jobs: list[Job] = []
+    for seed in seeds:
+        if all_synthetic:
+            jobs += [Job(p, m, seed) for p in synthetic_protocols() for m in SWEEP_METHODS]
+        if ablations:
+            bases = dict.fromkeys(a.method for a in ABLATIONS.values())
+            jobs += [Job(target, m, seed) for m in bases]
+            jobs += [Job(target, a.method, seed, tuple(ablation_overrides(name))) for name, a in ABLATIONS.items()]
+    return list(dict.fromkeys(jobs))
+
+
+def _log_path(job: Job, preset: str) -> Path:
+    from ..paths import runs_root, slug
+
+    variant = f"-{job.variant}" if job.variant else ""
+    return runs_root() / "_logs" / f"{slug(job.protocol)}-{job.method}{variant}-{preset}-s{job.seed}.log"
+
+
+def _subprocess(job: Job, args: argparse.Namespace, stems: list[str], overrides: list[str]) -> tuple[int, float, Path]:
+    """Run one job as ``python -m muva_lib run ...`` with its output in its log file."""
+    cmd = [sys.executable, "-m", "muva_lib", "run", *overrides, *job.overrides, "--protocol", job.protocol,
+           "--method", job.method, "--preset", args.preset, "--seeds", str(job.seed), "--device", args.device,
+           *(["--force"] if args.force else []), "--notebooks", *stems]
+    log = _log_path(job, args.preset)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with open(log, "w") as fh:
+        rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT).returncode
+    return rc, time.perf_counter() - start, log
+
+
+def _run_parallel(jobs: list[Job], args: argparse.Namespace, stems: list[str], overrides: list[str]) -> int:
+    """Shared inputs first (this process), then ``args.jobs`` runs at a time; the number that failed."""
+    from ..config import resolve
+    from ..runs import prepare_inputs
+
+    seen = set()
+    for job in jobs:
+        cfg = resolve(job.method, args.preset, job.protocol, job.seed, [*overrides, *job.overrides])
+        key = (cfg.data.protocol, cfg.model.num_parts > 0, cfg.vge,
+               cfg.stage1.part_epochs > 0 or cfg.stage2.w_fusion > 0)
+        if repr(key) not in seen:
+            seen.add(repr(key))
+            print(f"-- inputs of {job.title(args.preset)}", flush=True)
+            prepare_inputs(cfg)
+    failed = 0
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {pool.submit(_subprocess, job, args, stems, overrides): job for job in jobs}
+        for i, fut in enumerate(as_completed(futures), 1):
+            job = futures[fut]
+            rc, seconds, log = fut.result()
+            failed += rc != 0
+            status = "done" if rc == 0 else f"FAILED (exit {rc})"
+            print(f"[{i}/{len(jobs)}] {job.title(args.preset)}: {status} in {seconds:.0f} s, log {log}", flush=True)
+    return failed
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,25 +142,31 @@ def run(args: argparse.Namespace) -> int:
     overrides = [a for a in (*args.seeds, *args.notebooks) if "=" in a] + list(args.overrides)
     try:
         seeds = [int(s) for s in args.seeds if "=" not in s]
-        jobs = _jobs(args)
+        jobs = plan_jobs(args.protocol, args.method, seeds, args.all_synthetic, args.ablations)
         stems = [notebook_stem(n) for n in args.notebooks if "=" not in n]
-    except ValueError as exc:
+        if args.jobs < 1:
+            raise ValueError(f"--jobs {args.jobs}: give 1 or more")
+    except (ValueError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    results = args.all_synthetic or RESULTS_NOTEBOOK in stems
+    results = args.all_synthetic or args.ablations or RESULTS_NOTEBOOK in stems
     per_run = [s for s in stems if s != RESULTS_NOTEBOOK]
+    failed = 0
     try:
-        for protocol, method in jobs:
-            for seed in seeds:
-                print(f"== {protocol} / {method} / {args.preset} / seed {seed}", flush=True)
-                run_dir, records = run_method(protocol, method, args.preset, seed, per_run, overrides,
-                                              args.device, force=args.force, prepare_only=args.prepare_only)
+        if args.jobs > 1 and not args.prepare_only:
+            failed = _run_parallel(jobs, args, per_run, overrides)
+        else:
+            for job in jobs:
+                print(f"== {job.title(args.preset)}", flush=True)
+                run_dir, records = run_method(job.protocol, job.method, args.preset, job.seed, per_run,
+                                              [*overrides, *job.overrides], args.device, force=args.force,
+                                              prepare_only=args.prepare_only)
                 print(f"  run folder: {run_dir.root if run_dir is not None else '(none yet: notebooks prepared only)'}")
                 for rec in records:
                     print(f"  {rec.notebook:<20} {rec.status:<8} {rec.seconds:6.0f} s  {rec.output}", flush=True)
         if results:
-            protocol, method = jobs[0]
-            rec = run_results(args.preset, protocol, method, seeds[0], args.device,
+            first = jobs[0]
+            rec = run_results(args.preset, first.protocol, first.method, seeds[0], args.device,
                               prepare_only=args.prepare_only)
             print(f"== {RESULTS_NOTEBOOK}: {rec.status} in {rec.seconds:.0f} s -> {rec.output}")
     except (ConfigError, RunNotFoundError, UnknownParameterError, NotImplementedError) as exc:
@@ -76,5 +174,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except NotebookError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if failed:
+        print(f"error: {failed} of {len(jobs)} runs failed; see their logs under runs/_logs/", file=sys.stderr)
         return 1
     return 0

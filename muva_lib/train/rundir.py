@@ -143,7 +143,8 @@ class RunDir:
         run = cls(path)
         save_config(cfg, run.config_path)
         run.write_manifest({"status": "running", "protocol": cfg.data.protocol, "method": cfg.method,
-                            "preset": cfg.preset, "seed": cfg.seed, "config_hash": config_hash(cfg),
+                            "preset": cfg.preset, "seed": cfg.seed, "variant": cfg.variant,
+                            "config_hash": config_hash(cfg),
                             "created": _now(), "git": git_commit(), "versions": _versions(),
                             "device": cfg.device, "world_size": world_size, "progress": {}, "timings": {},
                             "metrics": {}, "resumed": []})
