@@ -317,8 +317,8 @@ def real_table(summary: pd.DataFrame, methods: Iterable[str] | None = None,
 
 def ablation_table(results: pd.DataFrame, protocol: str = "synth-a->synth-b",
                    methods: Iterable[str] | None = None) -> pd.DataFrame:
-    """The ablations (:data:`muva_lib.config.ABLATIONS`) on ``protocol``: per method its own recipe,
-    then each of its ablations that has runs, with ``"mAP / R1"`` (mean ± std over seeds), the
+    """The ablations (:data:`muva_lib.config.ABLATIONS`) on ``protocol``: per method with ablation runs
+    its own recipe, then each of its ablations that has runs, with ``"mAP / R1"`` (mean ± std over seeds), the
     number of seeds and the mAP change against the recipe (points, means over each row's seeds)."""
     from .config import ABLATIONS
 
@@ -329,6 +329,8 @@ def ablation_table(results: pd.DataFrame, protocol: str = "synth-a->synth-b",
     for method in order:
         for preset in sorted(sub.loc[sub["method"] == method, "preset"].unique()):
             s = sub[(sub["method"] == method) & (sub["preset"] == preset)]
+            if (s["variant"] == "").all():
+                continue  # the recipe alone is no ablation
             base = s[s["variant"] == ""]
             variants = [("", "full recipe")] + [(k, a.label) for k, a in ABLATIONS.items() if a.method == method]
             for key, label in variants:

@@ -109,7 +109,7 @@ print(tables.to_markdown(synth))
 ablation = tables.ablation_table(results)
 if len(ablation):
     tables.export_table(ablation, "ablations", f"Ablations ({PRESET} preset), mAP / R1 (%)", out_dir=TABLE_DIR)
-print(tables.to_markdown(ablation) if len(ablation) else "no runs on synth-a->synth-b")
+print(tables.to_markdown(ablation) if len(ablation) else "no ablation runs on synth-a->synth-b")
 
 # %% [markdown]
 # ## The real tracklet set (pseudo-labelled)
