@@ -65,10 +65,23 @@ def test_fusion_heads_shapes():
 
 
 def test_test_time_model_is_clipreids():
-    a, b = _tiny_model("pivl").state_dict(), _tiny_model("clipreid").state_dict()
+    from torch.utils.flop_counter import FlopCounterMode
+
+    pivl, clip = _tiny_model("pivl"), _tiny_model("clipreid")
+    a, b = pivl.state_dict(), clip.state_dict()
     assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    assert count(_tiny_model("pivl")) == count(_tiny_model("clipreid"))
+    assert count(pivl) == count(clip)
+    # no extra FLOPs at test time either, and with pi-VL's weights CLIP-ReID computes the same features
+    clip.load_state_dict(a)
+    images = torch.randn(2, 3, 128, 64)
+    flops, feats = [], []
+    for m in (pivl.eval(), clip.eval()):
+        with FlopCounterMode(display=False) as counter:
+            feats.append(m.encode_image_for_eval(images))
+        flops.append(counter.get_total_flops())
+    assert flops[0] == flops[1] > 0
+    assert torch.equal(feats[0], feats[1])
 
 
 def test_named_terms_and_ablations():
