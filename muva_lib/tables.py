@@ -11,7 +11,7 @@ import pandas as pd
 
 __all__ = ["format_table", "fmt_pct", "PaperTable", "PAPER_TABLES", "METHOD_NAMES", "paper_rows", "collect_results",
            "summarise", "cell", "metrics_table", "results_table", "paper_table", "synthetic_table", "real_table",
-           "ablation_table", "real_columns", "REAL_TARGET", "to_markdown", "to_latex", "export_table"]
+           "ablation_table", "real_columns", "own_target", "REAL_TARGET", "to_markdown", "to_latex", "export_table"]
 
 
 def fmt_pct(value: float | None, digits: int = 1) -> str:
@@ -226,7 +226,7 @@ def _ours_label(preset: str, seeds: int) -> str:
     return f"ours ({preset}, {seeds} seed{'s' if seeds != 1 else ''})"
 
 
-def _own_target(rows: pd.DataFrame, protocol: str) -> pd.DataFrame:
+def own_target(rows: pd.DataFrame, protocol: str) -> pd.DataFrame:
     """The rows of ``protocol``'s first own target (a run may also hold metrics on other targets,
     e.g. a synthetic run evaluated on the real crops); all rows when the protocol is unknown."""
     from .data.protocols import get_protocol
@@ -251,7 +251,7 @@ def results_table(summary: pd.DataFrame, protocols: Sequence[str], methods: Iter
             row = {"method": METHOD_NAMES.get(method, method),
                    "source": _ours_label(preset, int(s["seeds"].max()))}
             for proto in protocols:
-                hit = _own_target(s[s["protocol"] == proto], proto)
+                hit = own_target(s[s["protocol"] == proto], proto)
                 row[proto] = "-" if hit.empty else cell(*hit.iloc[0][["mAP", "rank1", "mAP_std", "rank1_std"]])
             rows.append(row)
     return pd.DataFrame(rows, columns=["method", "source", *protocols])
@@ -323,7 +323,7 @@ def ablation_table(results: pd.DataFrame, protocol: str = "synth-a->synth-b",
     from .config import ABLATIONS
 
     summary = summarise(results, variants=True)
-    sub = _own_target(summary[summary["protocol"] == protocol], protocol) if not summary.empty else summary
+    sub = own_target(summary[summary["protocol"] == protocol], protocol) if not summary.empty else summary
     order = list(methods) if methods is not None else sorted({a.method for a in ABLATIONS.values()})
     rows = []
     for method in order:
