@@ -24,7 +24,8 @@
 # numbers from a third party, CLIP-ReID and pi-VL in-domain numbers from their papers). A
 # protocol we have not run shows `-`. A table for the synthetic benchmark holds the runs of its
 # protocols, one for the real tracklet set (crops of a real video, pseudo-labelled) its runs.
-# Each table is exported as Markdown and LaTeX (booktabs) to `figures/tables/`. Last, ranked
+# Each table is exported as Markdown and LaTeX (booktabs) to `figures/tables/`; the synthetic
+# table and the ablations are also drawn seed by seed (`figures/06_results/`). Last, ranked
 # retrieval examples of one run: a query and its top ten gallery images, framed green for the
 # same identity and red otherwise.
 #
@@ -54,8 +55,9 @@ from pathlib import Path
 
 from muva_lib import analysis, config, runs, tables
 from muva_lib.baselines import colour_rows
-from muva_lib.data.protocols import build
+from muva_lib.data.protocols import build, synthetic_protocols
 from muva_lib.utils import resolve_device, set_threads
+from muva_lib.viz import results as vres
 from muva_lib.viz import retrieval as vr
 from muva_lib.viz import save_figure
 
@@ -96,6 +98,19 @@ tables.export_table(synth, "synthetic", f"Synthetic benchmark ({PRESET} preset),
 print(tables.to_markdown(synth))
 
 # %% [markdown]
+# The same runs seed by seed: a dot per seed, a bar at the mean, a line for ± one standard
+# deviation. With three seeds and a smoke budget the spread is often as wide as the gap between
+# methods; read a difference as real only where the dots do not overlap.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+synth_protocols = [p for p in synthetic_protocols() if p in set(results["protocol"])]
+fig = vres.method_seeds(results, methods, synth_protocols) if synth_protocols else None
+if fig is not None:
+    save_figure(fig, NOTEBOOK, "synthetic_seeds", out_dir=FIG_DIR)
+fig
+
+# %% [markdown]
 # ## Ablations
 #
 # MUVA's switches (part-agnostic instead of multi-grained prompts; online soft or no gating
@@ -110,6 +125,13 @@ ablation = tables.ablation_table(results)
 if len(ablation):
     tables.export_table(ablation, "ablations", f"Ablations ({PRESET} preset), mAP / R1 (%)", out_dir=TABLE_DIR)
 print(tables.to_markdown(ablation) if len(ablation) else "no ablation runs on synth-a->synth-b")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+fig = vres.ablation_seeds(results) if len(ablation) else None
+if fig is not None:
+    save_figure(fig, NOTEBOOK, "ablation_seeds", out_dir=FIG_DIR)
+fig
 
 # %% [markdown]
 # ## The real tracklet set (pseudo-labelled)
