@@ -188,3 +188,24 @@ def test_grid_labels_and_figure(synth_small, tmp_path):
     fig = parsing_figure(Image.open(items[0].path), maps[items[0].key], SYNTH_GROUPING.class_names,
                          labels[items[0].key], (8, 4), title=items[0].key)
     assert len(fig.axes) == 3 and len(fig.legends[0].get_texts()) == 5
+
+
+def test_parsing_rows_one_column_per_image(synth_small, tmp_path):
+    from muva_lib.viz.parsing import parsing_rows
+
+    items = _synth_items(synth_small.root, 3)
+    maps = {k: SYNTH_GROUPING.lut()[m] for k, m in fill_store(items, SyntheticSource(), (32, 16), tmp_path).items()}
+    labels = grid_labels(maps, (8, 4), 5)
+    images = [Image.open(it.path) for it in items]
+    fig = parsing_rows(images, [maps[it.key] for it in items], SYNTH_GROUPING.class_names,
+                       [labels[it.key] for it in items], (8, 4))
+    assert len(fig.axes) == 9 and len(fig.legends[0].get_texts()) == 5
+    assert [ax.get_ylabel() for ax in fig.axes[::3]] == ["image", "parsing", "patches 8x4"]
+    # the patch panel shows exactly the majority labels
+    assert np.array_equal(fig.axes[6].images[0].get_array(), labels[items[0].key].reshape(8, 4))
+    assert len(parsing_rows(images, [maps[it.key] for it in items], SYNTH_GROUPING.class_names).axes) == 6
+    with pytest.raises(ValueError, match="as many maps as images"):
+        parsing_rows(images, [maps[items[0].key]], SYNTH_GROUPING.class_names)
+    with pytest.raises(ValueError, match="need grid_hw"):
+        parsing_rows(images, [maps[it.key] for it in items], SYNTH_GROUPING.class_names,
+                     [labels[it.key] for it in items])

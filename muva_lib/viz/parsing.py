@@ -12,7 +12,7 @@ from PIL import Image
 
 from .grounding import SCREEN_DPI
 
-__all__ = ["PARSING_COLOURS", "parsing_figure"]
+__all__ = ["PARSING_COLOURS", "parsing_figure", "parsing_rows"]
 
 #: colours of part classes 0..; background black-ish, then one per part (cycled beyond)
 PARSING_COLOURS: tuple[str, ...] = ("#202020", "#d62728", "#2ca02c", "#1f77b4", "#ff7f0e", "#9467bd", "#8c564b",
@@ -46,5 +46,47 @@ def parsing_figure(image: Image.Image | np.ndarray, part_map: np.ndarray, class_
     if title:
         fig.suptitle(title, fontsize=8)
     fig.tight_layout(pad=0.4, rect=(0, 0, 1 - 1.1 / fig.get_figwidth(), 1))
+    plt.close(fig)
+    return fig
+
+
+def parsing_rows(images: Sequence[Image.Image | np.ndarray], part_maps: Sequence[np.ndarray],
+                 class_names: Sequence[str], patch_labels: Sequence[np.ndarray] | None = None,
+                 grid_hw: tuple[int, int] | None = None, title: str = "") -> Figure:
+    """Several images side by side, each a column of three rows: the image, its parsing map [H', W']
+    (part classes, 0 = background) and, when given, its per-patch labels [h*w] on ``grid_hw``; one
+    legend of ``class_names``. Returns the (closed) figure."""
+    if not images or len(images) != len(part_maps):
+        raise ValueError(f"parsing_rows: need as many maps as images, got {len(images)} images and "
+                         f"{len(part_maps)} maps")
+    if patch_labels is not None and (grid_hw is None or len(patch_labels) != len(images)):
+        raise ValueError("parsing_rows: patch_labels need grid_hw and one entry per image")
+    names = list(class_names)
+    cmap = ListedColormap([PARSING_COLOURS[i % len(PARSING_COLOURS)] for i in range(len(names))])
+    nrows = 3 if patch_labels is not None else 2
+    fig, axes = plt.subplots(nrows, len(images), squeeze=False, figsize=(0.8 * len(images) + 1.2, 1.5 * nrows),
+                             dpi=SCREEN_DPI)
+    for j, (image, part_map) in enumerate(zip(images, part_maps)):
+        img = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
+        cells = [img, np.asarray(part_map)]
+        if patch_labels is not None:
+            assert grid_hw is not None
+            cells.append(np.asarray(patch_labels[j]).reshape(grid_hw))
+        for i, data in enumerate(cells):
+            ax = axes[i, j]
+            if i == 0:
+                ax.imshow(data)
+            else:
+                ax.imshow(data, cmap=cmap, vmin=-0.5, vmax=len(names) - 0.5, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+    row_names = ["image", "parsing", f"patches {grid_hw[0]}x{grid_hw[1]}" if grid_hw else ""][:nrows]
+    for ax, name in zip(axes[:, 0], row_names):
+        ax.set_ylabel(name, fontsize=7)
+    handles = [Patch(color=cmap(i), label=n) for i, n in enumerate(names)]
+    fig.legend(handles=handles, loc="center right", fontsize=6, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=8)
+    fig.tight_layout(pad=0.3, rect=(0, 0, 1 - 1.1 / fig.get_figwidth(), 1))
     plt.close(fig)
     return fig
