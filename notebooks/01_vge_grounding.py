@@ -55,14 +55,20 @@ N_REAL_SHOW: int = 8  # real crops in the real box grid
 import json
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from muva_lib import config
 from muva_lib.data.real import ensure_real_vtest, real_items, real_vtest_missing, summary_lines
 from muva_lib.grounding.backends.cascade import agreement_rows, vertical_order
 from muva_lib.grounding.backends.pose import pose_missing
+from muva_lib.grounding.rasterize import grid_for
 from muva_lib.grounding.report import build_views, evenly_spaced, rounded, training_sample
+from muva_lib.parsing.pipeline import grid_labels, parsing_maps_for
 from muva_lib.tables import format_table
 from muva_lib.utils import set_threads
 from muva_lib.viz import grounding as vg
+from muva_lib.viz import parsing as vp
 from muva_lib.viz import save_figure
 
 NOTEBOOK = "01_vge_grounding"
@@ -237,6 +243,40 @@ vg.inline_jpeg(fig) if not real_missing else None
 # %%
 if not real_missing:
     print(format_table([r for r in real_views["cascade"].reason_rows() if r["reason"] != "ok"]))
+
+# %% [markdown]
+# ## Parsing maps: pi-VL's part input
+#
+# pi-VL (the third method) is given human parsing maps where MUVA is given boxes. Here they are
+# the synthetic benchmark's per-pixel ground truth, grouped into background / head / upper /
+# lower / shoes; on real data they come from parsing PNGs (`parsing.source=png`, LIP / SCHP
+# order) or a transformers segmentation model (`parsing.source=hf`). Maps are stored under
+# `data/parsing/<dataset>/`; each patch of the run's grid (8 x 4 at the smoke preset's 128 x 64,
+# 16 x 8 at the paper's 256 x 128) takes its majority label, which is what pi-VL's dense part
+# loss in stage 1 sees.
+
+# %%
+pcfg = config.resolve("pivl", PRESET, PROTOCOL, SEED, OVERRIDES).parsing
+shown = evenly_spaced(items, N_SHOW)
+maps, grouping = parsing_maps_for(shown, pcfg)
+grid = grid_for((cfg.data.height, cfg.data.width))
+labels = grid_labels(maps, grid, grouping.num_parts + 1)
+fig = vp.parsing_rows([Image.open(it.path) for it in shown], [maps[it.key] for it in shown],
+                      grouping.class_names, [labels[it.key] for it in shown], grid)
+save_figure(fig, NOTEBOOK, "parsing_maps", out_dir=FIG_DIR)
+fig
+
+# %% [markdown]
+# Share of the shown images' patches per part class. At the smoke grid most patches are
+# background: a synthetic person is about a quarter of the image wide, so a 16 x 16 patch is
+# mostly backdrop, and some people keep only one or two part patches (shoes rarely win a cell).
+# pi-VL's dense loss uses only the part patches, so at this budget it sees few of them per image;
+# keep that in mind when reading its smoke-scale numbers in `06_results`.
+
+# %%
+share = np.bincount(np.concatenate([labels[it.key] for it in shown]), minlength=grouping.num_parts + 1)
+print(format_table([{"part class": name, "patches": int(n), "share": f"{n / share.sum():.1%}"}
+                    for name, n in zip(grouping.class_names, share)]))
 
 # %% [markdown]
 # ## Summary
