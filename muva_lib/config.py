@@ -94,6 +94,8 @@ class ParsingCfg:
     model: str = ""  # hf: hub id or local folder of a transformers semantic-segmentation model
     grouping: str = "auto"  # auto (the source's default) | lip | synth | "head=1,2;upper=5,7;..." (muva_lib.parsing)
     store_size: tuple[int, int] = (64, 32)  # (H, W) of the stored maps (majority vote per cell, uint8)
+    vote: str = "majority"  # patch labels from the map: majority | foreground (parts covering >= fg_share of a patch)
+    fg_share: float = 0.25  # foreground vote: share of a patch the parts together must cover
     batch_size: int = 8  # hf: images per model call
 
 
@@ -305,6 +307,7 @@ ABLATIONS: dict[str, Ablation] = {
     "vge-gt": Ablation("muva", "ground-truth boxes", ("vge.source=gt",)),
     "no-id-tokens": Ablation("pivl", "part prompts without identity tokens", ("stage1.part_identity=false",)),
     "no-fusion": Ablation("pivl", "no fusion head", ("stage2.w_fusion=0",)),
+    "fg-vote": Ablation("pivl", "foreground-favouring patch labels", ("parsing.vote=foreground",)),
 }
 
 

@@ -6,8 +6,9 @@ import pytest
 from PIL import Image
 
 from muva_lib.parsing import (LIP_GROUPING, SYNTH_GROUPING, HfSource, ParsingError, ParsingStore, PngSource,
-                              SyntheticSource, grid_labels, majority_labels, parse_grouping, parsing_labels_for,
-                              parsing_maps_for, resolve_grouping, resolve_source)
+                              SyntheticSource, foreground_labels, grid_labels, majority_labels, parse_grouping, parsing_labels_for,
+                              parsing_maps_for, resolve_grouping, resolve_source, vote_labels)
+from muva_lib.config import ParsingCfg
 from muva_lib.parsing.pipeline import fill_store
 from muva_lib.parsing.sources import ParsingModelNotFound
 from muva_lib.parsing.store import StoreError
@@ -28,6 +29,34 @@ def test_majority_vote_by_hand():
     assert majority_labels(np.array([[1], [2]]), (4, 2), 3).tolist() == [1, 1, 1, 1, 2, 2, 2, 2]
     with pytest.raises(ValueError, match="expected 0..4"):
         majority_labels(np.array([[5]]), (1, 1), 5)
+
+
+def test_foreground_vote_by_hand():
+    m = np.array([[0, 0, 2, 0],
+                  [1, 0, 2, 2],
+                  [0, 0, 0, 0],
+                  [3, 0, 4, 0]])
+    # 2x2 cells: top-left {0,0,1,0}: parts 1/4; top-right {2,0,2,2}: 2 wins either way;
+    # bottom-left {0,0,3,0}: 1/4; bottom-right {0,0,4,0}: 1/4
+    assert majority_labels(m, (2, 2), 5).tolist() == [0, 2, 0, 0]
+    assert foreground_labels(m, (2, 2), 5, 0.25).tolist() == [1, 2, 3, 4]
+    assert foreground_labels(m, (2, 2), 5, 0.5).tolist() == [0, 2, 0, 0]
+    # parts together outvote background although none alone does: {1, 2, 3, 0} -> the most frequent part,
+    # ties to the smaller index
+    assert majority_labels(np.array([[1, 2], [3, 0]]), (1, 1), 5).tolist() == [0]
+    assert foreground_labels(np.array([[1, 2], [3, 0]]), (1, 1), 5, 0.5).tolist() == [1]
+    assert foreground_labels(np.array([[3, 2], [3, 0]]), (1, 1), 5, 0.5).tolist() == [3]
+    # a cell with no part pixel stays background whatever the share; min_share=1 needs a full cell
+    assert foreground_labels(np.zeros((2, 2), int), (1, 1), 5, 0.01).tolist() == [0]
+    assert foreground_labels(np.array([[1, 1], [1, 0]]), (1, 1), 5, 1.0).tolist() == [0]
+    # a grid finer than the map: the pixel under the centre, as the majority vote
+    assert foreground_labels(np.array([[1], [0]]), (4, 2), 3).tolist() == [1, 1, 1, 1, 0, 0, 0, 0]
+    assert vote_labels(m, (2, 2), 5, "foreground").tolist() == [1, 2, 3, 4]
+    assert vote_labels(m, (2, 2), 5).tolist() == [0, 2, 0, 0]
+    with pytest.raises(ValueError, match="unknown parsing vote 'mode'"):
+        vote_labels(m, (2, 2), 5, "mode")
+    with pytest.raises(ValueError, match="min_share"):
+        foreground_labels(m, (2, 2), 5, 0.0)
 
 
 def test_groupings():
@@ -83,12 +112,18 @@ def test_synthetic_source_store_is_resumable(synth_small, tmp_path):
     assert np.array_equal(again[it.key], majority_labels(full, (32, 16), 10).reshape(32, 16))
     assert again[it.key].dtype == np.uint8 and set(store.read()) == {i.key for i in items}
     # grouped maps and per-patch labels on the encoder grid (8 x 4 at 128 x 64)
-    cfg = type("P", (), dict(source="auto", png_root="", model="", grouping="auto", store_size=(32, 16),
-                             batch_size=8))()
+    cfg = ParsingCfg(store_size=(32, 16))
     labels, grouping = parsing_labels_for(items, cfg, (8, 4), root=tmp_path)
     assert grouping is SYNTH_GROUPING and labels[it.key].shape == (32,) and labels[it.key].max() <= 4
     top = np.stack([v.reshape(8, 4)[:2] for v in labels.values()])
     assert (top == 1).mean() > (top == 3).mean()  # heads at the top, not legs
+    # the foreground vote keeps clearly more part patches on the coarse grid, and the same head-over-legs order
+    fg, _ = parsing_labels_for(items, ParsingCfg(store_size=(32, 16), vote="foreground"), (8, 4), root=tmp_path)
+    n_major = np.mean([(v > 0).sum() for v in labels.values()])
+    n_fg = np.mean([(v > 0).sum() for v in fg.values()])
+    assert n_fg > 1.5 * n_major, (n_major, n_fg)
+    top = np.stack([v.reshape(8, 4)[:2] for v in fg.values()])
+    assert (top == 1).mean() > (top == 3).mean()
     # a chunk that cannot be read is named
     store.chunks()[0].write_bytes(b"not a zip")
     with pytest.raises(StoreError, match="chunk-00000.npz"):
@@ -123,8 +158,7 @@ def test_png_source_and_its_errors(fake_items, tmp_path):
     src_map[60:] = 18  # left-shoe
     for it in items:
         _png(root / it.dataset / it.relpath.replace(".jpg", ".png"), src_map)
-    cfg = type("P", (), dict(source="png", png_root=str(root), model="", grouping="auto", store_size=(16, 8),
-                             batch_size=8))()
+    cfg = ParsingCfg(source="png", png_root=str(root), store_size=(16, 8))
     labels, grouping = parsing_labels_for(items, cfg, (4, 2), root=tmp_path / "store")
     assert grouping is LIP_GROUPING
     assert labels[items[0].key].reshape(4, 2)[:, 0].tolist() == [1, 2, 2, 3]

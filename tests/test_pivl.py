@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
 import torch
 
-from muva_lib.config import resolve
+from muva_lib.config import ablation_overrides, resolve
 from muva_lib.models.factory import create_model
 from muva_lib.models.fusion import ResNetFusionHead, ViTFusionHead, fusion_blocks
 from muva_lib.models.prompts import PartPromptLearner, encode_part_text
@@ -102,6 +103,15 @@ def test_named_terms_and_ablations():
     clip = resolve("clipreid")
     same = {k for k in ("model", "eval") if getattr(cfg, k) == getattr(clip, k)}
     assert same == {"model", "eval"}  # pi-VL changes training only
+    assert resolve("pivl", overrides=ablation_overrides("fg-vote")).parsing.vote == "foreground"
+
+
+def test_bad_parsing_vote_is_refused_before_any_parsing():
+    from muva_lib.train.pivl import training_parsing
+
+    for bad, msg in (("parsing.vote=mode", "parsing.vote='mode'"), ("parsing.fg_share=0", "parsing.fg_share=0.0")):
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            training_parsing(resolve("pivl", "smoke", overrides=bad), [], torch.device("cpu"))
 
 
 def _setup(env, *extra):

@@ -5,14 +5,14 @@ Training code needs one call: :func:`parsing_labels_for` (items + ``ParsingCfg``
 """
 from .classes import (DEFAULT_PART_CLASSES, GROUPINGS, LIP_CLASSES, PART_WORDS, SYNTH_GROUPING, LIP_GROUPING,
                       Grouping, parse_grouping, resolve_grouping)
-from .labels import hflip_labels, majority_labels
+from .labels import VOTES, foreground_labels, hflip_labels, majority_labels, vote_labels
 from .pipeline import ParsingError, grid_labels, parsing_labels_for, parsing_maps_for, resolve_source
 from .sources import HfSource, ParsingSource, PngSource, SyntheticSource, make_source
 from .store import ParsingStore, parsing_root
 
 __all__ = [
     "LIP_CLASSES", "DEFAULT_PART_CLASSES", "PART_WORDS", "LIP_GROUPING", "SYNTH_GROUPING", "GROUPINGS", "Grouping",
-    "parse_grouping", "resolve_grouping", "majority_labels", "hflip_labels", "ParsingSource", "SyntheticSource",
+    "parse_grouping", "resolve_grouping", "majority_labels", "foreground_labels", "vote_labels", "VOTES", "hflip_labels", "ParsingSource", "SyntheticSource",
     "PngSource", "HfSource", "make_source", "ParsingStore", "parsing_root", "ParsingError", "resolve_source",
     "parsing_maps_for", "parsing_labels_for", "grid_labels",
 ]

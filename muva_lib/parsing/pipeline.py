@@ -8,7 +8,7 @@ import numpy as np
 
 from ..data.types import Item
 from .classes import Grouping, resolve_grouping
-from .labels import majority_labels
+from .labels import vote_labels
 from .sources import ParsingError, ParsingSource, make_source
 from .store import ParsingStore
 
@@ -87,9 +87,11 @@ def parsing_maps_for(items: Sequence[Item], pcfg: Any, *, device: Any = "cpu", r
     return {k: lut[m] for k, m in raw.items()}, grouping
 
 
-def grid_labels(maps: Mapping[str, np.ndarray], grid_hw: tuple[int, int], num_classes: int) -> dict[str, np.ndarray]:
-    """Grouped maps -> per-cell labels ``{key: uint8 [h*w]}`` (majority vote, :func:`majority_labels`)."""
-    return {k: majority_labels(m, grid_hw, num_classes) for k, m in maps.items()}
+def grid_labels(maps: Mapping[str, np.ndarray], grid_hw: tuple[int, int], num_classes: int,
+                vote: str = "majority", min_share: float = 0.25) -> dict[str, np.ndarray]:
+    """Grouped maps -> per-cell labels ``{key: uint8 [h*w]}`` (``vote``: ``majority`` or ``foreground``
+    with ``min_share``, :func:`muva_lib.parsing.labels.vote_labels`)."""
+    return {k: vote_labels(m, grid_hw, num_classes, vote, min_share) for k, m in maps.items()}
 
 
 def parsing_labels_for(items: Sequence[Item], pcfg: Any, grid_hw: tuple[int, int], *, device: Any = "cpu",
@@ -97,4 +99,4 @@ def parsing_labels_for(items: Sequence[Item], pcfg: Any, grid_hw: tuple[int, int
                        ) -> tuple[dict[str, np.ndarray], Grouping]:
     """Part-class labels ``{key: uint8 [h*w]}`` on a grid (e.g. the encoder's 16 x 8 patches) and the grouping."""
     maps, grouping = parsing_maps_for(items, pcfg, device=device, root=root, progress=progress)
-    return grid_labels(maps, grid_hw, grouping.num_parts + 1), grouping
+    return grid_labels(maps, grid_hw, grouping.num_parts + 1, pcfg.vote, pcfg.fg_share), grouping

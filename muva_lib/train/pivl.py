@@ -73,7 +73,14 @@ def create_aux(cfg: RunCfg, model: ReidModel, grouping: Grouping, device: torch.
 
 def training_parsing(cfg: RunCfg, items: Sequence[Item], device: torch.device, dist: DistInfo = DistInfo(),
                      progress: bool = False) -> tuple[dict[str, np.ndarray], Grouping]:
-    """Grouped parsing maps ``{key: uint8 [H, W]}`` of the training items; rank 0 fills the store first."""
+    """Grouped parsing maps ``{key: uint8 [H, W]}`` of the training items; rank 0 fills the store first.
+    A bad ``parsing.vote`` / ``parsing.fg_share`` is refused here, before any parsing or training."""
+    from ..parsing import VOTES
+
+    if cfg.parsing.vote not in VOTES:
+        raise ValueError(f"parsing.vote={cfg.parsing.vote!r} is not one of {', '.join(VOTES)}")
+    if not 0.0 < cfg.parsing.fg_share <= 1.0:
+        raise ValueError(f"parsing.fg_share={cfg.parsing.fg_share} must be in (0, 1]")
     out = None
     if dist.is_main:
         out = parsing_maps_for(items, cfg.parsing, device=device, progress=progress)
@@ -130,7 +137,8 @@ def load_or_compute_patch_cache(setup: Any) -> PatchCache:
             torch.save({"feats": feats, "keys": keys}, buf)
             atomic_write_bytes(path, buf.getvalue())
     grid = tuple(setup.model.image_encoder.grid_size)
-    labels = grid_labels(setup.parsing, grid, setup.aux.grouping.num_parts + 1)
+    labels = grid_labels(setup.parsing, grid, setup.aux.grouping.num_parts + 1, setup.cfg.parsing.vote,
+                         setup.cfg.parsing.fg_share)
     parts = torch.from_numpy(np.stack([labels[k] for k in keys]).astype(np.int64))
     return PatchCache(feats, parts, torch.tensor([it.pid for it in items], dtype=torch.long), keys)
 

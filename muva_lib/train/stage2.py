@@ -160,7 +160,7 @@ def run_stage2(setup: TrainSetup, state: Mapping[str, Any] | None = None) -> lis
         from ..parsing import grid_labels
 
         pgrid = fusion_grid(cfg)
-        parsing = grid_labels(setup.parsing, pgrid, aux.grouping.num_parts + 1)
+        parsing = grid_labels(setup.parsing, pgrid, aux.grouping.num_parts + 1, cfg.parsing.vote, cfg.parsing.fg_share)
     loader = make_train_loader(setup.data.train, cfg.data, device, sampler, setup.grid_hw, setup.masks, cfg.seed,
                                parsing=parsing, parsing_grid_hw=pgrid)
     forward = model
