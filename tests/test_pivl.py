@@ -139,6 +139,8 @@ def test_stage1_part_phase_moves_only_prompts(train_env):
     rows = setup.history["stage1"]
     assert [r["epoch"] for r in rows] == [1, 2] and "loss_i2t" in rows[0] and "loss_part_nce" in rows[1]
     assert rows[1]["loss_part_nce"] > 0
+    # a patch whose best text is its (identity, part) has its part right too
+    assert 0.0 <= rows[1]["acc"] <= rows[1]["part_acc"] <= 1.0
 
     shared = _setup(train_env, "stage1.part_identity=false", "stage2.w_fusion=0")
     assert shared.aux.fusion is None and shared.aux.part_prompts.ctx is not None

@@ -146,7 +146,9 @@ def load_or_compute_patch_cache(setup: Any) -> PatchCache:
 def part_step(model: ReidModel, aux: PivlAux, cache: PatchCache, cfg: RunCfg, idx: Tensor) -> StepOutput:
     """Dense InfoNCE of one batch of cache indices ``idx`` [B]: every non-background patch against the
     part prompts of the batch's identities (or the shared part prompts); text encoder once per
-    (distinct identity, part). Metric ``acc``: patches whose best text is their positive."""
+    (distinct identity, part). Metrics: ``acc``, patches whose best text is their positive (identity and
+    part, chance 1 / (identities x parts)); ``part_acc``, patches whose best text is of their part,
+    whatever its identity (chance 1 / parts)."""
     idx = idx.to(cache.labels.device)
     labels, parts, feats = cache.labels[idx], cache.parts[idx], cache.feats[idx].float()
     if aux.part_prompts.identity:
@@ -162,7 +164,10 @@ def part_step(model: ReidModel, aux: PivlAux, cache: PatchCache, cfg: RunCfg, id
             text.detach().float().flatten(0, 1), dim=-1).t()
         target = ids[valid.nonzero()[:, 0]] * p + parts[valid] - 1
         acc = (sims.argmax(1) == target).float().mean() if valid.any() else feats.new_zeros(())
-    return StepOutput({"part_nce": loss}, {"acc": acc}, size=len(labels))
+        # the part alone, whatever the identity: best prompt of each part over the batch's identities
+        best_part = sims.view(len(sims), -1, p).amax(1).argmax(1)
+        part_acc = (best_part == parts[valid] - 1).float().mean() if valid.any() else feats.new_zeros(())
+    return StepOutput({"part_nce": loss}, {"acc": acc, "part_acc": part_acc}, size=len(labels))
 
 
 # ----------------------------------------------------------------------------- stage 2: fusion
