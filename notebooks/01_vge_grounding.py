@@ -252,31 +252,39 @@ if not real_missing:
 # lower / shoes; on real data they come from parsing PNGs (`parsing.source=png`, LIP / SCHP
 # order) or a transformers segmentation model (`parsing.source=hf`). Maps are stored under
 # `data/parsing/<dataset>/`; each patch of the run's grid (8 x 4 at the smoke preset's 128 x 64,
-# 16 x 8 at the paper's 256 x 128) takes its majority label, which is what pi-VL's dense part
-# loss in stage 1 sees.
+# 16 x 8 at the paper's 256 x 128) takes its majority label (`parsing.vote=majority`, the
+# default), which is what pi-VL's dense part loss in stage 1 sees.
 
 # %%
 pcfg = config.resolve("pivl", PRESET, PROTOCOL, SEED, OVERRIDES).parsing
 shown = evenly_spaced(items, N_SHOW)
 maps, grouping = parsing_maps_for(shown, pcfg)
 grid = grid_for((cfg.data.height, cfg.data.width))
-labels = grid_labels(maps, grid, grouping.num_parts + 1)
+labels = grid_labels(maps, grid, grouping.num_parts + 1, pcfg.vote, pcfg.fg_share)
 fig = vp.parsing_rows([Image.open(it.path) for it in shown], [maps[it.key] for it in shown],
                       grouping.class_names, [labels[it.key] for it in shown], grid)
 save_figure(fig, NOTEBOOK, "parsing_maps", out_dir=FIG_DIR)
 fig
 
 # %% [markdown]
-# Share of the shown images' patches per part class. At the smoke grid most patches are
-# background: a synthetic person is about a quarter of the image wide, so a 16 x 16 patch is
-# mostly backdrop, and some people keep only one or two part patches (shoes rarely win a cell).
-# pi-VL's dense loss uses only the part patches, so at this budget it sees few of them per image;
-# keep that in mind when reading its smoke-scale numbers in `06_results`.
+# Share of the shown images' patches per part class, under the run's vote and under the
+# foreground-favouring one (`parsing.vote=foreground`: a patch takes its most frequent part class
+# once the parts together cover `parsing.fg_share`, 25%, of it). At the smoke grid the majority
+# leaves most patches as background: a synthetic person is about a quarter of the image wide, so a
+# 16 x 16 patch is mostly backdrop, some people keep only one or two part patches and shoes rarely
+# win a cell. pi-VL's dense loss uses only the part patches, so at this budget it sees few of them
+# per image; the foreground vote about doubles them. Its effect on pi-VL is the `fg-vote` ablation
+# in `06_results`.
 
 # %%
-share = np.bincount(np.concatenate([labels[it.key] for it in shown]), minlength=grouping.num_parts + 1)
-print(format_table([{"part class": name, "patches": int(n), "share": f"{n / share.sum():.1%}"}
-                    for name, n in zip(grouping.class_names, share)]))
+fg_labels = grid_labels(maps, grid, grouping.num_parts + 1, "foreground", pcfg.fg_share)
+votes = {f"{pcfg.vote} (run)": labels, f"foreground, {pcfg.fg_share:.0%}": fg_labels}
+counts = {v: np.bincount(np.concatenate([lab[it.key] for it in shown]), minlength=grouping.num_parts + 1)
+          for v, lab in votes.items()}
+print(format_table([{"part class": name, **{v: f"{c[i]} ({c[i] / c.sum():.1%})" for v, c in counts.items()}}
+                    for i, name in enumerate(grouping.class_names)]
+                   + [{"part class": "part patches / image",
+                       **{v: f"{np.mean([(lab[it.key] > 0).sum() for it in shown]):.1f}" for v, lab in votes.items()}}]))
 
 # %% [markdown]
 # ## Summary

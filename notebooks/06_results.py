@@ -115,9 +115,10 @@ fig
 #
 # MUVA's switches (part-agnostic instead of multi-grained prompts; online soft or no gating
 # instead of the offline hard gate; raw or ground-truth instead of calibrated VGE boxes) and
-# pi-VL's (part prompts without identity tokens; no fusion head), each beside its method's full
-# recipe on the same protocol, seeds and budget (`python -m muva_lib run --ablations`, names and
-# overrides in `config.ABLATIONS`). `mAP change`: points against the full recipe.
+# pi-VL's (part prompts without identity tokens; no fusion head; foreground-favouring patch
+# labels, `parsing.vote=foreground`), each beside its method's full recipe on the same protocol,
+# seeds and budget (`python -m muva_lib run --ablations`, names and overrides in
+# `config.ABLATIONS`). `mAP change`: points against the full recipe.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
