@@ -64,9 +64,9 @@ def foreground_labels(label_map: np.ndarray, grid_hw: tuple[int, int], num_class
     if not 0.0 < min_share <= 1.0:
         raise ValueError(f"min_share must be in (0, 1], got {min_share}")
     counts = _cell_counts(label_map, grid_hw, num_classes)
-    total = counts.sum(1)
     parts = counts[:, 1:]
-    keep = (parts.sum(1) >= min_share * total) & (parts.sum(1) > 0)
+    covered = parts.sum(1)
+    keep = (covered >= min_share * counts.sum(1)) & (covered > 0)
     out = np.where(keep, parts.argmax(1) + 1, 0)
     return _fill_empty(out, counts, label_map, grid_hw)
 
