@@ -106,6 +106,27 @@ def test_named_terms_and_ablations():
     assert resolve("pivl", overrides=ablation_overrides("fg-vote")).parsing.vote == "foreground"
 
 
+def test_part_accuracies_by_hand():
+    from muva_lib.train.pivl import part_accuracies
+
+    # 2 identities x 2 parts, prompts along the 4 axes: row u, part k -> axis 2u + k
+    text = torch.eye(4).view(2, 2, 4)
+    e = torch.eye(4)
+    # image 0 (identity 0): patch 1 of part 1 on its own prompt (axis 0): both right; patch 2 of part 2
+    # on identity 1's part-2 prompt (axis 3): part right, identity wrong; patch 0 background, ignored
+    # image 1 (identity 1): patch 1 of part 1 on identity 1's part-2 prompt (axis 3): both wrong; patch 2
+    # of part 1 closest to its own prompt (axis 2, weight 1.0) but fairly close to both part-2
+    # prompts (weight 0.6 each): right, as a part is scored by its best identity (the mean says part 2)
+    mixed = e[2] + 0.6 * (e[1] + e[3])
+    feats = torch.stack([torch.stack([e[2], e[0], e[3]]), torch.stack([e[1], e[3], mixed])])  # [2, 3, 4]
+    parts = torch.tensor([[0, 1, 2], [0, 1, 1]])
+    acc, part_acc = part_accuracies(feats, parts, text, torch.tensor([0, 1]))
+    assert acc.item() == pytest.approx(2 / 4) and part_acc.item() == pytest.approx(3 / 4)
+    # no part patch at all: zeros, not NaN
+    acc, part_acc = part_accuracies(feats, torch.zeros_like(parts), text, torch.tensor([0, 1]))
+    assert acc.item() == 0.0 and part_acc.item() == 0.0
+
+
 def test_bad_parsing_vote_is_refused_before_any_parsing():
     from muva_lib.train.pivl import training_parsing
 

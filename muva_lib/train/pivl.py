@@ -35,7 +35,7 @@ from .ddp import DistInfo, barrier
 from .loop import StepOutput
 
 __all__ = ["pivl_enabled", "PivlAux", "create_aux", "training_parsing", "PatchCache", "load_or_compute_patch_cache",
-           "part_step", "all_part_text", "fusion_grid", "fused_features", "part_text_ids", "aux_state",
+           "part_step", "part_accuracies", "all_part_text", "fusion_grid", "fused_features", "part_text_ids", "aux_state",
            "load_aux_state"]
 
 
@@ -143,6 +143,26 @@ def load_or_compute_patch_cache(setup: Any) -> PatchCache:
     return PatchCache(feats, parts, torch.tensor([it.pid for it in items], dtype=torch.long), keys)
 
 
+@torch.no_grad()
+def part_accuracies(feats: Tensor, parts: Tensor, text: Tensor, ids: Tensor) -> tuple[Tensor, Tensor]:
+    """Patch features [B, L, d], part labels [B, L] (0 = background, 1..P), part-prompt features
+    [U, P, d] and each image's row of them ``ids`` [B] -> (``acc``, ``part_acc``), scalars over the
+    part patches (0 when there are none). By cosine similarity against all U x P prompts: ``acc``, the
+    best prompt is the patch's (identity, part); ``part_acc``, the best prompt of some identity is of
+    the patch's part (each part scored by its best identity)."""
+    valid = parts > 0
+    if not valid.any():
+        return feats.new_zeros(()), feats.new_zeros(())
+    p = text.shape[1]
+    unit = torch.nn.functional.normalize
+    sims = unit(feats[valid].float(), dim=-1) @ unit(text.detach().float().flatten(0, 1), dim=-1).t()
+    target = ids[valid.nonzero()[:, 0]] * p + parts[valid] - 1
+    acc = (sims.argmax(1) == target).float().mean()
+    best_part = sims.view(len(sims), -1, p).amax(1).argmax(1)
+    part_acc = (best_part == parts[valid] - 1).float().mean()
+    return acc, part_acc
+
+
 def part_step(model: ReidModel, aux: PivlAux, cache: PatchCache, cfg: RunCfg, idx: Tensor) -> StepOutput:
     """Dense InfoNCE of one batch of cache indices ``idx`` [B]: every non-background patch against the
     part prompts of the batch's identities (or the shared part prompts); text encoder once per
@@ -157,16 +177,7 @@ def part_step(model: ReidModel, aux: PivlAux, cache: PatchCache, cfg: RunCfg, id
         uniq, ids = None, torch.zeros_like(labels)
     text = encode_part_text(aux.part_prompts, model.prompt_learner, model.text_encoder, uniq)  # [U, P, d]
     loss = dense_part_nce(feats, parts, text, ids, cfg.stage1.part_temp)
-    with torch.no_grad():
-        valid = parts > 0
-        p = text.shape[1]
-        sims = torch.nn.functional.normalize(feats[valid], dim=-1) @ torch.nn.functional.normalize(
-            text.detach().float().flatten(0, 1), dim=-1).t()
-        target = ids[valid.nonzero()[:, 0]] * p + parts[valid] - 1
-        acc = (sims.argmax(1) == target).float().mean() if valid.any() else feats.new_zeros(())
-        # the part alone, whatever the identity: best prompt of each part over the batch's identities
-        best_part = sims.view(len(sims), -1, p).amax(1).argmax(1)
-        part_acc = (best_part == parts[valid] - 1).float().mean() if valid.any() else feats.new_zeros(())
+    acc, part_acc = part_accuracies(feats, parts, text, ids)
     return StepOutput({"part_nce": loss}, {"acc": acc, "part_acc": part_acc}, size=len(labels))
 
 
