@@ -392,6 +392,29 @@ def test_truncated_images_warn_once_with_the_count_or_fail_when_strict(tmp_path,
         get_reader(name)(root, strict=True).read()
 
 
+def test_unreadable_warning_names_the_real_strict_switch(tmp_path):
+    """The warning's way to stop at the first bad image is an override every command takes (no --strict flag)."""
+    import argparse
+    import re
+
+    from muva_lib.commands import eval as eval_cmd, run as run_cmd, train as train_cmd
+    from muva_lib.config import apply_overrides, parse_overrides, resolve
+
+    root = fakes.viper_tree(tmp_path / "viper")
+    fakes.truncate(root / "cam_a/000_45.bmp")
+    with pytest.warns(UnreadableImageWarning) as rec:
+        get_reader("viper")(root).read_all()
+    message = str(rec[0].message)
+    assert "--strict" not in message
+    override = re.search(r"\bdata\.strict=true\b", message).group(0)
+    assert apply_overrides(resolve("muva", "smoke"), parse_overrides([override])).data.strict is True
+    for cmd in (train_cmd, eval_cmd, run_cmd):  # each takes key=value overrides and has no --strict
+        parser = argparse.ArgumentParser()
+        cmd.add_arguments(parser)
+        options = {o for a in parser._actions for o in a.option_strings}
+        assert "--strict" not in options and any(a.dest == "overrides" for a in parser._actions)
+
+
 def test_empty_split_is_an_error(tmp_path):
     root = fakes.market_style_tree(tmp_path / "m", "market1501")
     for p in (root / "query").iterdir():

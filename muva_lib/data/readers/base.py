@@ -25,13 +25,17 @@ __all__ = [
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
+#: How to make unreadable images errors, for every message that mentions it.
+STRICT_HINT = ("Set data.strict=true (a key=value override of train / eval / run; "
+               "strict=True in read_dataset / build)")
+
 
 class DatasetError(RuntimeError):
     """Bad or missing dataset input; the message names the file or folder and what was expected."""
 
 
 class UnreadableImageWarning(UserWarning):
-    """Some images could not be read and were skipped (counted); use strict=True to make it an error."""
+    """Some images could not be read and were skipped (counted); ``data.strict=true`` makes it an error."""
 
 
 # ----------------------------------------------------------------------------- image checks
@@ -66,7 +70,7 @@ class ImageCheck:
             more = f" and {len(self.bad) - 3} more" if len(self.bad) > 3 else ""
             warnings.warn(
                 f"{self.dataset}: skipped {len(self.bad)} unreadable image(s): {first}{more}. "
-                "Pass strict=True (CLI: --strict) to stop at the first one.",
+                f"{STRICT_HINT} to stop at the first one.",
                 UnreadableImageWarning,
                 stacklevel=3,
             )
