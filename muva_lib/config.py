@@ -25,7 +25,7 @@ import yaml
 __all__ = [
     "DataCfg", "VgeCfg", "ParsingCfg", "ModelCfg", "Stage1Cfg", "Stage2Cfg", "EvalCfg", "RunCfg",
     "PRESETS", "METHODS", "PRESET_METHODS", "Ablation", "ABLATIONS", "ablation_overrides",
-    "resolve", "apply_overrides", "parse_overrides", "to_dict", "from_dict",
+    "resolve", "apply_overrides", "parse_overrides", "to_dict", "from_dict", "FIELDS_ADDED_LATER",
     "save", "load", "config_hash", "ConfigError",
 ]
 
@@ -146,8 +146,13 @@ class Stage1Cfg:
     part_identity: bool = True  # identity-aware part prompts; False: part-name prompts shared by all ids (ablation)
     part_temp: float = 0.07  # dense InfoNCE temperature on cosine similarities (ours: the paper's value is lost)
     # continue: one warm-up + cosine over epochs + part_epochs (the paper's "80 epochs, cosine"; our reading);
-    # restart: the part epochs get a cosine of their own from stage1.lr (no warm-up)
+    # restart: the part epochs get a cosine of their own from stage1.lr (no warm-up), the identity epochs
+    # stay on the cosine over epochs + part_epochs; separate: the identity epochs follow exactly the
+    # schedule of a run without part epochs (CLIP-ReID's), the part epochs a cosine of their own (no warm-up)
     part_schedule: str = "continue"
+    # shape of the cosine (muva_lib.train.optim.stage1_lr): cosine reaches min_lr one epoch after the last,
+    # so no epoch runs at the floor; timm: min_lr at the last epoch (the official code's timm scheduler)
+    schedule: str = "cosine"
 
 
 @dataclass
@@ -270,8 +275,11 @@ METHODS: dict[str, dict[str, Any]] = {
         "eval.with_hidden": True,
     },
 }
-#: pi-VL = CLIP-ReID + part-informed prompt tuning (60 identity + 20 part epochs) + the fusion alignment loss
-METHODS["pivl"] = {**METHODS["clipreid"], "stage1.epochs": 60, "stage1.part_epochs": 20, "stage2.w_fusion": 1.0}
+#: pi-VL = CLIP-ReID + part-informed prompt tuning (60 identity + 20 part epochs) + the fusion alignment loss.
+#: Its identity epochs run CLIP-ReID's stage-1 schedule over ``stage1.epochs`` (so a comparison with CLIP-ReID
+#: compares methods, not schedules), its part epochs a cosine of their own (``part_schedule=separate``)
+METHODS["pivl"] = {**METHODS["clipreid"], "stage1.epochs": 60, "stage1.part_epochs": 20, "stage2.w_fusion": 1.0,
+                   "stage1.part_schedule": "separate"}
 
 
 #: What a preset changes in one method's recipe (applied after the method). The smoke budget (a few
@@ -279,10 +287,10 @@ METHODS["pivl"] = {**METHODS["clipreid"], "stage1.epochs": 60, "stage1.part_epoc
 #: synth-a->synth-b mAP halves (7.5 -> 3.8 %), so smoke runs both methods with the flip only.
 PRESET_METHODS: dict[tuple[str, str], dict[str, Any]] = {
     ("smoke", "clipreid"): {"data.pad": 0, "data.erase_prob": 0.0},
-    # smoke pi-VL: the same 4 identity epochs as CLIP-ReID, then 2 part epochs on a cosine of their own (at the
-    # tail of one 6-epoch cosine they would run at 1e-4 and 1e-6: no learning)
-    ("smoke", "pivl"): {"data.pad": 0, "data.erase_prob": 0.0, "stage1.epochs": 4, "stage1.part_epochs": 2,
-                        "stage1.part_schedule": "restart"},
+    # smoke pi-VL: the same 4 identity epochs as CLIP-ReID at the same rates, then 2 part epochs on a cosine of
+    # their own (part_schedule=separate, from the recipe; at the tail of one 6-epoch cosine they would run at
+    # 1e-4 and 1e-6: no learning)
+    ("smoke", "pivl"): {"data.pad": 0, "data.erase_prob": 0.0, "stage1.epochs": 4, "stage1.part_epochs": 2},
 }
 
 
@@ -373,8 +381,19 @@ def _field_types(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in fields(cls)}
 
 
-def from_dict(data: Mapping[str, Any], cls: type = RunCfg) -> Any:
-    """Build a (nested) config dataclass from a dict, rejecting unknown keys."""
+#: Fields added after runs were written, with the value that reproduces a config written before them
+#: (a saved ``config.json`` without the key gets this value from :func:`from_dict` / :func:`load`, not
+#: the new default that :func:`resolve` uses). Add a line when a new field changes what a run does.
+FIELDS_ADDED_LATER: dict[str, Any] = {
+    "stage1.schedule": "timm",  # the cosine used to reach min_lr at the last stage-1 epoch
+    "stage1.part_schedule": "continue",  # pi-VL ran one schedule over identity + part epochs before the field
+}
+
+
+def from_dict(data: Mapping[str, Any], cls: type = RunCfg, prefix: str = "") -> Any:
+    """Build a (nested) config dataclass from a dict (a saved config), rejecting unknown keys. A field
+    missing from ``data`` takes its value from :data:`FIELDS_ADDED_LATER` when listed there (``prefix``
+    is the dotted path of ``cls`` in the run config, ``""`` for :class:`RunCfg`), else its default."""
     types = _field_types(cls)
     kwargs: dict[str, Any] = {}
     for k, v in data.items():
@@ -382,9 +401,16 @@ def from_dict(data: Mapping[str, Any], cls: type = RunCfg) -> Any:
             raise ConfigError(_unknown(k, types, cls.__name__))
         typ = types[k]
         if isinstance(typ, type) and is_dataclass(typ):
-            kwargs[k] = from_dict(v, typ)
+            kwargs[k] = from_dict(v, typ, f"{prefix}{k}.")
         else:
             kwargs[k] = _coerce(v, typ, k)
+    for k, typ in types.items():
+        if k in data:
+            continue
+        if isinstance(typ, type) and is_dataclass(typ):
+            kwargs[k] = from_dict({}, typ, f"{prefix}{k}.")
+        elif f"{prefix}{k}" in FIELDS_ADDED_LATER:
+            kwargs[k] = _coerce(FIELDS_ADDED_LATER[f"{prefix}{k}"], typ, k)
     return cls(**kwargs)
 
 

@@ -84,3 +84,32 @@ def test_slug():
     assert slug("synth-a->synth-b") == "synth-a-to-synth-b"
     with pytest.raises(ValueError):
         slug("+++")
+
+
+def test_a_saved_config_without_a_later_field_reproduces_its_run(tmp_path):
+    """config.json files written before ``stage1.schedule`` get the value they ran with (timm: the last
+    stage-1 epoch at min_lr), while resolve() uses the new default; a new config round-trips unchanged."""
+    from muva_lib.train.stage1 import stage1_epoch_lr
+
+    new = C.resolve("clipreid", "smoke")
+    assert new.stage1.schedule == "cosine"
+    old = C.to_dict(new)
+    del old["stage1"]["schedule"]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(old))
+    back = C.load(path)
+    assert back.stage1.schedule == "timm"
+    assert [stage1_epoch_lr(e, back) for e in range(1, 5)] == pytest.approx([1.707253e-3, 1.0005e-3, 2.93747e-4, 1e-6],
+                                                                            rel=1e-6)
+    assert C.from_dict(old).stage1.schedule == "timm"
+    assert C.load(C.save(new, tmp_path / "new.json")).stage1.schedule == "cosine"
+    # a config without the whole group gets the later fields' old values too
+    assert C.from_dict({k: v for k, v in old.items() if k != "stage1"}).stage1.schedule == "timm"
+
+
+def test_fields_added_later_name_real_fields():
+    for key, value in C.FIELDS_ADDED_LATER.items():
+        group, name = key.split(".")
+        sub = getattr(C.RunCfg(), group)
+        assert hasattr(sub, name), key
+        assert getattr(getattr(C.apply_overrides(C.RunCfg(), {key: value}), group), name) == value

@@ -93,13 +93,15 @@ def test_named_terms_and_ablations():
     assert stage2_weights(resolve("pivl", overrides="stage2.w_fusion=0")) == stage2_weights(resolve("clipreid"))
     smoke = resolve("pivl", "smoke")
     assert (smoke.stage1.epochs, smoke.stage1.part_epochs, smoke.data.pad) == (4, 2, 0)
-    # one cosine over 60 + 20 epochs (paper reading), or a restart for the part epochs
-    assert stage1_epoch_lr(80, cfg) == pytest.approx(1e-6)
-    assert stage1_epoch_lr(60, cfg) == pytest.approx(1e-6 + (3.5e-4 - 1e-6) * (1 + math.cos(math.pi * 60 / 80)) / 2)
-    restart = resolve("pivl", overrides="stage1.part_schedule=restart")
-    assert stage1_epoch_lr(60, restart) == stage1_epoch_lr(60, cfg)
+    # before stage1.schedule (timm: min_lr at the last epoch): one cosine over 60 + 20 epochs, or a restart
+    # for the part epochs (the rates of the current recipes: tests/test_schedules.py)
+    cont = resolve("pivl", overrides="stage1.part_schedule=continue stage1.schedule=timm")
+    assert stage1_epoch_lr(80, cont) == pytest.approx(1e-6)
+    assert stage1_epoch_lr(60, cont) == pytest.approx(1e-6 + (3.5e-4 - 1e-6) * (1 + math.cos(math.pi * 60 / 80)) / 2)
+    restart = resolve("pivl", overrides="stage1.part_schedule=restart stage1.schedule=timm")
+    assert stage1_epoch_lr(60, restart) == stage1_epoch_lr(60, cont)
     assert stage1_epoch_lr(61, restart) == pytest.approx(1e-6 + (3.5e-4 - 1e-6) * (1 + math.cos(math.pi / 20)) / 2)
-    assert stage1_epoch_lr(5, smoke) == pytest.approx(1e-6 + (2e-3 - 1e-6) / 2)  # smoke restarts
+    assert stage1_epoch_lr(5, smoke) == pytest.approx(1e-6 + (2e-3 - 1e-6) * 3 / 4)  # smoke: the part epochs' own cosine
     clip = resolve("clipreid")
     same = {k for k in ("model", "eval") if getattr(cfg, k) == getattr(clip, k)}
     assert same == {"model", "eval"}  # pi-VL changes training only

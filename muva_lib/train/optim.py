@@ -5,6 +5,7 @@ epoch's batches), so ``stage1_lr(1, cfg)`` is the rate of the first epoch.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Iterable
 
@@ -13,22 +14,63 @@ from torch import nn
 
 from ..config import Stage1Cfg, Stage2Cfg
 
-__all__ = ["stage1_lr", "stage2_lr_factor", "stage1_trainable", "stage2_trainable", "stage1_param_groups",
-           "stage2_param_groups", "make_adam", "set_epoch_lr", "describe_groups"]
+__all__ = ["STAGE1_SCHEDULES", "PART_SCHEDULES", "stage1_lr", "stage1_phase_lr", "stage2_lr_factor",
+           "stage1_trainable", "stage2_trainable", "stage1_param_groups", "stage2_param_groups", "make_adam",
+           "set_epoch_lr", "describe_groups"]
+
+
+#: ``stage1.schedule``: the shape of the stage-1 cosine (:func:`stage1_lr`)
+STAGE1_SCHEDULES: dict[str, str] = {
+    "cosine": "the cosine reaches min_lr one epoch after the last (no epoch at the floor)",
+    "timm": "the cosine reaches min_lr at the last epoch (timm's CosineLRScheduler; runs before stage1.schedule)",
+}
+#: ``stage1.part_schedule``: how pi-VL's part epochs extend the identity epochs' schedule (:func:`stage1_phase_lr`)
+PART_SCHEDULES: dict[str, str] = {
+    "continue": "one warm-up + cosine over identity + part epochs",
+    "restart": "identity epochs on the cosine over identity + part epochs, part epochs on a cosine of their own",
+    "separate": "identity epochs exactly as without part epochs, part epochs on a cosine of their own",
+}
 
 
 def stage1_lr(epoch: int, cfg: Stage1Cfg) -> float:
     """Stage-1 rate of ``epoch`` (1-based): linear warm-up from ``warmup_lr`` over ``warmup_epochs``,
     ``warmup_lr + e * (lr - warmup_lr) / warmup_epochs`` for e < warmup_epochs; then the cosine from
-    ``lr`` to ``min_lr`` over ``epochs`` counted from epoch 0 (no prefix shift, no restart):
-    ``min_lr + (lr - min_lr) * (1 + cos(pi * e / epochs)) / 2``; ``min_lr`` from ``epochs`` on.
-    Paper values: 7.8e-5 at epoch 1, 2.82e-4 at 4, 3.485e-4 at 5, 1.755e-4 at 60, 1e-6 at 120
-    (timm's CosineLRScheduler as CLIP-ReID / MUVA configure it)."""
+    ``lr`` to ``min_lr`` counted from epoch 0 (no prefix shift, no restart) over T epochs:
+    ``min_lr + (lr - min_lr) * (1 + cos(pi * e / T)) / 2``, ``min_lr`` from T on.
+
+    ``schedule=cosine``: T = ``epochs + 1``, so the last epoch still learns. Smoke (4 epochs, lr 2e-3,
+    warm-up 1): 1.809e-3, 1.309e-3, 6.92e-4, 1.92e-4; paper: 7.8e-5 at epoch 1, 3.486e-4 at 5,
+    1.1e-6 + 1.745e-4 at 61, 1.0588e-6 at 120 (lr - min_lr times sin^2(pi / 242) above the floor).
+    ``schedule=timm`` (runs written before the field): T = ``epochs``, timm's CosineLRScheduler as
+    CLIP-ReID / MUVA configure it, the last epoch at ``min_lr``. Smoke: 1.707e-3, 1.0e-3, 2.94e-4, 1e-6;
+    paper: 7.8e-5 at 1, 2.82e-4 at 4, 3.485e-4 at 5, 1.755e-4 at 60, 1e-6 at 120."""
+    if cfg.schedule not in STAGE1_SCHEDULES:
+        raise ValueError(f"stage1.schedule={cfg.schedule!r}; expected one of {', '.join(STAGE1_SCHEDULES)}")
     if epoch < cfg.warmup_epochs:
         return cfg.warmup_lr + epoch * (cfg.lr - cfg.warmup_lr) / cfg.warmup_epochs
-    if epoch >= cfg.epochs:
+    span = cfg.epochs + 1 if cfg.schedule == "cosine" else cfg.epochs
+    if epoch >= span:
         return cfg.min_lr
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * epoch / cfg.epochs))
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * epoch / span))
+
+
+def stage1_phase_lr(epoch: int, cfg: Stage1Cfg) -> float:
+    """The stage-1 rate of ``epoch`` (1-based) counting pi-VL's ``part_epochs`` after the ``epochs``
+    identity epochs, by ``part_schedule`` (without part epochs all three are :func:`stage1_lr`):
+    ``continue``, one schedule over ``epochs + part_epochs``; ``restart``, the identity epochs on that
+    schedule, the part epochs on a cosine of their own over ``part_epochs`` without warm-up;
+    ``separate``, the identity epochs on :func:`stage1_lr` over ``epochs`` (CLIP-ReID's rates epoch by
+    epoch), the part epochs as under ``restart``. Smoke pi-VL (4 + 2 epochs, lr 2e-3), ``separate`` with
+    ``schedule=cosine``: 1.809e-3, 1.309e-3, 6.92e-4, 1.92e-4, then 1.500e-3, 5.01e-4; ``restart`` with
+    ``schedule=timm`` (the smoke recipe before ``separate``): 1.866e-3, 1.5e-3, 1.0e-3, 5.0e-4, then 1.0e-3, 1e-6."""
+    if cfg.part_schedule not in PART_SCHEDULES:
+        raise ValueError(f"stage1.part_schedule={cfg.part_schedule!r}; expected one of {', '.join(PART_SCHEDULES)}")
+    total = cfg.epochs + cfg.part_epochs
+    if epoch > cfg.epochs and cfg.part_schedule in ("restart", "separate"):
+        return stage1_lr(epoch - cfg.epochs, dataclasses.replace(cfg, epochs=cfg.part_epochs, warmup_epochs=0))
+    if cfg.part_schedule == "separate":
+        return stage1_lr(epoch, cfg)
+    return stage1_lr(epoch, dataclasses.replace(cfg, epochs=total))
 
 
 def stage2_lr_factor(epoch: int, cfg: Stage2Cfg) -> float:

@@ -13,12 +13,12 @@ text-only steps are cheap), so every rank ends with the prompts of a one-process
 pi-VL: after the ``stage1.epochs`` identity epochs, ``stage1.part_epochs`` part-informed epochs (dense
 InfoNCE on cached patch features, :mod:`muva_lib.train.pivl`), numbered on after them
 (``stage1_total_epochs``); the warm-up + cosine schedule runs over all of them (the paper: 60 + 20
-epochs, "cosine decay": one schedule over 80 is our reading), or restarts for the part epochs
-(``stage1.part_schedule=restart``, :func:`stage1_epoch_lr`).
+epochs, "cosine decay": one schedule over 80 is a reading), or the part epochs get a cosine of their own
+after the identity epochs of a CLIP-ReID run (``stage1.part_schedule=separate``, pi-VL's recipe) or after
+the identity part of the one schedule (``restart``); :func:`stage1_epoch_lr`.
 """
 from __future__ import annotations
 
-import dataclasses
 import io
 import time
 from dataclasses import dataclass
@@ -35,7 +35,7 @@ from ..models.checkpoint import save_checkpoint, self_contained
 from ..utils import atomic_write_bytes
 from .checkpoint import restore_train_state
 from .loop import StepOutput, make_scaler, notify, train_epoch
-from .optim import make_adam, set_epoch_lr, stage1_lr, stage1_param_groups, stage1_trainable
+from .optim import make_adam, set_epoch_lr, stage1_param_groups, stage1_phase_lr, stage1_trainable
 from .pivl import load_or_compute_patch_cache, part_step
 from .setup import TrainSetup, feature_pass
 
@@ -65,15 +65,9 @@ def stage1_total_epochs(cfg: RunCfg) -> int:
 
 
 def stage1_epoch_lr(epoch: int, cfg: RunCfg) -> float:
-    """The stage-1 rate of ``epoch`` (1-based, counting pi-VL's part epochs after the identity ones):
-    one schedule over all epochs (``part_schedule=continue``), or for the part epochs a cosine of
-    their own without warm-up (``restart``)."""
-    s = cfg.stage1
-    if s.part_schedule not in ("continue", "restart"):
-        raise ValueError(f"stage1.part_schedule={s.part_schedule!r}; expected continue or restart")
-    if s.part_schedule == "restart" and epoch > s.epochs:
-        return stage1_lr(epoch - s.epochs, dataclasses.replace(s, epochs=s.part_epochs, warmup_epochs=0))
-    return stage1_lr(epoch, dataclasses.replace(s, epochs=stage1_total_epochs(cfg)))
+    """The stage-1 rate of ``epoch`` (1-based, counting pi-VL's part epochs after the identity ones),
+    by ``stage1.part_schedule`` and ``stage1.schedule`` (:func:`muva_lib.train.optim.stage1_phase_lr`)."""
+    return stage1_phase_lr(epoch, cfg.stage1)
 
 
 def stage1_weights(cfg: RunCfg, epoch: int = 1) -> dict[str, float]:
