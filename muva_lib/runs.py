@@ -16,6 +16,7 @@ sweep resumes where it stopped.
 from __future__ import annotations
 
 import ast
+import difflib
 import hashlib
 import json
 import time
@@ -24,13 +25,14 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .config import RunCfg, resolve
-from .paths import repo_root, runs_root, slug
+from .paths import figures_root, repo_root, runs_root, slug
 from .train.rundir import RunDir, git_commit, config_differences, find_resumable
 from .utils import atomic_write_json
 
 __all__ = ["SWEEP_METHODS", "RUN_NOTEBOOKS", "RESULTS_NOTEBOOK", "QUICKSTART", "MATCH_IGNORED", "NotebookError",
            "UnknownParameterError", "RunNotFoundError", "NotebookRecord", "notebook_dir", "list_notebooks",
-           "notebook_stem", "read_notebook", "notebook_parameters", "check_parameters", "parameter_hash",
+           "notebook_stem", "read_notebook", "notebook_parameters", "check_parameters", "unknown_notebook_globals",
+           "check_notebook_parameters", "output_dirs", "parameter_hash",
            "read_manifest", "execute_notebook", "find_run", "require_run", "run_parameters", "run_method",
            "real_track", "prepare_inputs", "REAL_METHODS", "REAL_OVERRIDES", "run_results", "results_dir"]
 
@@ -110,6 +112,16 @@ def notebook_parameters(nb: Any) -> dict[str, dict[str, Any]]:
     return papermill.inspect_notebook(nb)
 
 
+def _did_you_mean(name: str, declared: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name.upper(), list(declared), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _unknown(stem: str, unknown: Iterable[str], declared: Sequence[str]) -> UnknownParameterError:
+    names = ", ".join(f"{n}{_did_you_mean(n, declared)}" for n in unknown)
+    return UnknownParameterError(f"{stem}: unknown parameter(s) {names}; it declares {', '.join(declared)}")
+
+
 def check_parameters(stem: str, nb: Any, parameters: Mapping[str, Any]) -> None:
     """Raise :class:`UnknownParameterError` for any name the ``parameters`` cell does not declare
     (papermill itself would only warn and inject it anyway)."""
@@ -125,8 +137,63 @@ def check_parameters(stem: str, nb: Any, parameters: Mapping[str, Any]) -> None:
                                     "(write 'NAME: type = literal  # help', with no '=' in the help)")
     unknown = sorted(set(parameters) - set(declared))
     if unknown:
-        raise UnknownParameterError(f"{stem}: unknown parameter(s) {', '.join(unknown)}; "
-                                    f"it declares {', '.join(declared)}")
+        raise _unknown(stem, unknown, list(declared))
+
+
+def _names_bound(nb: Any) -> set[str]:
+    """Every name the notebook's code cells bind anywhere (assignments, loop targets, imports, defs)."""
+    names: set[str] = set()
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:  # a cell with IPython magics binds nothing we look for
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return names
+
+
+def unknown_notebook_globals(namespace: Mapping[str, Any], declared: Iterable[str], bound: Iterable[str] = ()
+                             ) -> list[str]:
+    """Names of ``namespace`` that look like parameters but are not declared: UPPER_CASE (or a declared
+    name in another case, ``protocol`` for ``PROTOCOL``), not ``_private``, neither declared nor bound by
+    the notebook's own code (``bound``: its constants, defined before or after the check). Sorted."""
+    declared, bound = set(declared), set(bound)
+    upper = {d.upper() for d in declared}
+    return sorted(n for n in namespace if not n.startswith("_") and n not in declared and n not in bound
+                  and (n.isupper() or n.upper() in upper))
+
+
+def check_notebook_parameters(namespace: Mapping[str, Any], stem: str) -> None:
+    """The notebook's own parameter check, called with ``globals()`` in the cell right after its
+    ``parameters`` cell: raise :class:`UnknownParameterError` (naming the unknown names, the close
+    match and the declared parameters) when a global looks like a parameter but the ``parameters``
+    cell of ``notebooks/<stem>.py`` does not declare it. Papermill run directly
+    (``papermill nb.ipynb out.ipynb -p PROTOCLO ...``) injects any name and only warns; this stops
+    the notebook before any work. Under ``jupytext --execute`` / nbval nothing is injected, and
+    the notebook's own constants are known, so a re-run in the same kernel passes too."""
+    stem = notebook_stem(stem)
+    nb = read_notebook(stem)
+    declared = list(notebook_parameters(nb))
+    unknown = unknown_notebook_globals(namespace, declared, _names_bound(nb))
+    if unknown:
+        raise _unknown(stem, unknown, declared)
+
+
+def output_dirs(run_dir: str | Path, notebook: str) -> tuple[Path, Path]:
+    """Where a notebook writes its figures and tables: ``<run_dir>/figures`` and ``<run_dir>/tables``
+    when its ``RUN_DIR`` parameter is set (a run folder, the demo's ``runs/demo``), else the committed
+    ``figures/<notebook>/`` and ``figures/tables/`` (``$MUVA_FIGURES``; ``make notebooks`` refreshes them)."""
+    if str(run_dir):
+        return Path(run_dir) / "figures", Path(run_dir) / "tables"
+    return figures_root() / notebook, figures_root() / "tables"
 
 
 def parameter_hash(parameters: Mapping[str, Any], source: str = "") -> str:

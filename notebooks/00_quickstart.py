@@ -45,6 +45,11 @@ METHODS: str = "muva,clipreid"  # comma-separated methods trained and compared
 EVAL_PERIOD: int = 2  # evaluate the target every k stage-2 epochs too (0: only at the end)
 
 # %%
+from muva_lib.runs import check_notebook_parameters
+
+check_notebook_parameters(globals(), "00_quickstart")  # an undeclared name (papermill -p TYPO ...) stops here
+
+# %%
 import time
 from pathlib import Path
 

@@ -52,6 +52,11 @@ REAL_FRAMES: int = 400  # frames of vtest.avi cut into real crops for the real-i
 N_REAL_SHOW: int = 8  # real crops in the real box grid
 
 # %%
+from muva_lib.runs import check_notebook_parameters
+
+check_notebook_parameters(globals(), "01_vge_grounding")  # an undeclared name (papermill -p TYPO ...) stops here
+
+# %%
 import json
 from pathlib import Path
 

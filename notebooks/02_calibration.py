@@ -48,6 +48,11 @@ N_EXAMPLES: int = 6  # boxes per before / after figure
 REAL_FRAMES: int = 400  # frames of vtest.avi cut into real crops for the real-image section (0: skip it)
 
 # %%
+from muva_lib.runs import check_notebook_parameters
+
+check_notebook_parameters(globals(), "02_calibration")  # an undeclared name (papermill -p TYPO ...) stops here
+
+# %%
 from pathlib import Path
 
 import numpy as np

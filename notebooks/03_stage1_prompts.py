@@ -45,6 +45,11 @@ OVERRIDES: str = ""  # config overrides in the CLI grammar, space-separated (e.g
 N_SHOW: int = 24  # identities in the similarity matrices
 
 # %%
+from muva_lib.runs import check_notebook_parameters
+
+check_notebook_parameters(globals(), "03_stage1_prompts")  # an undeclared name (papermill -p TYPO ...) stops here
+
+# %%
 from pathlib import Path
 
 from muva_lib import analysis, config, runs, tables

@@ -44,6 +44,11 @@ OVERRIDES: str = ""  # config overrides in the CLI grammar, space-separated (e.g
 EVAL_PERIOD: int = 2  # when the run is trained here: evaluate the target every k stage-2 epochs
 
 # %%
+from muva_lib.runs import check_notebook_parameters
+
+check_notebook_parameters(globals(), "04_stage2_training")  # an undeclared name (papermill -p TYPO ...) stops here
+
+# %%
 from pathlib import Path
 
 from muva_lib import analysis, config, runs, tables

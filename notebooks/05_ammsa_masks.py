@@ -46,6 +46,11 @@ N_IMAGES: int = 96  # training images for the IoU and attention statistics, spre
 N_SHOW: int = 2  # images in the figures
 
 # %%
+from muva_lib.runs import check_notebook_parameters
+
+check_notebook_parameters(globals(), "05_ammsa_masks")  # an undeclared name (papermill -p TYPO ...) stops here
+
+# %%
 from pathlib import Path
 
 import torch

@@ -51,6 +51,11 @@ N_QUERIES: int = 3  # queries in the ranked-list figure, spread over the query s
 TOPK: int = 10  # gallery images per ranked list
 
 # %%
+from muva_lib.runs import check_notebook_parameters
+
+check_notebook_parameters(globals(), "06_results")  # an undeclared name (papermill -p TYPO ...) stops here
+
+# %%
 from pathlib import Path
 
 from muva_lib import analysis, config, runs, tables
