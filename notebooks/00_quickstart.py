@@ -51,7 +51,6 @@ check_notebook_parameters(globals(), "00_quickstart")  # an undeclared name (pap
 
 # %%
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -76,8 +75,7 @@ extra = [f"stage2.eval_period={EVAL_PERIOD}"] if EVAL_PERIOD else []
 cfgs = {m: config.resolve(m, PRESET, PROTOCOL, SEED, OVERRIDES.split() + extra) for m in methods}
 cfg = config.resolve(METHOD, PRESET, PROTOCOL, SEED, OVERRIDES)
 set_threads(cfg.threads)
-FIG_DIR = Path(RUN_DIR) / "figures" if RUN_DIR else None
-TABLE_DIR = Path(RUN_DIR) / "tables" if RUN_DIR else None
+FIG_DIR, TABLE_DIR = runs.output_dirs(RUN_DIR, NOTEBOOK)  # RUN_DIR set: everything under it
 proto = get_protocol(PROTOCOL)
 domains = list(dict.fromkeys(proto.source_datasets + proto.target_datasets))
 print(f"{PROTOCOL}: train on {'+'.join(proto.sources)}, test on {'+'.join(proto.targets)}; methods {methods}")

@@ -56,8 +56,6 @@ from muva_lib.runs import check_notebook_parameters
 check_notebook_parameters(globals(), "06_results")  # an undeclared name (papermill -p TYPO ...) stops here
 
 # %%
-from pathlib import Path
-
 from muva_lib import analysis, config, runs, tables
 from muva_lib.baselines import colour_rows
 from muva_lib.data.protocols import build, synthetic_protocols
@@ -70,8 +68,7 @@ NOTEBOOK = "06_results"
 cfg = config.resolve(METHOD, PRESET, PROTOCOL, SEED, OVERRIDES)
 set_threads(cfg.threads)
 device = resolve_device(DEVICE)
-FIG_DIR = Path(RUN_DIR) / "figures" if RUN_DIR else None
-TABLE_DIR = Path(RUN_DIR) / "tables" if RUN_DIR else None
+FIG_DIR, TABLE_DIR = runs.output_dirs(RUN_DIR, NOTEBOOK)  # RUN_DIR set: everything under it
 methods = list(runs.SWEEP_METHODS)
 print(f"aggregating {PRESET} runs of {methods}; reported tables: {list(tables.PAPER_TABLES)}")
 

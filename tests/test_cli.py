@@ -30,10 +30,13 @@ def test_demo_executes_the_quickstart_notebook(train_env, tmp_path, monkeypatch,
     table = out[out.index("| method"):].splitlines()
     assert [r.split("|")[1].strip() for r in table[2:6]] == ["MUVA", "CLIP-ReID", "colour histogram",
                                                               "colour histogram + LDA"]
+    demo = train_env.runs / "demo"  # everything under runs/demo; the committed figures/ untouched
     for name in ("sample_identities", "vge_masks", "stage1_losses", "stage2_losses", "target_map"):
-        assert (tmp_path / "figs" / "00_quickstart" / f"{name}.png").stat().st_size > 5_000
-    assert (tmp_path / "figs" / "tables" / "quickstart.tex").is_file()
-    nb = train_env.runs / "demo" / "notebooks" / "00_quickstart.ipynb"
+        assert (demo / "figures" / f"{name}.png").stat().st_size > 5_000
+    assert (demo / "tables" / "quickstart.tex").is_file()
+    assert not (tmp_path / "figs").exists()
+    assert f"figures:           {demo / 'figures'}/" in out and f"results table:     {demo / 'tables'}" in out
+    nb = demo / "notebooks" / "00_quickstart.ipynb"
     assert nb.is_file() and "every method beats the colour baselines" in nb.read_text()
     assert len(list((train_env.runs / "synth-a-to-synth-b").iterdir())) == 2  # muva, clipreid
     assert main(["demo", *train_env.overrides, "stage1.epochs=2"]) == 0  # done: skipped, the table printed again
