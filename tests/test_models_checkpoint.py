@@ -6,8 +6,8 @@ import torch
 
 import muva_lib
 from muva_lib.config import resolve
-from muva_lib.models.checkpoint import (COMPONENTS, CheckpointMismatchError, component_state, load_checkpoint,
-                                        read_metadata, save_checkpoint)
+from muva_lib.models.checkpoint import (COMPONENTS, CheckpointMismatchError, CorruptCheckpointError, component_state,
+                                        load_checkpoint, payload_sha256, read_metadata, save_checkpoint)
 from muva_lib.models.factory import create_model
 
 
@@ -80,3 +80,46 @@ def test_not_a_checkpoint(tmp_path):
     torch.save({"a": torch.zeros(1)}, tmp_path / "x.pt")
     with pytest.raises(ValueError, match="not a muva_lib checkpoint"):
         read_metadata(tmp_path / "x.pt")
+
+
+def _flip_middle_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_flipped_or_cut_bytes_are_refused_naming_the_file(tmp_path):
+    path = save_checkpoint(_model(), tmp_path / "final.pt")
+    good = path.read_bytes()
+    _flip_middle_byte(path)
+    with pytest.raises(CorruptCheckpointError, match=r"final\.pt is corrupt: .*SHA-256.*restore the file"):
+        load_checkpoint(_model(), path)
+    path.write_bytes(good[: len(good) // 2])
+    with pytest.raises(CorruptCheckpointError, match=r"final\.pt cannot be read as a checkpoint, it is truncated"):
+        read_metadata(path)
+    path.write_bytes(good)
+    assert read_metadata(path)["method"] == "muva"
+
+
+def test_checksum_covers_the_header_and_old_files_load_with_a_warning(tmp_path):
+    path = save_checkpoint(_model(), tmp_path / "ck.pt", extra={"epoch": 3})
+    blob = torch.load(path, weights_only=True)
+    assert blob["sha256"] == payload_sha256({"meta": blob["meta"], "state": blob["state"]})
+    blob["meta"]["extra"]["epoch"] = 4  # a changed header value, same tensors
+    torch.save(blob, path)
+    with pytest.raises(CorruptCheckpointError):
+        read_metadata(path)
+    del blob["sha256"]  # as written before checksums existed
+    torch.save(blob, path)
+    with pytest.warns(UserWarning, match="carries no checksum"):
+        assert read_metadata(path)["extra"] == {"epoch": 4}
+
+
+def test_payload_digest_is_order_and_type_sensitive_but_load_stable(tmp_path):
+    a = {"x": torch.arange(6).view(2, 3), "y": [1, 2.0, "s", None, (True,)]}
+    assert payload_sha256(a) == payload_sha256({"y": [1, 2.0, "s", None, [True]], "x": torch.arange(6).view(2, 3)})
+    assert payload_sha256(a) != payload_sha256({**a, "x": torch.arange(6).view(3, 2)})  # shape
+    assert payload_sha256(a) != payload_sha256({**a, "x": torch.arange(6).view(2, 3).int()})  # dtype
+    assert payload_sha256(a) != payload_sha256({**a, "y": [1, 2, "s", None, (True,)]})  # 2.0 vs 2
+    torch.save(a, tmp_path / "a.pt")
+    assert payload_sha256(torch.load(tmp_path / "a.pt", weights_only=True)) == payload_sha256(a)

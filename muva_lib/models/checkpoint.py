@@ -1,16 +1,21 @@
-"""Save and load a ReidModel by component, with a metadata header checked on load (safe ``weights_only``)."""
+"""Save and load a ReidModel by component, with a metadata header checked on load (safe ``weights_only``)
+and a SHA-256 of the contents verified on load (:func:`payload_sha256`, :func:`read_verified`)."""
 from __future__ import annotations
 
+import hashlib
 import io
+import pickle
+import warnings
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
 from ..utils import atomic_write_bytes
 from .factory import ReidModel
 
-__all__ = ["FORMAT", "COMPONENTS", "DEFAULT_COMPONENTS", "self_contained", "CheckpointMismatchError", "component_state",
+__all__ = ["FORMAT", "COMPONENTS", "DEFAULT_COMPONENTS", "self_contained", "CheckpointMismatchError",
+           "CorruptCheckpointError", "payload_sha256", "serialize_verified", "read_verified", "component_state",
            "save_checkpoint", "read_metadata", "load_checkpoint"]
 
 FORMAT = "muva_lib.checkpoint/1"
@@ -53,6 +58,72 @@ class CheckpointMismatchError(ValueError):
         super().__init__(f"checkpoint {path} does not fit the model:\n  " + "\n  ".join(differences))
 
 
+class CorruptCheckpointError(ValueError):
+    """A checkpoint file cannot be read, or its contents no longer match the SHA-256 stored with them."""
+
+
+def payload_sha256(obj: Any) -> str:
+    """SHA-256 of a checkpoint payload: nested mappings / lists / tuples of tensors and plain values,
+    walked in a fixed order (mapping keys sorted by ``repr``; tensors by dtype, shape and raw bytes), so
+    the digest of what was saved equals the digest of what ``torch.load`` gives back."""
+    h = hashlib.sha256()
+
+    def walk(x: Any) -> None:
+        if isinstance(x, torch.Tensor):
+            t = x.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy())
+        elif isinstance(x, Mapping):
+            h.update(f"D{len(x)}".encode())
+            for k in sorted(x, key=repr):
+                h.update(f"K{k!r}".encode())
+                walk(x[k])
+        elif isinstance(x, (list, tuple)):
+            h.update(f"L{len(x)}".encode())
+            for v in x:
+                walk(v)
+        else:
+            h.update(f"V{type(x).__name__}:{x!r}".encode())
+    walk(obj)
+    return h.hexdigest()
+
+
+def serialize_verified(blob: Mapping[str, Any]) -> bytes:
+    """``torch.save`` bytes of ``blob`` plus a ``sha256`` entry holding :func:`payload_sha256` of the rest
+    (the file stays a plain ``torch.load``-able dict)."""
+    buf = io.BytesIO()
+    torch.save({**blob, "sha256": payload_sha256(dict(blob))}, buf)
+    return buf.getvalue()
+
+
+def read_verified(path: str | Path, fix: str, is_format: Callable[[Any], bool], what: str) -> dict[str, Any]:
+    """``torch.load`` (``weights_only``) a dict written by :func:`serialize_verified` and check its SHA-256.
+
+    A file that cannot be read or whose contents differ from the stored digest raises
+    :class:`CorruptCheckpointError` naming the file and ``fix`` (what to do); a file that fails
+    ``is_format`` raises ``ValueError`` ("not a ``what``"); one of the format written before checksums
+    existed loads with a warning. The returned dict has no ``sha256`` entry."""
+    path = Path(path)
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError) as exc:
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise CorruptCheckpointError(f"{path} cannot be read as a checkpoint, it is truncated or damaged "
+                                     f"({type(exc).__name__}: {first}); {fix}") from exc
+    stored = blob.pop("sha256", None) if isinstance(blob, dict) else None
+    if stored is not None:
+        actual = payload_sha256(blob)
+        if actual != stored:
+            raise CorruptCheckpointError(f"{path} is corrupt: its contents no longer match the SHA-256 written "
+                                         f"with them (stored {stored[:12]}..., now {actual[:12]}...); {fix}")
+    if not is_format(blob):
+        raise ValueError(f"{path} is not a {what}")
+    if stored is None:
+        warnings.warn(f"{path} carries no checksum (written by an older muva_lib): its integrity is not checked",
+                      stacklevel=3)
+    return blob
+
+
 def code_version() -> str:
     """``muva_lib.__version__``; the installed metadata when the package was imported as a namespace
     (a stale editable install seen from outside the repository root)."""
@@ -92,16 +163,16 @@ def save_checkpoint(model: ReidModel, path: str | Path, components: Iterable[str
     state = {n: {k: v.detach().cpu() for k, v in component_state(model, n).items()} for n in names}
     meta = {"format": FORMAT, "code_version": code_version(), **model.meta, "components": names,
             "extra": dict(extra or {})}
-    buf = io.BytesIO()
-    torch.save({"meta": meta, "state": state}, buf)
-    return atomic_write_bytes(path, buf.getvalue())
+    return atomic_write_bytes(path, serialize_verified({"meta": meta, "state": state}))
+
+
+#: what to do about a damaged model checkpoint (the run's last.pt cannot rebuild it)
+_FIX = "restore the file from a copy, or train the run again (python -m muva_lib train ...)"
 
 
 def _read(path: str | Path) -> dict[str, Any]:
-    blob = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if not isinstance(blob, dict) or blob.get("meta", {}).get("format") != FORMAT:
-        raise ValueError(f"{path} is not a muva_lib checkpoint (expected format {FORMAT})")
-    return blob
+    return read_verified(path, _FIX, lambda b: isinstance(b, dict) and isinstance(b.get("meta"), dict)
+                         and b["meta"].get("format") == FORMAT, f"muva_lib checkpoint (expected format {FORMAT})")
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:

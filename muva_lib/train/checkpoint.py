@@ -1,7 +1,6 @@
 """The resumable training state (``checkpoints/last.pt``): model, optimiser, scaler, sampler, RNG, histories."""
 from __future__ import annotations
 
-import io
 import random
 from pathlib import Path
 from typing import Any, Mapping
@@ -10,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..models.checkpoint import read_verified, serialize_verified
 from ..utils import atomic_write_bytes
 
 __all__ = ["TRAIN_STATE_FORMAT", "rng_state", "set_rng_state", "model_train_state", "load_model_train_state",
@@ -61,23 +61,21 @@ def load_model_train_state(model: nn.Module, state: Mapping[str, torch.Tensor]) 
 def save_train_state(path: str | Path, *, stage: str, epoch: int, model: nn.Module,
                      optimizer: torch.optim.Optimizer, scaler: Any, sampler: Any,
                      history: Mapping[str, Any], config_hash: str, extra: Mapping[str, Any] | None = None) -> Path:
-    """Write the state after ``epoch`` (1-based, completed) of ``stage`` atomically."""
+    """Write the state after ``epoch`` (1-based, completed) of ``stage`` atomically, with its SHA-256."""
     blob = {"format": TRAIN_STATE_FORMAT, "stage": stage, "epoch": int(epoch), "config_hash": config_hash,
             "model": model_train_state(model), "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else {},
             "sampler": sampler.state_dict() if sampler is not None else {},
             "rng": rng_state(), "history": dict(history), "extra": dict(extra or {})}
-    buf = io.BytesIO()
-    torch.save(blob, buf)
-    return atomic_write_bytes(path, buf.getvalue())
+    return atomic_write_bytes(path, serialize_verified(blob))
 
 
 def load_train_state(path: str | Path) -> dict[str, Any]:
-    """Read a state written by :func:`save_train_state` (``weights_only``: plain values and tensors)."""
-    blob = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if not isinstance(blob, dict) or blob.get("format") != TRAIN_STATE_FORMAT:
-        raise ValueError(f"{path} is not a muva_lib training state (expected format {TRAIN_STATE_FORMAT})")
-    return blob
+    """Read a state written by :func:`save_train_state` (``weights_only``: plain values and tensors); a
+    damaged file raises :class:`muva_lib.models.checkpoint.CorruptCheckpointError`."""
+    return read_verified(path, "restore a copy of it, or start the run again (train without --resume)",
+                         lambda b: isinstance(b, dict) and b.get("format") == TRAIN_STATE_FORMAT,
+                         f"muva_lib training state (expected format {TRAIN_STATE_FORMAT})")
 
 
 def restore_train_state(state: Mapping[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, scaler: Any,
