@@ -14,6 +14,8 @@ MEDIAPIPE := $(shell grep -m1 -oE 'mediapipe==[0-9.]+' pyproject.toml)
 # OpenCV's pedestrian clip (Debian opencv-doc), the source of the real-image track's crops
 VTEST := /usr/share/doc/opencv-doc/examples/data/vtest.avi
 PYTEST_NB := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+# what `make test` collects (a subset on the command line: make test TESTS=tests/test_eval.py)
+TESTS := tests $(wildcard notebooks/*.ipynb)
 
 .PHONY: demo test setup notebooks clean-venv
 
@@ -36,7 +38,7 @@ demo: $(STAMP)
 	$(PY) -m muva_lib demo
 
 test: $(STAMP)
-	@runs=$$(mktemp -d); MUVA_RUNS=$$runs $(PY) -m pytest -q tests $(wildcard notebooks/*.ipynb) $(PYTEST_NB); rc=$$?; \
+	@runs=$$(mktemp -d); MUVA_RUNS=$$runs $(PY) -m pytest -q $(TESTS) $(PYTEST_NB); rc=$$?; \
 	rm -rf $$runs; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5): failing" >&2; exit 1; fi; \
 	exit $$rc
