@@ -278,7 +278,8 @@ class RetrievalProbe:
 def retrieval_probe(run: str | Path, n_queries: int = 4, topk: int = 10, target: str | None = None,
                     device: str | torch.device = "cpu") -> RetrievalProbe:
     """A finished run's test features on ``target`` (default: the protocol's first) with its test
-    feature and metric; ``n_queries`` queries spread evenly over the query set, ranked."""
+    feature and metric; ``n_queries`` queries spread evenly over the query set (0: all), each with
+    its top ``topk`` gallery items (0: the whole ranked gallery, e.g. for per-query AP)."""
     from .data.loading import make_test_loader
     from .data.protocols import build
     from .eval import extract_features, pairwise_distance
@@ -294,5 +295,6 @@ def retrieval_probe(run: str | Path, n_queries: int = 4, topk: int = 10, target:
     q, g = (extract_features(encode, make_test_loader(its, cfg.data, device), device, flip=cfg.eval.flip,
                              progress=False) for its in (queries, list(split.gallery)))
     dist = pairwise_distance(q["feats"], g["feats"], cfg.eval.metric, cfg.eval.feat_norm)
-    index, match = ranked_gallery(dist.numpy(), q["pids"], g["pids"], q["camids"], g["camids"], topk)
+    index, match = ranked_gallery(dist.numpy(), q["pids"], g["pids"], q["camids"], g["camids"],
+                                  topk or len(split.gallery))
     return RetrievalProbe(target, queries, list(split.gallery), index, match)
