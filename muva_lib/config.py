@@ -68,6 +68,15 @@ class VgeCfg:
     calibrate: bool = True
     source: str = "calibrated"  # which boxes feed the masks: raw | calibrated | gt
     noise_seed: int = 0  # synthetic backend: seed of the noise draws (per image: seed + key)
+    # synthetic backend failure rates (muva_lib.grounding.backends.synthetic.NOISE_RATES): () = the
+    # `noise` preset's rate; one value sets every part, three set head, upper, legs (fractions 0..1)
+    noise_jitter: tuple[float, ...] = ()  # std of each coordinate, fraction of the box side (one value)
+    noise_oversize: tuple[float, ...] = ()  # box = the whole person
+    noise_oversplit: tuple[float, ...] = ()  # box = a 15-45 % slice of the part
+    noise_missing: tuple[float, ...] = ()  # a refusal, no box
+    noise_garbage: tuple[float, ...] = ()  # unparseable / invalid answer text (one value)
+    noise_swap: tuple[float, ...] = ()  # per image: two adjacent parts exchange boxes (one value)
+    max_fallback_share: float = 0.5  # warn (stderr, run manifest) when more images than this share fall back to the prior
     # mllm / detector backends
     prompt_template: str = ("Guide me to the location of {phrase} within the image by providing "
                             "its bounding boxes")  # the paper's instruction; {phrase} = part phrase

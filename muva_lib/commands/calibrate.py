@@ -32,5 +32,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: no grounding store at {store.path}: run `python -m muva_lib ground --dataset "
               f"{args.dataset} --backend {vge.backend}` first", file=sys.stderr)
         return 2
-    finish(store, items, vge, grid)
+    from ..grounding.store import StoreError
+
+    try:
+        finish(store, items, vge, grid)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0

@@ -19,16 +19,20 @@ __all__ = ["add_arguments", "run", "add_common_arguments", "vge_from_args", "rea
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``ground`` and ``calibrate``: which dataset, which backend's store."""
+    from ..grounding.backends import list_backends
+
     d = RunCfg().vge
     parser.add_argument("--dataset", required=True, help="dataset registry name (synth-a, market1501, ...)")
     parser.add_argument("--root", default=None, help="dataset folder (default: the reader's own)")
     parser.add_argument("--subsets", choices=("train", "all"), default="train",
                         help="ground the training split (default) or every image of the dataset")
-    parser.add_argument("--backend", default=d.backend, choices=("synthetic", "prior", "mllm", "detector"),
+    parser.add_argument("--backend", default=d.backend, choices=list_backends(),
                         help=f"VGE backend (default {d.backend})")
-    parser.add_argument("--noise", default=d.noise, help=f"synthetic backend noise preset (default {d.noise})")
+    parser.add_argument("--noise", default=d.noise, help=f"synthetic backend noise preset (default {d.noise}); "
+                        "set single failure rates with --set noise_missing=0.2 (one value, or head,upper,legs)")
     parser.add_argument("--model", default=d.model, help="mllm / detector: hub id or local directory")
-    parser.add_argument("--store-root", default=None, help="grounding store folder (default data/grounding)")
+    parser.add_argument("--store-root", default=None,
+                        help="grounding store folder (default data/grounding; MUVA_DATA moves data/)")
     parser.add_argument("--grid", default="16x8", help="patch grid HxW of the masks (default 16x8: 256x128, patch 16)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="any VgeCfg field, e.g. --set fence_k=2.0 --set max_new_tokens=64 (repeatable)")
@@ -97,6 +101,7 @@ def finish(store: Any, items: Sequence[Item], vge: Any, grid: tuple[int, int]) -
 def run(args: argparse.Namespace) -> int:
     from ..data.readers import DatasetError
     from ..grounding import GroundingStore, backend_from_cfg, ground_items
+    from ..grounding.store import StoreError
 
     try:
         vge = vge_from_args(args)
@@ -106,11 +111,18 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, DatasetError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    reports = ground_items(items, backend, root=args.store_root, progress=not args.quiet,
-                           retry_failed=args.retry_failed, limit=args.limit, batch_size=args.batch_size)
-    for rep in reports:
-        print(rep.summary())
-        t = rep.totals()
-        print(f"  total  parsed {t['ok']}, fell back {t['fallback']}, failed {t['failed']} (answers)")
-    finish(GroundingStore(args.dataset, backend.tag, args.store_root), items, vge, grid)
+    try:
+        reports = ground_items(items, backend, root=args.store_root, progress=not args.quiet,
+                               retry_failed=args.retry_failed, limit=args.limit, batch_size=args.batch_size)
+        for rep in reports:
+            print(rep.summary())
+            t = rep.totals()
+            print(f"  total  parsed {t['ok']}, fell back {t['fallback']}, failed {t['failed']} (answers)")
+            warning = rep.fallback_warning(vge.max_fallback_share)
+            if warning:
+                print(f"warning: {warning}", file=sys.stderr)
+        finish(GroundingStore(args.dataset, backend.tag, args.store_root), items, vge, grid)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0

@@ -8,7 +8,7 @@ from .boxes import Box, box_iou
 from .calibrate import CalibCfg, CalibStats, calibrate_image, fit_stats, mean_iou
 from .parse import Parsed, parse_answer
 from .pipeline import (MASK_SOURCES, Calibration, GroundReport, calibrate_store, ground_items, part_masks_for,
-                       raw_boxes, store_masks)
+                       part_masks_with_health, raw_boxes, store_masks)
 from .prompts import GROUNDING_TEMPLATE, PART_PHRASES, grounding_prompt
 from .report import Case, GroundingView, iou_table, store_iou
 from .rasterize import box_to_mask, boxes_to_masks, grid_for, hflip_box, joint_hflip
@@ -19,6 +19,6 @@ __all__ = [
     "CalibCfg", "CalibStats", "calibrate_image", "fit_stats", "mean_iou", "Parsed", "parse_answer",
     "MASK_SOURCES", "Calibration", "GroundReport", "calibrate_store", "ground_items", "iou_table", "store_iou",
     "Case", "GroundingView",
-    "part_masks_for", "raw_boxes", "store_masks", "GROUNDING_TEMPLATE", "PART_PHRASES", "grounding_prompt",
+    "part_masks_for", "part_masks_with_health", "raw_boxes", "store_masks", "GROUNDING_TEMPLATE", "PART_PHRASES", "grounding_prompt",
     "box_to_mask", "boxes_to_masks", "grid_for", "hflip_box", "joint_hflip", "GroundingStore", "load_masks",
 ]

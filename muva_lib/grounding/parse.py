@@ -31,7 +31,8 @@ from typing import Any
 
 from .boxes import Box, box_union
 
-__all__ = ["Parsed", "FORMATS", "parse_answer", "extract_boxes", "validate_box", "MAX_ANSWER_CHARS"]
+__all__ = ["Parsed", "FORMATS", "ANSWER_FORMATS", "check_answer_format", "parse_answer", "extract_boxes",
+           "validate_box", "MAX_ANSWER_CHARS"]
 
 #: answers are cut to this many characters before parsing (a runaway generation is still parsed)
 MAX_ANSWER_CHARS = 20_000
@@ -51,6 +52,20 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
 #: format name -> coordinate units (``auto``: guessed from the values, see the module docstring)
 FORMATS: dict[str, str] = {"qwen_json": "pixels", "qwen2_tags": "rel1000", "box_tags": "rel1000",
                            "florence": "bin1000", "cogvlm": "rel1000", "numbers": "auto"}
+#: every value ``vge.answer_format`` may take: ``auto`` and the format names
+ANSWER_FORMATS: tuple[str, ...] = ("auto", *FORMATS)
+
+
+def check_answer_format(fmt: Any, key: str = "vge.answer_format") -> str:
+    """``fmt`` if it is one of :data:`ANSWER_FORMATS`, else ``ValueError`` naming ``key``, the value and
+    what is allowed (checked before any grounding: a typo would make every answer a fallback)."""
+    if fmt not in ANSWER_FORMATS:
+        import difflib
+
+        close = difflib.get_close_matches(str(fmt), ANSWER_FORMATS, n=1)
+        raise ValueError(f"{key}={fmt!r} is not an answer format; allowed: {', '.join(ANSWER_FORMATS)}"
+                         + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return fmt
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,13 @@ from .rasterize import boxes_to_masks
 from .store import GroundingStore, load_masks, save_masks
 
 __all__ = ["GroundReport", "Calibration", "ground_items", "calibrate_store", "store_masks", "part_masks_for",
-           "raw_boxes", "group_by_dataset", "MASK_SOURCES", "CALIBRATION_VERSION"]
+           "raw_boxes", "group_by_dataset", "MASK_SOURCES", "CALIBRATION_VERSION", "part_masks_with_health"]
 
 #: where mask boxes come from: ``calibrated`` (the default), ``raw`` (parsed boxes, missing parts
 #: from the fixed prior bands), ``gt`` (synthetic ground truth)
 MASK_SOURCES: tuple[str, ...] = ("calibrated", "raw", "gt")
 #: bump when calibration rules change: cached ``__calibrated.json`` files are then rebuilt
-CALIBRATION_VERSION = 1
+CALIBRATION_VERSION = 2  # 2: non-finite stored boxes are dropped when read
 
 
 @dataclass
@@ -39,6 +39,26 @@ class GroundReport:
     grounded: int = 0
     skipped: int = 0
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # part -> status -> images
+    dropped: int = 0  # stored boxes that were not finite, dropped when read (their parts fall back)
+
+    def fallback_share(self) -> dict[str, float]:
+        """Per part, the share of images with no usable box (``fallback`` or ``failed``): their box
+        comes from the prior band."""
+        return {p: (per.get("fallback", 0) + per.get("failed", 0)) / max(1, sum(per.values()))
+                for p, per in self.counts.items()}
+
+    def fallback_warning(self, max_share: float) -> str | None:
+        """A loud message when some part falls back to the prior for more than ``max_share`` of the
+        images (a wrong ``vge.answer_format``, a backend that fails on every image), else None."""
+        high = {p: v for p, v in self.fallback_share().items() if v > max_share}
+        if not high:
+            return None
+        n = max((sum(per.values()) for per in self.counts.values()), default=0)
+        return (f"grounding {self.dataset} [{self.tag}]: " + ", ".join(f"{p} {v:.0%}" for p, v in high.items())
+                + f" of {n} images have no usable box and fall back to the prior (more than "
+                f"vge.max_fallback_share={max_share:g}); their masks are the fixed prior bands. Check the "
+                f"backend, vge.answer_format and the store's reasons (python -m muva_lib calibrate "
+                f"--dataset {self.dataset} ...)")
 
     def totals(self) -> dict[str, int]:
         out = {"ok": 0, "fallback": 0, "failed": 0}
@@ -53,6 +73,8 @@ class GroundReport:
         for p, per in self.counts.items():
             lines.append(f"  {p:<6} parsed {per.get('ok', 0):>6}  fell back {per.get('fallback', 0):>6}  "
                          f"failed {per.get('failed', 0):>6}")
+        if self.dropped:
+            lines.append(f"  {self.dropped} stored box(es) were not finite and were dropped (those parts fall back)")
         return "\n".join(lines)
 
 
@@ -134,23 +156,44 @@ def ground_items(items: Sequence[Item], backend: Backend, root: str | Path | Non
     backend call raised); each batch is appended with flush + fsync, so an interrupted run loses
     at most the batch in flight. Answers never raise: unreadable images and backend exceptions
     become ``failed`` answers with the error as reason. ``limit`` caps the images grounded now
-    per dataset.
+    per dataset. A complete store is only read (no write access needed); with work to do the
+    store's lock is taken, so two runs on one store never ground the same image twice.
     """
-    from tqdm import tqdm
-
     reports = []
     for dataset, its in group_by_dataset(items).items():
         store = GroundingStore(dataset, backend.tag, root)
-        store.repair()
-        done = store.read()
-        todo = [it for it in its if it.key not in done
-                or (retry_failed and any(a.get("status") == "failed" for a in done[it.key]["parts"].values()))]
-        report = GroundReport(dataset, backend.tag, skipped=len(its) - len(todo))
-        if limit is not None:
-            todo = todo[:limit]
-        if todo:
-            store.write_meta(backend.describe())
-        bar = tqdm(total=len(todo), desc=f"ground {dataset} [{backend.tag}]", unit="img", disable=not progress)
+        report = GroundReport(dataset, backend.tag)
+        todo = _todo(its, store.read(), retry_failed)
+        if todo:  # a complete store is only read: nothing is opened for writing
+            with store.lock():
+                store.repair()
+                todo = _todo(its, store.read(), retry_failed)  # a concurrent run may have done some
+                report.grounded = _ground_todo(store, backend, todo[:limit] if limit is not None else todo,
+                                               batch_size, progress)
+        report.skipped = len(its) - len(todo)
+        records = store.read()
+        report.counts = _count({k: v for k, v in records.items() if k in {it.key for it in its}}, backend.parts)
+        report.dropped = len(store.dropped)
+        reports.append(report)
+    return reports
+
+
+def _todo(its: Sequence[Item], done: Mapping[str, Mapping[str, Any]], retry_failed: bool) -> list[Item]:
+    return [it for it in its if it.key not in done
+            or (retry_failed and any(a.get("status") == "failed" for a in done[it.key]["parts"].values()))]
+
+
+def _ground_todo(store: GroundingStore, backend: Backend, todo: Sequence[Item], batch_size: int | None,
+                 progress: bool) -> int:
+    """Ground ``todo`` batch by batch, appending each batch to the store; return the images grounded."""
+    from tqdm import tqdm
+
+    if not todo:
+        return 0
+    store.write_meta(backend.describe())
+    done = 0
+    with tqdm(total=len(todo), desc=f"ground {store.dataset} [{backend.tag}]", unit="img",
+              disable=not progress) as bar:
         for batch in _batches(todo, batch_size or backend.batch_size):
             opened: list[tuple[Item, Image.Image]] = []
             records: dict[str, dict[str, Any]] = {}
@@ -168,13 +211,9 @@ def ground_items(items: Sequence[Item], backend: Backend, root: str | Path | Non
                 for _, im in opened:
                     im.close()
             store.append([records[it.key] for it in batch])
-            report.grounded += len(batch)
+            done += len(batch)
             bar.update(len(batch))
-        bar.close()
-        report.counts = _count({k: v for k, v in store.read().items() if k in {it.key for it in its}},
-                               backend.parts)
-        reports.append(report)
-    return reports
+    return done
 
 
 # ---------------------------------------------------------------------------------- calibration
@@ -229,10 +268,10 @@ def calibrate_store(store: GroundingStore, cfg: CalibCfg = CalibCfg(), parts: Se
     if write and keys:
         from ..utils import atomic_write_json
 
-        atomic_write_json(store.calibrated_path, {
+        store.write_derived(store.calibrated_path, lambda: atomic_write_json(store.calibrated_path, {
             "digest": digest, "cfg": asdict(cfg), "parts": list(parts), "stats": stats.to_dict(),
             "boxes": {k: {p: [[round(v, 3) for v in cal.boxes[k][p]], cal.reasons[k][p]] for p in parts}
-                      for k in keys}})
+                      for k in keys}}))
     return cal
 
 
@@ -264,7 +303,7 @@ def store_masks(store: GroundingStore, grid_hw: tuple[int, int], source: str = "
             return masks
     masks = {k: boxes_to_masks(b, (sizes[k][1], sizes[k][0]), grid_hw, parts, ensure_one) for k, b in boxes.items()}
     if masks:
-        save_masks(path, masks, parts, digest)
+        store.write_derived(path, lambda: save_masks(path, masks, parts, digest))
     return masks
 
 
@@ -294,17 +333,42 @@ def part_masks_for(items: Sequence[Item], vge: Any, grid_hw: tuple[int, int] = (
     Row ``r`` is ``parts[r]`` (head, upper, legs); ``True`` = the patch centre lies in the box;
     flip with :func:`muva_lib.grounding.rasterize.joint_hflip`. Masks of a store are cached in
     ``<data>/grounding/<dataset>/<tag>__masks_<source>_<h>x<w>.npz``; a second call only reads.
-    Items whose image cannot be read are left out (a warning says how many).
+    Items whose image cannot be read are left out (a warning says how many). More than
+    ``vge.max_fallback_share`` of the images of a dataset without a usable box for a part, or
+    non-finite stored boxes, warn (:func:`part_masks_with_health` also returns the numbers).
     """
+    return part_masks_with_health(items, vge, grid_hw, device=device, root=root, progress=progress,
+                                  parts=parts)[0]
+
+
+def part_masks_with_health(items: Sequence[Item], vge: Any, grid_hw: tuple[int, int] = (16, 8), *,
+                           device: Any = "auto", root: str | Path | None = None, progress: bool = False,
+                           parts: Sequence[str] = PARTS) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """:func:`part_masks_for`, plus what a run manifest records about the boxes behind the masks:
+    ``{"source", "backend", "fallback_share": {dataset: {part: share}}, "dropped_boxes": {dataset: n},
+    "max_fallback_share", "warnings": [...]}`` (each warning is also raised as a ``UserWarning``)."""
     import warnings
 
     if vge.source not in MASK_SOURCES:
         raise ValueError(f"vge.source must be one of {MASK_SOURCES}, got {vge.source!r}")
     if vge.source == "gt":
-        return _gt_masks(items, grid_hw, parts, vge.ensure_one_patch)
+        return _gt_masks(items, grid_hw, parts, vge.ensure_one_patch), {"source": "gt", "warnings": []}
     source = "calibrated" if vge.calibrate and vge.source == "calibrated" else "raw"
     backend = backend_from_cfg(vge, device=device)
-    ground_items(items, backend, root=root, progress=progress)
+    reports = ground_items(items, backend, root=root, progress=progress)
+    health: dict[str, Any] = {"source": source, "backend": backend.tag, "max_fallback_share": vge.max_fallback_share,
+                              "fallback_share": {r.dataset: {p: round(v, 4) for p, v in r.fallback_share().items()}
+                                                 for r in reports},
+                              "dropped_boxes": {r.dataset: r.dropped for r in reports}, "warnings": []}
+    for r in reports:
+        if r.dropped:
+            health["warnings"].append(f"grounding {r.dataset} [{r.tag}]: {r.dropped} stored box(es) were not "
+                                      "finite and were dropped; those parts fall back")
+        msg = r.fallback_warning(vge.max_fallback_share)
+        if msg:
+            health["warnings"].append(msg)
+    for msg in health["warnings"]:
+        warnings.warn(msg, stacklevel=3)
     cfg = CalibCfg.from_vge(vge)
     out: dict[str, np.ndarray] = {}
     for dataset, its in group_by_dataset(items).items():
@@ -313,5 +377,5 @@ def part_masks_for(items: Sequence[Item], vge: Any, grid_hw: tuple[int, int] = (
         out.update({it.key: masks[it.key] for it in its if it.key in masks})
     if len(out) < len(items):
         warnings.warn(f"part_masks_for: {len(items) - len(out)} of {len(items)} images have no mask "
-                      "(unreadable image); they are left out", stacklevel=2)
-    return out
+                      "(unreadable image); they are left out", stacklevel=3)
+    return out, health

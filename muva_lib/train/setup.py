@@ -86,14 +86,18 @@ class TrainSetup:
 
 
 def training_masks(cfg: RunCfg, items: Sequence[Item], grid_hw: tuple[int, int], device: torch.device,
-                   dist: DistInfo = DistInfo(), progress: bool = False) -> dict[str, np.ndarray]:
+                   dist: DistInfo = DistInfo(), progress: bool = False, run: RunDir | None = None
+                   ) -> dict[str, np.ndarray]:
     """VGE part masks ``{key: bool [R, h*w]}`` of the training items. Rank 0 grounds and writes the
-    store first; the other ranks then only read it."""
-    from ..grounding import part_masks_for
+    store first (and records the boxes' fallback shares and warnings under ``grounding`` in the
+    run's manifest); the other ranks then only read it."""
+    from ..grounding import part_masks_for, part_masks_with_health
 
     masks = None
     if dist.is_main:
-        masks = part_masks_for(items, cfg.vge, grid_hw, device=device, progress=progress)
+        masks, health = part_masks_with_health(items, cfg.vge, grid_hw, device=device, progress=progress)
+        if run is not None:
+            run.update_manifest(grounding=health)
     barrier()
     if masks is None:
         masks = part_masks_for(items, cfg.vge, grid_hw, device=device)
@@ -118,7 +122,8 @@ def prepare(cfg: RunCfg, device: str | torch.device | None = None, *, run: RunDi
     masks = None
     if cfg.model.num_parts:
         from ..grounding import grid_for
-        masks = training_masks(cfg, data.train, grid_for((cfg.data.height, cfg.data.width)), device, dist, progress)
+        masks = training_masks(cfg, data.train, grid_for((cfg.data.height, cfg.data.width)), device, dist, progress,
+                               run)
     parsing = grouping = None
     if pivl_enabled(cfg):
         parsing, grouping = training_parsing(cfg, data.train, device, dist, progress)

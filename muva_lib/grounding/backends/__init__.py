@@ -38,7 +38,10 @@ def backend_from_cfg(vge: Any, device: Any = "auto", **extra: Any) -> Backend:
     if vge.backend in ("prior", "cascade", "pose"):
         opts: dict[str, Any] = {}
     elif vge.backend == "synthetic":
-        opts = {"noise": vge.noise, "seed": vge.noise_seed, "tolerance": vge.parse_tolerance}
+        from .synthetic import NOISE_RATES
+
+        opts = {"noise": vge.noise, "seed": vge.noise_seed, "tolerance": vge.parse_tolerance,
+                "rates": {name: getattr(vge, f"noise_{name}") for name in NOISE_RATES}}
     elif vge.backend == "mllm":
         opts = {"model": vge.model, "device": device, "trust_remote_code": vge.trust_remote_code,
                 "template": vge.prompt_template, "answer_format": vge.answer_format,

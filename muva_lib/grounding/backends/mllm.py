@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 from PIL import Image
 
 from ...data.types import PARTS, Item
-from ..parse import parse_answer
+from ..parse import check_answer_format, parse_answer
 from ..prompts import GROUNDING_TEMPLATE, part_prompts
 from .base import Answer
 from .hf import HfBackend, to_device
@@ -40,9 +40,9 @@ class MllmBackend(HfBackend):
                  answer_format: str = "auto", max_new_tokens: int = 48, batch_size: int = 4,
                  dtype: str = "auto", tolerance: float = 0.02,
                  generate_kwargs: Mapping[str, Any] | None = None, parts: Sequence[str] = PARTS) -> None:
+        self.answer_format = check_answer_format(answer_format)
         super().__init__(model, device, trust_remote_code, batch_size, dtype, tolerance, parts)
         self.prompts = part_prompts(template, phrases, self.parts)
-        self.answer_format = answer_format
         self.max_new_tokens = int(max_new_tokens)
         self.generate_kwargs = dict(generate_kwargs or {})
 

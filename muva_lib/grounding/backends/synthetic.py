@@ -6,11 +6,21 @@ the part: the tail of tiny heights), missing parts, two parts swapped, unparseab
 plus coordinate jitter. Answers are written as CogVLM text (``[[x0,y0,x1,y1]]``, 0-1000) and
 go through the same parser as a real model's. Noise is drawn from a generator seeded by
 ``(seed, key)``: the same image always gets the same answer, whatever the batching or resume.
+
+Every rate is a config field (``vge.noise_<rate>``, :data:`NOISE_RATES`), so robustness can be
+swept without editing code. ``vge.noise`` names the preset that fills every rate; a rate field
+set explicitly replaces that rate of the preset (one value: every part; three: head, upper,
+legs), e.g. ``vge.noise=none vge.noise_missing=0.3`` gives refusals only. A backend whose rates
+differ from its preset's writes a store of its own (tag ``synthetic-<preset>-r<hash>``), so
+answers of different rates never mix.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -22,7 +32,7 @@ from ..boxes import Box, box_union
 from ..parse import parse_answer
 from .base import Answer, Backend
 
-__all__ = ["NoiseModel", "NOISE_PRESETS", "get_noise", "corrupt", "cogvlm_text", "domain_root",
+__all__ = ["NoiseModel", "NOISE_PRESETS", "NOISE_RATES", "get_noise", "noise_model", "corrupt", "cogvlm_text", "domain_root",
            "gt_boxes", "SyntheticBackend"]
 
 _REFUSALS = ("I'm sorry, I cannot find that in the image.", "There is no such region in the image.",
@@ -63,11 +73,46 @@ _PAPER = NoiseModel(
 NOISE_PRESETS: dict[str, NoiseModel] = {"none": NoiseModel(), "paper": _PAPER, "heavy": _PAPER.scaled(2.0)}
 
 
+#: rate name (``vge.noise_<name>``) -> ``"part"`` (one value per part) or ``"one"`` (a single value)
+NOISE_RATES: dict[str, str] = {"jitter": "one", "oversize": "part", "oversplit": "part", "missing": "part",
+                               "garbage": "one", "swap": "one"}
+
+
 def get_noise(name: str) -> NoiseModel:
     try:
         return NOISE_PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown noise preset {name!r}; known: {', '.join(NOISE_PRESETS)}") from None
+        raise ValueError(f"vge.noise: unknown noise preset {name!r}; known: {', '.join(NOISE_PRESETS)}") from None
+
+
+def noise_model(preset: str = "paper", rates: Mapping[str, Sequence[float]] | None = None,
+                parts: Sequence[str] = PARTS) -> NoiseModel:
+    """The preset's :class:`NoiseModel` with the given rates replaced (see the module docstring).
+
+    ``rates[name]``: ``()`` keeps the preset's rate; one value sets it (for every part); for a
+    per-part rate, ``len(parts)`` values set each part. Raises ``ValueError`` naming the
+    ``vge.noise_<name>`` key, the value and what is allowed.
+    """
+    model = get_noise(preset)
+    changes: dict[str, Any] = {}
+    for name, values in (rates or {}).items():
+        key = f"vge.noise_{name}"
+        if name not in NOISE_RATES:
+            raise ValueError(f"{key}: unknown failure rate; known: {', '.join(NOISE_RATES)}")
+        vals = [float(v) for v in (values if isinstance(values, (list, tuple)) else [values])]
+        if not vals:
+            continue
+        allowed = (1,) if NOISE_RATES[name] == "one" else (1, len(parts))
+        if len(vals) not in allowed:
+            raise ValueError(f"{key}={vals}: expected {' or '.join(map(str, allowed))} value(s)"
+                             + ("" if NOISE_RATES[name] == "one" else f" (every part, or {', '.join(parts)})"))
+        if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in vals):
+            raise ValueError(f"{key}={vals}: every rate must be a finite number in [0, 1]")
+        if NOISE_RATES[name] == "one":
+            changes[name] = vals[0]
+        else:
+            changes[name] = {p: vals[0] if len(vals) == 1 else vals[i] for i, p in enumerate(parts)}
+    return replace(model, **changes)
 
 
 def cogvlm_text(box: Box, size_wh: tuple[int, int]) -> str:
@@ -175,19 +220,24 @@ class SyntheticBackend(Backend):
     batch_size = 256
 
     def __init__(self, noise: str = "paper", seed: int = 0, parts: Sequence[str] = PARTS,
-                 tolerance: float = 0.02) -> None:
+                 tolerance: float = 0.02, rates: Mapping[str, Sequence[float]] | None = None) -> None:
         super().__init__(parts)
         self.noise_name = noise
-        self.noise = get_noise(noise)
+        self.noise = noise_model(noise, rates, self.parts)
         self.seed = int(seed)
         self.tolerance = tolerance
 
     @property
     def tag(self) -> str:
-        return f"synthetic-{self.noise_name}" + (f"-s{self.seed}" if self.seed else "")
+        """``synthetic-<preset>[-s<seed>]``, plus ``-r<hash of the rates>`` when they differ from the preset's."""
+        tag = f"synthetic-{self.noise_name}" + (f"-s{self.seed}" if self.seed else "")
+        if self.noise != get_noise(self.noise_name):
+            blob = json.dumps(asdict(self.noise), sort_keys=True).encode()
+            tag += f"-r{hashlib.sha256(blob).hexdigest()[:8]}"
+        return tag
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "noise": self.noise_name, "seed": self.seed}
+        return {**super().describe(), "noise": self.noise_name, "seed": self.seed, "rates": asdict(self.noise)}
 
     def rng(self, key: str) -> np.random.Generator:
         return np.random.default_rng([self.seed, zlib.crc32(key.encode("utf-8"))])
@@ -197,13 +247,14 @@ class SyntheticBackend(Backend):
         """``{part: (text, failure kind)}`` for one image (deterministic in ``seed`` and the key)."""
         return corrupt(truth, size_wh, self.noise, self.rng(item.key), self.parts)
 
+    def answers(self, item: Item, truth: Mapping[str, Box | None], size_wh: tuple[int, int]) -> dict[str, Answer]:
+        """One image's parsed answers (what :meth:`ground` stores), from its true boxes and size."""
+        out: dict[str, Answer] = {}
+        for p, (text, _kind) in self.simulate(item, truth, size_wh).items():
+            parsed = parse_answer(text, size_wh, fmt="auto", tolerance=self.tolerance)
+            out[p] = Answer(text, parsed.box, parsed.status, parsed.reason)
+        return out
+
     def ground(self, images: Sequence[Image.Image], items: Sequence[Item]) -> list[dict[str, Answer]]:
         truth = gt_boxes(items)
-        out: list[dict[str, Answer]] = []
-        for im, it in zip(images, items):
-            answers: dict[str, Answer] = {}
-            for p, (text, _kind) in self.simulate(it, truth[it.key], im.size).items():
-                parsed = parse_answer(text, im.size, fmt="auto", tolerance=self.tolerance)
-                answers[p] = Answer(text, parsed.box, parsed.status, parsed.reason)
-            out.append(answers)
-        return out
+        return [self.answers(it, truth[it.key], im.size) for im, it in zip(images, items)]
