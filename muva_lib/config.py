@@ -98,7 +98,7 @@ class VgeCfg:
 class ParsingCfg:
     """Human parsing maps (pi-VL): where they come from and how their classes group into part classes."""
 
-    source: str = "auto"  # auto (synthetic ground truth on synth protocols) | synthetic | png | hf
+    source: str = "auto"  # parsing.PARSING_SOURCES: auto (synthetic; pose on real-vtest) | synthetic | png | hf | pose
     png_root: str = ""  # png: <png_root>/<dataset>/<relpath with .png>, LIP/SCHP 20-class index maps
     model: str = ""  # hf: hub id or local folder of a transformers semantic-segmentation model
     grouping: str = "auto"  # auto (the source's default) | lip | synth | "head=1,2;upper=5,7;..." (muva_lib.parsing)

@@ -1,12 +1,13 @@
-"""Parsing maps (pi-VL): majority vote and grouping by hand, the three sources, the chunked store, errors, figure."""
+"""Parsing maps (pi-VL): majority vote and grouping by hand, the sources (synthetic, png, hf, pose), the chunked store, errors, figure."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from muva_lib.parsing import (LIP_GROUPING, SYNTH_GROUPING, HfSource, ParsingError, ParsingStore, PngSource,
-                              SyntheticSource, foreground_labels, grid_labels, majority_labels, parse_grouping, parsing_labels_for,
+from muva_lib.parsing import (GROUPINGS, LIP_GROUPING, PARSING_SOURCES, POSE_GROUPING, SYNTH_GROUPING, HfSource,
+                              ParsingError, ParsingStore, PngSource, PoseSource, SyntheticSource, foreground_labels,
+                              make_source, grid_labels, majority_labels, parse_grouping, parsing_labels_for,
                               parsing_maps_for, resolve_grouping, resolve_source, vote_labels)
 from muva_lib.config import ParsingCfg
 from muva_lib.parsing.pipeline import fill_store
@@ -183,6 +184,62 @@ def test_auto_source_needs_a_source_for_real_data(fake_items, synth_small):
     assert resolve_source(cfg, _synth_items(synth_small.root, 4)) == "synthetic"
     with pytest.raises(ParsingError, match=r"fake.*parsing\.source=png parsing\.png_root=.*parsing\.source=hf"):
         resolve_source(cfg, fake_items(2))
+
+
+def test_auto_source_picks_pose_for_the_real_crops(fake_items, synth_small):
+    cfg = type("P", (), dict(source="auto"))()
+    assert resolve_source(cfg, fake_items(2, dataset="real-vtest")) == "pose"
+    assert resolve_source(cfg, fake_items(2, dataset="real-vtest-f120")) == "pose"
+    mixed = [*fake_items(1, dataset="real-vtest"), *fake_items(1, dataset="market")]
+    with pytest.raises(ParsingError, match=r"market.*parsing\.source=pose"):
+        resolve_source(cfg, mixed)
+    with pytest.raises(ParsingError, match=r"real-vtestx"):  # only the real set's own names
+        resolve_source(cfg, fake_items(1, dataset="real-vtestx"))
+
+
+def test_pose_grouping_and_the_list_of_sources():
+    assert POSE_GROUPING.class_names == ("background", "head", "upper", "lower")
+    assert POSE_GROUPING.lut().tolist() == [0, 1, 2, 3] and GROUPINGS["pose"] is POSE_GROUPING
+    assert POSE_GROUPING.words() == ("head", "upper body", "lower body")
+    assert PARSING_SOURCES == ("auto", "synthetic", "png", "hf", "pose")
+    with pytest.raises(ParsingError, match="expected one of auto, synthetic, png, hf, pose"):
+        make_source("schp", ParsingCfg())
+
+
+@pytest.fixture(scope="module")
+def pose_ready():
+    from muva_lib.grounding.backends.pose import pose_missing
+
+    missing = pose_missing()
+    if missing:
+        pytest.skip(missing)
+
+
+def test_pose_source_on_real_crops(real_vtest_small, pose_ready, tmp_path, monkeypatch):
+    from muva_lib.data.readers import read_dataset
+
+    items = read_dataset("real-vtest", root=real_vtest_small.root).train[::8][:4]
+    cfg = ParsingCfg()  # auto: the real crops' dataset is real-vtest-f120
+    maps, grouping = parsing_maps_for(items, cfg, root=tmp_path)
+    assert grouping is POSE_GROUPING and set(maps) == {it.key for it in items}
+    store = ParsingStore(items[0].dataset, "pose-r1", (64, 32), tmp_path)
+    assert store.meta_path.is_file() and store.keys() == set(maps)
+    for key, m in maps.items():
+        assert m.shape == (64, 32) and m.dtype == np.uint8 and set(np.unique(m)) == {0, 1, 2, 3}, key
+        rows = {c: np.nonzero(m == c)[0].mean() for c in (1, 2, 3)}
+        assert rows[1] < rows[2] < rows[3], key  # head above upper body above lower body
+        assert 0.05 < (m > 0).mean() < 0.6, key  # a person, not the whole crop
+    # read back from the store: no pose model runs
+    monkeypatch.setattr(PoseSource, "full_map", lambda self, item: pytest.fail("parsed again"))
+    again, _ = parsing_maps_for(items, cfg, root=tmp_path)
+    assert all(np.array_equal(again[k], maps[k]) for k in maps)
+
+
+def test_pose_source_names_crops_without_a_person(fake_items, pose_ready, tmp_path):
+    items = fake_items(2, size=(64, 128), dataset="real-vtest")  # flat colour: no person to find
+    with pytest.warns(UserWarning, match=r"no person found in 2 crop\(s\).*real-vtest/bounding_box_train/0000"):
+        maps, _ = parsing_maps_for(items, ParsingCfg(source="pose"), root=tmp_path)
+    assert all(not m.any() for m in maps.values())
 
 
 def _tiny_segformer(folder):

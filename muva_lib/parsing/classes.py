@@ -12,7 +12,9 @@ recoverable from the paper) is::
 
 The synthetic benchmark's own classes (``muva_lib.data.synthetic.PARSING_CLASSES``) group the same
 way: hair + face -> head, arms + upper clothes + bag -> upper, lower clothes + legs -> lower,
-shoes -> shoes, background and occluders -> background. A custom grouping is a string
+shoes -> shoes, background and occluders -> background. The ``pose`` source (a person mask cut into
+head / upper / legs slabs, :func:`muva_lib.grounding.backends.pose.coarse_parsing`) maps one to one onto
+head, upper and lower, with no shoes. A custom grouping is a string
 ``"head=1,2,4,13;upper=3,5,6,7;..."`` (source class indices per part class, in part order;
 classes not named are background).
 """
@@ -22,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["LIP_CLASSES", "DEFAULT_PART_CLASSES", "PART_WORDS", "LIP_GROUPING", "SYNTH_GROUPING", "GROUPINGS",
-           "Grouping", "parse_grouping", "resolve_grouping"]
+__all__ = ["LIP_CLASSES", "DEFAULT_PART_CLASSES", "PART_WORDS", "LIP_GROUPING", "SYNTH_GROUPING", "POSE_GROUPING",
+           "GROUPINGS", "Grouping", "parse_grouping", "resolve_grouping"]
 
 #: LIP / SCHP class names in index order (20 classes)
 LIP_CLASSES: tuple[str, ...] = (
@@ -85,7 +87,10 @@ LIP_GROUPING = Grouping(DEFAULT_PART_CLASSES[1:], ((1, 2, 4, 13), (3, 5, 6, 7, 1
                                                    (18, 19)), len(LIP_CLASSES))
 # synthetic classes: background, hair, face, arms, upper_clothes, bag, lower_clothes, legs, shoes, occluder
 SYNTH_GROUPING = Grouping(DEFAULT_PART_CLASSES[1:], ((1, 2), (3, 4, 5), (6, 7), (8,)), 10)
-GROUPINGS: dict[str, Grouping] = {"lip": LIP_GROUPING, "synth": SYNTH_GROUPING}
+# the pose source's coarse classes (muva_lib.grounding.backends.pose.COARSE_CLASSES): background, head,
+# upper, legs; it has no shoes class (the pose model's feet are rarely visible in the real crops)
+POSE_GROUPING = Grouping(DEFAULT_PART_CLASSES[1:4], ((1,), (2,), (3,)), 4)
+GROUPINGS: dict[str, Grouping] = {"lip": LIP_GROUPING, "synth": SYNTH_GROUPING, "pose": POSE_GROUPING}
 
 
 def parse_grouping(spec: str, num_source: int) -> Grouping:

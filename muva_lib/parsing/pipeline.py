@@ -1,6 +1,7 @@
 """Parsing maps for training: pick the source, fill the store with what it lacks, group, reduce to a grid."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -12,8 +13,8 @@ from .labels import vote_labels
 from .sources import ParsingError, ParsingSource, make_source
 from .store import ParsingStore
 
-__all__ = ["ParsingError", "is_synthetic", "resolve_source", "fill_store", "parsing_maps_for", "grid_labels",
-           "parsing_labels_for", "CHUNK"]
+__all__ = ["ParsingError", "is_synthetic", "is_real_crops", "resolve_source", "fill_store", "parsing_maps_for",
+           "grid_labels", "parsing_labels_for", "CHUNK"]
 
 #: images per store chunk (what an interrupted run can lose)
 CHUNK = 256
@@ -26,20 +27,30 @@ def is_synthetic(item: Item) -> bool:
     return (domain_root(item) / "gt" / "parsing").is_dir()
 
 
+def is_real_crops(item: Item) -> bool:
+    """The item belongs to the real set cut from vtest.avi (:mod:`muva_lib.data.real`; its reader names
+    every build ``real-vtest`` or ``real-vtest-<suffix>``)."""
+    return item.dataset == "real-vtest" or item.dataset.startswith("real-vtest-")
+
+
 def resolve_source(pcfg: Any, items: Sequence[Item]) -> str:
-    """``parsing.source``, with ``auto`` = ``synthetic`` when every item is synthetic; otherwise an error
-    that says what to provide."""
+    """``parsing.source``, with ``auto`` = ``synthetic`` when every item is synthetic, ``pose`` when every
+    item is a real crop of vtest.avi (:func:`is_real_crops`); otherwise an error that says what to provide."""
     if pcfg.source != "auto":
         return pcfg.source
     real = sorted({it.dataset for it in items if not is_synthetic(it)})
     if not real:
         return "synthetic"
+    if all(is_real_crops(it) for it in items):
+        return "pose"
     raise ParsingError(
-        f"pi-VL needs human parsing maps for {', '.join(real)} (only synthetic domains have them built in). "
-        "Provide either parsing.source=png parsing.png_root=<folder with <dataset>/<relpath>.png class maps in "
-        "LIP / SCHP 20-class order, e.g. from SCHP's exp-schp-201908261155-lip.pth> or parsing.source=hf "
-        "parsing.model=<hub id or folder of a transformers semantic-segmentation model>; parsing.grouping "
-        "maps their classes to head / upper / lower / shoes (see muva_lib.parsing.classes).")
+        f"pi-VL needs human parsing maps for {', '.join(real)} (only synthetic domains have them built in, and "
+        "parsing.source=auto picks pose only for the real-vtest crops). Provide either parsing.source=png "
+        "parsing.png_root=<folder with <dataset>/<relpath>.png class maps in LIP / SCHP 20-class order, e.g. "
+        "from SCHP's exp-schp-201908261155-lip.pth> or parsing.source=hf parsing.model=<hub id or folder of a "
+        "transformers semantic-segmentation model>; parsing.grouping maps their classes to head / upper / "
+        "lower / shoes (see muva_lib.parsing.classes). Without a parsing model, parsing.source=pose cuts the pose "
+        "backend's person mask into head / upper / lower (coarse; needs mediapipe).")
 
 
 def _groups(items: Sequence[Item]) -> dict[str, list[Item]]:
@@ -73,6 +84,8 @@ def fill_store(items: Sequence[Item], source: ParsingSource, size_hw: tuple[int,
             done.update(new)
         bar.close()
         out.update({it.key: done[it.key] for it in its})
+    if source.summary():
+        warnings.warn(source.summary(), stacklevel=2)
     return out
 
 
@@ -81,8 +94,11 @@ def parsing_maps_for(items: Sequence[Item], pcfg: Any, *, device: Any = "cpu", r
     """Grouped part-class maps ``{key: uint8 [H, W]}`` (``pcfg.store_size``; 0 = background, i = part i)
     of every item, and the grouping used. ``pcfg`` is a :class:`muva_lib.config.ParsingCfg`."""
     source = make_source(resolve_source(pcfg, items), pcfg, device)
-    grouping = resolve_grouping(pcfg.grouping, source.default_grouping, source.num_classes)
-    raw = fill_store(items, source, tuple(pcfg.store_size), root, progress)
+    try:
+        grouping = resolve_grouping(pcfg.grouping, source.default_grouping, source.num_classes)
+        raw = fill_store(items, source, tuple(pcfg.store_size), root, progress)
+    finally:
+        source.close()
     lut = grouping.lut()
     return {k: lut[m] for k, m in raw.items()}, grouping
 

@@ -1,4 +1,5 @@
-"""Where parsing maps come from: synthetic ground truth, LIP-order PNGs on disk, or a transformers segmentation model.
+"""Where parsing maps come from: synthetic ground truth, LIP-order PNGs on disk, a transformers segmentation model,
+or the pose backend's person mask cut into head / upper / legs (real crops, no parsing model needed).
 
 A source turns a batch of items into class maps at the store size (uint8 ``[H, W]``, its own class
 indices): :meth:`ParsingSource.maps`. Bad inputs raise :class:`ParsingError` naming the file.
@@ -17,8 +18,12 @@ from ..data.types import Item
 from .classes import LIP_CLASSES
 from .labels import majority_labels
 
-__all__ = ["ParsingError", "ParsingModelNotFound", "ParsingSource", "SyntheticSource", "PngSource", "HfSource",
-           "make_source"]
+__all__ = ["PARSING_SOURCES", "ParsingError", "ParsingModelNotFound", "ParsingSource", "SyntheticSource", "PngSource",
+           "HfSource", "PoseSource", "make_source"]
+
+#: the values ``parsing.source`` may take (``auto`` picks one of the others:
+#: :func:`muva_lib.parsing.pipeline.resolve_source`); the one list config validation and :func:`make_source` use
+PARSING_SOURCES: tuple[str, ...] = ("auto", "synthetic", "png", "hf", "pose")
 
 
 class ParsingError(ValueError):
@@ -65,6 +70,14 @@ class ParsingSource:
     def describe(self) -> dict[str, Any]:
         """What produced the maps (written to the store's ``meta.json``)."""
         return {"source": self.tag, "num_classes": self.num_classes}
+
+    def summary(self) -> str:
+        """What went wrong so far, in words (``""``: nothing); :func:`~muva_lib.parsing.pipeline.fill_store`
+        warns with it."""
+        return ""
+
+    def close(self) -> None:
+        """Release what the source holds (a model)."""
 
 
 class SyntheticSource(ParsingSource):
@@ -184,12 +197,63 @@ class HfSource(ParsingSource):
         return {**super().describe(), "model": self.name}
 
 
+class PoseSource(ParsingSource):
+    """Real crops without a parsing model: mediapipe's person mask cut into head / upper / legs slabs at the
+    part boundaries its keypoints give (:func:`muva_lib.grounding.backends.pose.coarse_parsing`; classes
+    ``COARSE_CLASSES``, grouping ``pose``: head, upper, lower, no shoes). A crop in which the pose model
+    finds no person gets an all-background map, i.e. no part patch (:attr:`no_person` lists their keys).
+    Needs mediapipe 0.10.14 (``POSE_INSTALL_HINT``); the model loads on the first map."""
+
+    default_grouping = "pose"
+    batch_size = 16
+
+    def __init__(self) -> None:
+        from ..grounding.backends.pose import COARSE_CLASSES, PoseBackend, pose_missing
+
+        missing = pose_missing()
+        if missing:
+            raise ParsingError(f"parsing.source=pose: {missing}")
+        self.backend = PoseBackend()
+        self.num_classes = len(COARSE_CLASSES)
+        self.tag = self.backend.tag  # pose-r<rules version>: new keypoint rules -> a new store
+        self.no_person: list[str] = []
+
+    def full_map(self, item: Item) -> np.ndarray:
+        from ..grounding.backends.pose import boxes_from_keypoints, coarse_parsing
+
+        try:
+            with Image.open(item.path) as im:
+                image = im.convert("RGB")
+        except OSError as exc:
+            raise ParsingError(f"{item.path}: cannot read ({exc})") from None
+        res = self.backend.analyse(image)
+        if res.keypoints is None or res.mask is None:
+            self.no_person.append(item.key)
+            return np.zeros((image.height, image.width), np.uint8)
+        boxes, _ = boxes_from_keypoints(res.keypoints, image.size, self.backend.cfg.min_visibility)
+        return _checked(coarse_parsing(res.mask, boxes), self.num_classes, item.path, (image.height, image.width))
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "pose": self.backend.describe()}
+
+    def summary(self) -> str:
+        if not self.no_person:
+            return ""
+        return (f"parsing.source=pose: no person found in {len(self.no_person)} crop(s), parsed as background "
+                f"(no part patches), e.g. {', '.join(self.no_person[:3])}")
+
+    def close(self) -> None:
+        self.backend.close()
+
+
 def make_source(name: str, pcfg: Any, device: Any = "cpu") -> ParsingSource:
-    """The source ``name`` (synthetic | png | hf) configured from a ``ParsingCfg``."""
+    """The source ``name`` (one of :data:`PARSING_SOURCES` but ``auto``) configured from a ``ParsingCfg``."""
     if name == "synthetic":
         return SyntheticSource()
     if name == "png":
         return PngSource(pcfg.png_root)
     if name == "hf":
         return HfSource(pcfg.model, device, pcfg.batch_size)
-    raise ParsingError(f"parsing.source={name!r}; expected auto, synthetic, png or hf")
+    if name == "pose":
+        return PoseSource()
+    raise ParsingError(f"parsing.source={name!r}; expected one of {', '.join(PARSING_SOURCES)}")
