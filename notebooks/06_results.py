@@ -148,7 +148,9 @@ fig
 # a few queries move the numbers by several points. Two rows per method: the tiny model trained on
 # `synth-a` (the run above) evaluated on the real crops, and the same recipe trained on the real
 # set's own training split (15 other tracklets; stage-1 batches of 8 x 4, see
-# `runs.REAL_OVERRIDES`). Missing runs are trained here with `smoke` (about a minute each). The
+# `runs.REAL_OVERRIDES`). pi-VL's parsing maps of the real crops come from the pose backend's
+# person mask cut into head / upper / lower (`parsing.source=auto` picks `pose` there; coarse, no
+# shoes). Missing runs are trained here with `smoke` (about a minute each, two for pi-VL). The
 # colour-histogram baselines are scored on the same crops, the LDA fitted on each column's
 # training ids: one camera and few walkers make colour a strong cue here, and the tiny
 # random-init models may well lose to it (a finding about the budget, not hidden).

@@ -2,6 +2,7 @@
 resume, and a test-time model identical to CLIP-ReID's."""
 from __future__ import annotations
 
+import csv
 import json
 import math
 import re
@@ -198,6 +199,32 @@ def test_cli_names_a_missing_parsing_source(train_env, capsys):
             *train_env.overrides, "parsing.source=png"]
     assert main(argv) == 2
     assert "parsing.png_root" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_pivl_trains_on_the_real_crops_with_no_parsing_flag(real_vtest_small, tmp_path, monkeypatch, capsys):
+    """``train --protocol real-vtest --method pivl``: parsing.source=auto takes the pose backend's person
+    mask, and both stages run (the real set of the first 120 frames: 3 training ids, 33 crops)."""
+    from muva_lib.__main__ import main
+    from muva_lib.grounding.backends.pose import pose_missing
+
+    if pose_missing():
+        pytest.skip(pose_missing())
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "real-vtest").symlink_to(real_vtest_small.root)
+    monkeypatch.setenv("MUVA_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("MUVA_RUNS", str(tmp_path / "runs"))
+    argv = ["train", "--protocol", "real-vtest", "--method", "pivl", "--preset", "smoke", "--no-progress",
+            "threads=1", "stage1.epochs=1", "stage1.part_epochs=1", "stage2.epochs=1", "data.batch_size=8",
+            "data.test_batch_size=64"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    run = Path(next(ln for ln in out.splitlines() if ln.startswith("run folder: ")).split(": ", 1)[1])
+    assert "stage1: 2 epochs" in out and "fusion" in out and "| real-vtest" in out
+    assert (tmp_path / "data" / "parsing" / "real-vtest" / "pose-r1_64x32" / "meta.json").is_file()
+    part = [r for r in csv.DictReader(open(run / "logs" / "stage1.csv")) if r["loss_part_nce"]]
+    assert len(part) == 1 and float(part[0]["part_acc_chance"]) == pytest.approx(1 / 3)  # head, upper, lower
+    assert 0 <= json.loads((run / "metrics" / "real-vtest.json").read_text())["mAP"] <= 1
 
 
 @pytest.mark.slow

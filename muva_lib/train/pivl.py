@@ -167,8 +167,8 @@ def part_step(model: ReidModel, aux: PivlAux, cache: PatchCache, cfg: RunCfg, id
     """Dense InfoNCE of one batch of cache indices ``idx`` [B]: every non-background patch against the
     part prompts of the batch's identities (or the shared part prompts); text encoder once per
     (distinct identity, part). Metrics: ``acc``, patches whose best text is their positive (identity and
-    part, chance 1 / (identities x parts)); ``part_acc``, patches whose best text is of their part,
-    whatever its identity (chance 1 / parts)."""
+    part), and its chance level ``acc_chance`` = 1 / (the batch's identities x parts); ``part_acc``,
+    patches whose best text is of their part, whatever its identity, and ``part_acc_chance`` = 1 / parts."""
     idx = idx.to(cache.labels.device)
     labels, parts, feats = cache.labels[idx], cache.parts[idx], cache.feats[idx].float()
     if aux.part_prompts.identity:
@@ -178,7 +178,8 @@ def part_step(model: ReidModel, aux: PivlAux, cache: PatchCache, cfg: RunCfg, id
     text = encode_part_text(aux.part_prompts, model.prompt_learner, model.text_encoder, uniq)  # [U, P, d]
     loss = dense_part_nce(feats, parts, text, ids, cfg.stage1.part_temp)
     acc, part_acc = part_accuracies(feats, parts, text, ids)
-    return StepOutput({"part_nce": loss}, {"acc": acc, "part_acc": part_acc}, size=len(labels))
+    chance = {"acc_chance": 1.0 / (text.shape[0] * text.shape[1]), "part_acc_chance": 1.0 / text.shape[1]}
+    return StepOutput({"part_nce": loss}, {"acc": acc, "part_acc": part_acc, **chance}, size=len(labels))
 
 
 # ----------------------------------------------------------------------------- stage 2: fusion
