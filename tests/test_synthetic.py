@@ -14,7 +14,7 @@ from PIL import Image
 from muva_lib.baselines import colour_features, cosine_distance, fit_lda
 from muva_lib.commands import synth as synth_cmd
 from muva_lib.data.readers import read_dataset
-from muva_lib.data.readers.base import parse_market_name
+from muva_lib.data.readers.base import DatasetError, parse_market_name
 from muva_lib.data.synthetic import (DOMAINS, PARSING_CLASSES, PART_CLASSES, PART_KEYS, SUBSETS, GtRecord, SynthCfg,
                                      SynthError, differing_parts, generate, load_gt, load_parsing, part_boxes,
                                      render_person)
@@ -306,3 +306,106 @@ def test_cli_skips_a_complete_run_and_refuses_to_mix(tmp_path, capsys):
     (tmp_path / "synth-b").mkdir()  # a folder without meta.json is not ours to mix into
     with pytest.raises(SynthError, match="no readable meta.json"):
         generate(tmp_path, seed=1, domains=("synth-b",), ids=6)
+
+
+# ----------------------------------------------------------------------------- killed runs
+
+KILL_ARGS = dict(ids=60, images_per_id=6, height=64, width=32, distractors=4)
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_synth_cli_killed_half_way_resumes_to_byte_identical_files(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "killed"
+    argv = ["--out", str(out), "--seed", "0", "--domains", "synth-a", "--workers", "1", "--quiet",
+            *[x for k, v in KILL_ARGS.items() for x in (f"--{k.replace('_', '-')}", str(v))]]
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "MUVA_DATA": str(tmp_path / "data"), "PYTHONPATH": str(repo)}
+    proc = subprocess.Popen([sys.executable, "-m", "muva_lib", "synth", *argv], cwd=repo, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = out / f".synth-a.partial-{proc.pid}" / "progress.jsonl"
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if log.is_file() and log.read_bytes().count(b"\n") >= 64:
+                break
+            time.sleep(0.005)
+        assert proc.poll() is None, "the generator ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert not (out / "synth-a").exists()  # a domain folder appears whole or not at all
+    logged = [json.loads(x)["relpath"] for x in log.read_text().splitlines()]
+    assert 64 <= len(logged) and len(set(logged)) == len(logged)
+    stamps = {rel: (log.parent / rel).stat().st_mtime_ns for rel in logged}
+    with open(log, "ab") as fh:  # and a log line cut by the kill
+        fh.write(b'{"relpath": "bounding_box_train/10')
+    with pytest.warns(UserWarning, match=rf"progress\.jsonl:{len(logged) + 1}: removed a torn last line"):
+        summary = generate(out, seed=0, domains=("synth-a",), **KILL_ARGS)
+    assert summary["domains"]["synth-a"]["status"] == "generated"
+    assert [p.name for p in out.iterdir()] == ["synth-a"]  # the partial folder became the domain
+    assert {rel: (out / "synth-a" / rel).stat().st_mtime_ns for rel in logged} == stamps  # not rendered twice
+    generate(tmp_path / "whole", seed=0, domains=("synth-a",), **KILL_ARGS)
+    resumed, whole = _files(out / "synth-a"), _files(tmp_path / "whole" / "synth-a")
+    assert len(whole) > 2 * len(logged) and resumed.keys() == whole.keys()
+    assert [k for k in whole if resumed[k] != whole[k]] == []
+
+
+def _killed_partial(tmp_path: Path, monkeypatch, after: int) -> Path:
+    """Generate synth-a until ``after`` images are rendered, then 'die': the partial folder is left
+    under a dead writer's pid."""
+    from muva_lib.data.synth import generate as gen
+
+    real, calls = gen._render_job, []
+
+    def dying(*args):
+        if len(calls) == after:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(gen, "_render_job", dying)
+    with pytest.raises(KeyboardInterrupt):
+        generate(tmp_path, seed=0, domains=("synth-a",), ids=12, images_per_id=4, height=64, width=32,
+                 distractors=2)
+    monkeypatch.setattr(gen, "_render_job", real)
+    (partial,) = tmp_path.glob(".synth-a.partial-*")
+    return partial.rename(tmp_path / ".synth-a.partial-999999999")
+
+
+def test_a_bad_progress_line_before_the_last_is_refused_naming_file_and_line(tmp_path, monkeypatch):
+    partial = _killed_partial(tmp_path, monkeypatch, after=40)
+    lines = (partial / "progress.jsonl").read_text().splitlines(keepends=True)
+    assert len(lines) == 32  # two whole appends of 16
+    lines[1] = "garbage\n"
+    (partial / "progress.jsonl").write_text("".join(lines))
+    with pytest.raises(SynthError, match=r"progress\.jsonl:2: not a progress record.*delete"):
+        generate(tmp_path, seed=0, domains=("synth-a",), ids=12, images_per_id=4, height=64, width=32,
+                 distractors=2)
+
+
+def test_a_partial_folder_made_with_other_arguments_is_not_resumed(tmp_path, monkeypatch):
+    _killed_partial(tmp_path, monkeypatch, after=20)
+    summary = generate(tmp_path, seed=1, domains=("synth-a",), ids=12, images_per_id=4, height=64, width=32,
+                       distractors=2)
+    assert summary["domains"]["synth-a"]["status"] == "generated" and [p.name for p in tmp_path.iterdir()] == ["synth-a"]
+    assert meta_of(tmp_path / "synth-a")["seed"] == 1
+
+
+def test_a_cut_ground_truth_line_is_refused_naming_file_and_line(tmp_path):
+    generate(tmp_path, seed=0, domains=("synth-c",), ids=6, images_per_id=2, height=64, width=32, distractors=1)
+    parts = tmp_path / "synth-c" / "gt" / "parts.jsonl"
+    data = parts.read_bytes()
+    parts.write_bytes(data[:-40])
+    n = data[:-40].count(b"\n") + 1
+    with pytest.raises(DatasetError, match=rf"parts\.jsonl:{n}: not a ground-truth record"):
+        load_gt(tmp_path / "synth-c")

@@ -1,4 +1,14 @@
-"""Writing the synthetic benchmark: split plan, parallel rendering, atomic domain folders, ground truth."""
+"""Writing the synthetic benchmark: split plan, parallel rendering, atomic domain folders, ground truth.
+
+A domain is rendered into ``.<domain>.partial-<pid>/`` and moved into place in one rename, so a
+domain folder is always complete. The partial folder is resumable: each image file is written
+atomically (temporary name, then rename), and every 16 finished images their ``parts.jsonl``
+records are appended to ``progress.jsonl`` in it (one write + fsync, :mod:`muva_lib.jsonl`). A
+run killed half way leaves the folder behind; the next run with the same seed and arguments
+adopts it (its writer is dead), cuts a torn last line of the log with a warning naming the file
+and line, renders only the images the log lacks and ends with files byte-identical to an
+uninterrupted run. A partial folder made with other arguments is deleted.
+"""
 from __future__ import annotations
 
 import json
@@ -15,6 +25,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
+from ...jsonl import append_lines, complete_lines, cut_torn_tail
 from ..readers.base import DatasetError
 from .domains import DOMAINS, CameraScene, DomainStyle, make_cameras
 from .identity import Identity, caption, sample_attributes, sample_families
@@ -26,6 +37,9 @@ __all__ = ["GENERATOR_VERSION", "SUBSETS", "SynthCfg", "SynthError", "GtRecord",
 #: bump whenever the same seed and arguments would draw different images
 GENERATOR_VERSION = 2
 SUBSETS = ("bounding_box_train", "query", "bounding_box_test")
+#: finished images per progress-log append (a killed run redoes at most these)
+_LOG_EVERY = 16
+_PROGRESS, _PARTIAL_FINGERPRINT = "progress.jsonl", "partial.json"
 _SALT_IDS, _SALT_CAMS, _SALT_PLAN, _SALT_IMAGE = 11, 22, 33, 44
 
 
@@ -151,14 +165,21 @@ def _render_job(root: str, style: DomainStyle, cams: tuple[CameraScene, ...], cf
     out = render_person(job.attributes, style, cams[job.camid], rng, cfg.height, cfg.width,
                         cfg.occlusion, cfg.jitter, cfg.degrade)
     relpath, parsing = f"{job.subset}/{job.file}.jpg", f"gt/parsing/{job.subset}/{job.file}.png"
-    out.image.save(Path(root, relpath), "JPEG", quality=style.jpeg_quality)
-    Image.fromarray(out.parsing, "L").save(Path(root, parsing), compress_level=6)
+    _save_atomic(out.image, Path(root, relpath), "JPEG", quality=style.jpeg_quality)
+    _save_atomic(Image.fromarray(out.parsing, "L"), Path(root, parsing), "PNG", compress_level=6)
     return {
         "relpath": relpath, "pid": job.pid, "camid": job.camid, "width": cfg.width, "height": cfg.height,
         "boxes": {k: None if b is None else list(b) for k, b in out.boxes.items()},
         "visible": out.visible, "view": out.view, "caption": caption(job.attributes, out.view),
         "attributes": dict(job.attributes), "parsing": parsing,
     }
+
+
+def _save_atomic(image: Image.Image, path: Path, fmt: str, **opts: Any) -> None:
+    """Save under a temporary name, then rename: a killed run never leaves half an image."""
+    tmp = path.with_name(path.name + ".tmp")
+    image.save(tmp, fmt, **opts)
+    os.replace(tmp, path)
 
 
 def _plain(obj: Any) -> Any:
@@ -170,11 +191,15 @@ def _fingerprint(seed: int, cfg: SynthCfg, style: DomainStyle) -> dict:
     return _plain({"version": GENERATOR_VERSION, "seed": seed, "arguments": asdict(cfg), "style": asdict(style)})
 
 
-def _read_meta(folder: Path) -> dict | None:
+def _read_json(path: Path) -> Any:
     try:
-        return json.loads((folder / "meta.json").read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def _read_meta(folder: Path) -> dict | None:
+    return _read_json(folder / "meta.json")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -187,12 +212,46 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _clean_stale(out: Path, name: str) -> None:
-    """Remove temporary folders of killed runs (their writer process is gone)."""
-    for tmp in out.glob(f".{name}.partial-*"):
+def _clean_stale(out: Path, name: str, fingerprint: dict | None = None) -> Path | None:
+    """Deal with the temporary folders of killed runs (their writer process is gone): return the first
+    one made with ``fingerprint`` (to resume), remove the others."""
+    keep = None
+    for tmp in sorted(out.glob(f".{name}.partial-*")):
         pid = tmp.name.rsplit("-", 1)[-1]
         if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-            shutil.rmtree(tmp, ignore_errors=True)
+            if keep is None and fingerprint is not None and _read_json(tmp / _PARTIAL_FINGERPRINT) == fingerprint:
+                keep = tmp
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
+    return keep
+
+
+def _open_partial(out: Path, style: DomainStyle, fingerprint: dict) -> tuple[Path, dict[str, dict]]:
+    """This run's partial folder and the records already in its progress log: a killed run's folder
+    with the same fingerprint is adopted (renamed to this pid), else a fresh one is made."""
+    tmp = out / f".{style.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    stale = _clean_stale(out, style.name, fingerprint)
+    if stale is None:
+        for sub in SUBSETS:
+            (tmp / sub).mkdir(parents=True)
+            (tmp / "gt" / "parsing" / sub).mkdir(parents=True)
+        (tmp / _PARTIAL_FINGERPRINT).write_text(json.dumps(fingerprint))
+        return tmp, {}
+    stale.rename(tmp)
+    for half in tmp.rglob("*.tmp"):  # an image being written when the run was killed
+        half.unlink()
+    log = tmp / _PROGRESS
+    cut_torn_tail(log)  # warns with the file and line; that image is rendered again
+    done: dict[str, dict] = {}
+    for n, line in complete_lines(log):
+        try:
+            rec = json.loads(line)
+            done[rec["relpath"]] = rec
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SynthError(f"{log}:{n}: not a progress record ({exc}); delete {tmp} to render "
+                             f"{style.name} from the start") from None
+    return tmp, done
 
 
 def _check_existing(out: Path, seed: int, cfg: SynthCfg, names: Sequence[str], overwrite: bool) -> list[str]:
@@ -228,16 +287,21 @@ def _write_domain(out: Path, style: DomainStyle, seed: int, cfg: SynthCfg, pool:
     """Render one domain into a temporary folder, then move it into place in one rename."""
     info, jobs = plan_domain(style, seed, cfg)
     cams = make_cameras(style, _rng(seed, style.index, _SALT_CAMS))
-    tmp = out / f".{style.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    for sub in SUBSETS:
-        (tmp / sub).mkdir(parents=True)
-        (tmp / "gt" / "parsing" / sub).mkdir(parents=True)
+    tmp, done = _open_partial(out, style, _fingerprint(seed, cfg, style))
+    bar.update(len(done))
     work = partial(_render_job, str(tmp), style, cams, cfg)
-    records = []
-    for rec in (pool.imap(work, jobs, chunksize=16) if pool is not None else map(work, jobs)):
-        records.append(rec)
+    todo = [j for j in jobs if f"{j.subset}/{j.file}.jpg" not in done]
+    records, pending = list(done.values()), []
+    for rec in (pool.imap(work, todo, chunksize=16) if pool is not None else map(work, todo)):
+        pending.append(rec)
+        if len(pending) >= _LOG_EVERY:
+            append_lines(tmp / _PROGRESS, pending, sort_keys=False)
+            records.extend(pending)
+            pending = []
         bar.update(1)
+    records += pending
+    (tmp / _PROGRESS).unlink(missing_ok=True)
+    (tmp / _PARTIAL_FINGERPRINT).unlink()
     records.sort(key=lambda r: r["relpath"])
     (tmp / "gt" / "parts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     counts = {sub: {"images": sum(j.subset == sub for j in jobs), "ids": len({j.pid for j in jobs if j.subset == sub})}
@@ -295,7 +359,6 @@ def generate(out: str | Path, seed: int = 0, domains: Iterable[str] = tuple(DOMA
     try:
         with tqdm(total=total, disable=not progress, unit="img", desc="synth") as bar:
             for name in todo:
-                _clean_stale(out, name)
                 t0 = time.perf_counter()
                 counts = _write_domain(out, DOMAINS[name], seed, cfg, pool, bar)
                 summary["domains"][name] = {"status": "generated", "counts": counts,
