@@ -14,11 +14,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
+import importlib
 import json
+import math
+import re
 import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
@@ -26,7 +29,8 @@ __all__ = [
     "DataCfg", "VgeCfg", "ParsingCfg", "ModelCfg", "Stage1Cfg", "Stage2Cfg", "EvalCfg", "RunCfg",
     "PRESETS", "METHODS", "PRESET_METHODS", "Ablation", "ABLATIONS", "ablation_overrides",
     "resolve", "apply_overrides", "parse_overrides", "to_dict", "from_dict", "FIELDS_ADDED_LATER",
-    "save", "load", "config_hash", "ConfigError",
+    "save", "load", "config_hash", "ConfigError", "Rule", "FIELD_RULES", "CROSS_RULES", "config_keys",
+    "validation_errors", "validate",
 ]
 
 
@@ -446,7 +450,7 @@ def load(path: str | Path) -> RunCfg:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     try:
-        return from_dict(data)
+        return validate(from_dict(data))
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
 

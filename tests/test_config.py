@@ -113,3 +113,4 @@ def test_fields_added_later_name_real_fields():
         sub = getattr(C.RunCfg(), group)
         assert hasattr(sub, name), key
         assert getattr(getattr(C.apply_overrides(C.RunCfg(), {key: value}), group), name) == value
+        assert C.FIELD_RULES[key].check(value), key

@@ -27,7 +27,7 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor
 
-from ..config import RunCfg
+from ..config import STAGE1_LOSSES, RunCfg
 from ..data.sampler import PKSampler, ShuffledBatchSampler
 from ..losses import cluster_nce, supcon
 from ..memory import visual_prototypes
@@ -79,7 +79,7 @@ def stage1_weights(cfg: RunCfg, epoch: int = 1) -> dict[str, float]:
         return {"cluster_nce": 1.0}
     if cfg.stage1.loss == "supcon":
         return {"i2t": 1.0, "t2i": 1.0}
-    raise ValueError(f"stage1.loss={cfg.stage1.loss!r}; expected cluster_nce or supcon")
+    raise ValueError(f"stage1.loss={cfg.stage1.loss!r}; expected one of {', '.join(STAGE1_LOSSES)}")
 
 
 def compute_stage1_cache(setup: TrainSetup) -> Stage1Cache:

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 
-from ..config import RunCfg
+from ..config import MASK_LOSSES, RunCfg
 from ..data.loading import make_train_loader
 from ..data.sampler import PKSampler
 from ..losses import (i2t_ce, label_smoothed_ce, mask_bce, mask_dice, mask_mse, memory_ce, part_fusion_mse,
@@ -47,8 +47,8 @@ def stage2_weights(cfg: RunCfg) -> dict[str, float]:
     ``i2t``, ``memory``, ``mask_bce`` + ``mask_dice`` (or ``mask_mse``), each weighted ``w_mask``, and
     pi-VL's ``fusion`` (``w_fusion``)."""
     s = cfg.stage2
-    if s.mask_loss not in ("bce+dice", "mse"):
-        raise ValueError(f"stage2.mask_loss={s.mask_loss!r}; expected bce+dice or mse")
+    if s.mask_loss not in MASK_LOSSES:
+        raise ValueError(f"stage2.mask_loss={s.mask_loss!r}; expected one of {', '.join(MASK_LOSSES)}")
     if s.w_mask and not cfg.model.num_parts:
         raise ValueError("stage2.w_mask > 0 needs part tokens (model.num_parts > 0)")
     mask_terms = {"mask_bce": s.w_mask, "mask_dice": s.w_mask} if s.mask_loss == "bce+dice" else {"mask_mse": s.w_mask}
