@@ -22,10 +22,10 @@
 # training-free colour-histogram baseline. This is what `make demo` runs. It reproduces no paper
 # figure; it is the smallest complete run of the pipeline.
 #
-# Run time with `smoke` on 2 CPU cores: about 5 minutes from nothing (synthetic data about
-# 30 s, grounding a few seconds, each method's training about 2 minutes); seconds when the runs
-# exist (they are looked up under `runs/` by config). With `paper` the runs must exist
-# (`python -m muva_lib run --preset paper ...`); this notebook then only reads them.
+# Run time with `smoke` on 2 CPU cores from nothing: the estimate `make demo` prints
+# (`ESTIMATE_MINUTES` in `muva_lib/commands/demo.py`, measured), most of it the two trainings;
+# seconds when the runs exist (they are looked up under `runs/` by config). With `paper` the
+# runs must exist (`python -m muva_lib run --preset paper ...`); this notebook then only reads them.
 #
 # **What nbval compares.** Training numbers (losses, mAP) differ in the last bits between CPU
 # micro-architectures and drift over hundreds of steps, so they are printed only in cells marked
