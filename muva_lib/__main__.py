@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("eval", "evaluate a run folder or checkpoint on a protocol's targets"),
     "real-crops": ("real_crops", "build a small real re-ID set (pseudo-labelled) from OpenCV's vtest.avi"),
     "run": ("run", "train / find a method run and execute its notebooks with papermill (--all-synthetic: the sweep)"),
+    "pivl-part-phase": ("pivl_part_phase", "pi-VL's stage-1 part phase per part-epoch setting and seed: the runs "
+                                           "(found or trained) and figures/tables/pivl_part_phase.md"),
 }
 
 

@@ -34,7 +34,8 @@ __all__ = ["SWEEP_METHODS", "RUN_NOTEBOOKS", "RESULTS_NOTEBOOK", "QUICKSTART", "
            "notebook_stem", "read_notebook", "notebook_parameters", "check_parameters", "unknown_notebook_globals",
            "check_notebook_parameters", "output_dirs", "parameter_hash",
            "read_manifest", "execute_notebook", "find_run", "require_run", "run_parameters", "run_method",
-           "real_track", "prepare_inputs", "REAL_METHODS", "REAL_OVERRIDES", "run_results", "results_dir"]
+           "real_track", "prepare_inputs", "REAL_METHODS", "REAL_OVERRIDES", "part_phase_overrides", "part_phase_runs",
+           "run_results", "results_dir"]
 
 #: the methods a sweep trains, in table order (pi-VL joins when its recipe is implemented)
 SWEEP_METHODS: tuple[str, ...] = ("muva", "clipreid", "pivl")
@@ -382,6 +383,32 @@ def real_track(methods: Iterable[str] = REAL_METHODS, preset: str = "smoke", see
         own = require_run(resolve(method, preset, "real-vtest", seed, REAL_OVERRIDES), train=train,
                           progress=progress)
         out[method] = (src, own)
+    return out
+
+
+def part_phase_overrides(part_epochs: int, preset: str = "smoke", protocol: str = "synth-a->synth-b", seed: int = 0,
+                         overrides: Sequence[str] = ()) -> list[str]:
+    """The overrides of a pi-VL run with ``part_epochs`` stage-1 part epochs: none beyond ``overrides`` when
+    the recipe has that many, else ``stage1.part_epochs=<n>`` and ``variant=part-epochs-<n>`` (a variant,
+    so the run stays out of the main tables, as an ablation does)."""
+    if part_epochs < 1:
+        raise ValueError(f"part epochs {part_epochs}: give 1 or more (0 epochs has no part phase to report)")
+    if resolve("pivl", preset, protocol, seed, list(overrides)).stage1.part_epochs == part_epochs:
+        return list(overrides)
+    return [*overrides, f"stage1.part_epochs={part_epochs}", f"variant=part-epochs-{part_epochs}"]
+
+
+def part_phase_runs(protocol: str = "synth-a->synth-b", part_epochs: Iterable[int] = (2, 10),
+                    seeds: Iterable[int] = (0,), preset: str = "smoke", overrides: Sequence[str] = (), *,
+                    train: bool | None = None, progress: bool = False) -> list[RunDir]:
+    """The pi-VL runs behind the part-phase table (:func:`muva_lib.tables.part_phase_table`), one per
+    part-epoch setting and seed (:func:`part_phase_overrides`), each found or trained as
+    :func:`require_run` says (the recipe's own setting reuses the sweep's run when there is one)."""
+    out = []
+    for n in part_epochs:
+        for seed in seeds:
+            cfg = resolve("pivl", preset, protocol, seed, part_phase_overrides(n, preset, protocol, seed, overrides))
+            out.append(require_run(cfg, train=train, progress=progress))
     return out
 
 

@@ -11,7 +11,8 @@ import pandas as pd
 
 __all__ = ["format_table", "fmt_pct", "PaperTable", "PAPER_TABLES", "METHOD_NAMES", "paper_rows", "collect_results",
            "summarise", "cell", "metrics_table", "results_table", "paper_table", "synthetic_table", "real_table",
-           "ablation_table", "real_columns", "own_target", "REAL_TARGET", "to_markdown", "to_latex", "export_table"]
+           "ablation_table", "real_columns", "own_target", "REAL_TARGET", "PART_PHASE_COLUMNS", "part_phase_row",
+           "part_phase_table", "to_markdown", "to_latex", "export_table"]
 
 
 def fmt_pct(value: float | None, digits: int = 1) -> str:
@@ -349,6 +350,76 @@ def ablation_table(results: pd.DataFrame, protocol: str = "synth-a->synth-b",
 def real_columns(source: str = "synth-a->synth-b") -> tuple[str, str]:
     """The real table's two column names: trained on ``source``, trained on the real set's own split."""
     return f"trained on {source}", "trained on real-vtest (own split)"
+
+
+#: the numbers of :func:`part_phase_table`, from the last part epoch's row of ``logs/stage1.csv``
+PART_PHASE_COLUMNS = ("acc", "acc_chance", "part_acc", "part_acc_chance")
+_PART_PHASE_NAMES = {"acc": "acc", "acc_chance": "chance (acc)", "part_acc": "part_acc",
+                     "part_acc_chance": "chance (part_acc)"}
+
+
+def part_phase_row(run: str | Path) -> dict[str, Any]:
+    """One pi-VL run's stage-1 part phase: ``part_epochs``, ``seed``, ``lr``, :data:`PART_PHASE_COLUMNS`
+    of its last part epoch (``None`` where the log has no such column, e.g. chance levels of older runs)
+    and ``mAP`` on the protocol's first target (fractions; ``None`` without its metrics), ``run`` (the
+    folder). Raises ``ValueError`` naming the log when the run has no completed part phase."""
+    from .data.protocols import get_protocol
+    from .train.rundir import RunDir
+
+    def value(v: Any) -> float | None:  # a CSV cell read back: int or float, "" where the epoch has none
+        return float(v) if isinstance(v, (int, float)) else None
+
+    rd = RunDir(run)
+    cfg = rd.config()
+    last = cfg.stage1.epochs + cfg.stage1.part_epochs
+    row = next((r for r in rd.read_rows("stage1") if r.get("epoch") == last), None)
+    if cfg.stage1.part_epochs < 1 or row is None or value(row.get("loss_part_nce")) is None:
+        raise ValueError(f"{rd.log_path('stage1')}: no part epoch {last} (stage1.epochs={cfg.stage1.epochs}, "
+                         f"stage1.part_epochs={cfg.stage1.part_epochs}); is {rd.root} a finished pi-VL run?")
+    target = get_protocol(cfg.data.protocol).target_datasets[0]
+    metrics = rd.read_metrics().get(target, {})
+    return {"part_epochs": cfg.stage1.part_epochs, "seed": cfg.seed, "lr": value(row.get("lr")),
+            **{k: value(row.get(k)) for k in PART_PHASE_COLUMNS},
+            "mAP": metrics.get("mAP"), "target": target, "run": str(rd.root)}
+
+
+def part_phase_table(rows: Sequence[Mapping[str, Any]], runs_root: str | Path | None = None) -> pd.DataFrame:
+    """:func:`part_phase_row` rows as a table: one row per part-epoch setting and seed (in that order),
+    then, for a setting with several seeds, their mean. Accuracies and chance levels with three
+    decimals, the target mAP in percent, the last part epoch's rate; ``run`` relative to ``runs_root``
+    (default ``muva_lib.paths.runs_root()``) when under it."""
+    from .paths import runs_root as default_root
+
+    root = Path(runs_root) if runs_root is not None else default_root()
+
+    def num(v: Any, fmt: str) -> str:
+        return "-" if v is None or pd.isna(v) else format(v, fmt)
+
+    def line(part_epochs: Any, seed: Any, r: Mapping[str, Any], run: str) -> dict[str, str]:
+        return {"part epochs": str(part_epochs), "seed": str(seed), "last part lr": num(r["lr"], ".1e"),
+                **{_PART_PHASE_NAMES[k]: num(r[k], ".3f") for k in PART_PHASE_COLUMNS},
+                f"mAP ({r['target']})": fmt_pct(None if r["mAP"] is None or pd.isna(r["mAP"]) else r["mAP"]),
+                "run": run}
+
+    def rel(path: str) -> str:
+        p = Path(path)
+        return p.relative_to(root).as_posix() if p.is_relative_to(root) else p.as_posix()
+
+    ordered = sorted(rows, key=lambda r: (r["part_epochs"], r["seed"]))
+    targets = {r["target"] for r in ordered}
+    if len(targets) > 1:
+        raise ValueError(f"part-phase rows of different targets ({', '.join(sorted(targets))}): one protocol a table")
+    out = []
+    for n in dict.fromkeys(r["part_epochs"] for r in ordered):
+        group = [r for r in ordered if r["part_epochs"] == n]
+        out += [line(n, r["seed"], r, rel(r["run"])) for r in group]
+        if len(group) > 1:
+            frame = pd.DataFrame(group)
+            mean = {k: frame[k].astype(float).mean(skipna=False) for k in ("lr", *PART_PHASE_COLUMNS, "mAP")}
+            out.append(line(n, f"mean of {len(group)}", {**mean, "target": group[0]["target"]}, ""))
+    columns = ["part epochs", "seed", "last part lr", *_PART_PHASE_NAMES.values(),
+               f"mAP ({ordered[0]['target']})" if ordered else "mAP", "run"]
+    return pd.DataFrame(out, columns=columns)
 
 
 # ----------------------------------------------------------------------------- export

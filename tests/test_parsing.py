@@ -1,4 +1,4 @@
-"""Parsing maps (pi-VL): majority vote and grouping by hand, the sources (synthetic, png, hf, pose), the chunked store, errors, figure."""
+"""Parsing maps (pi-VL): majority vote and grouping by hand, the sources (synthetic, png, hf, pose), the store, errors."""
 from __future__ import annotations
 
 import numpy as np

@@ -266,3 +266,117 @@ def test_cli_run_resume_and_clipreid_checkpoint(train_env, capsys):
     a = torch.load(run / "checkpoints" / "final.pt", weights_only=True)["state"]
     b = torch.load(resumed.run_dir / "checkpoints" / "final.pt", weights_only=True)["state"]
     assert all(torch.equal(a[c][k], b[c][k]) for c in a for k in a[c])
+
+
+# ----------------------------------------------------------------------------- the part-phase table (no training)
+
+PROTO = "synth-a->synth-b"
+
+
+def _fake_pivl_run(root, seed, overrides, last, mAP):
+    """A finished pi-VL run folder made by hand: config, stage-1 log (identity epochs, then part epochs
+    whose last row is ``last``; a decoy part epoch before it) and the target's metrics."""
+    from muva_lib.train.rundir import RunDir
+
+    cfg = resolve("pivl", "smoke", PROTO, seed, overrides)
+    run = RunDir.create(cfg, root)
+    s1 = cfg.stage1
+    rows = [{"epoch": e, "lr": 1e-3, "loss": 5.0, "loss_i2t": 3.0, "acc": 0.5, "time_s": 1.0}
+            for e in range(1, s1.epochs + 1)]
+    decoy = {"acc": 0.9, "part_acc": 0.9, "acc_chance": 0.9, "part_acc_chance": 0.9}
+    rows += [{"epoch": s1.epochs + k, "lr": 1e-3, "loss": 3.7, "loss_part_nce": 3.7, "time_s": 1.0,
+              **(last if k == s1.part_epochs else decoy)} for k in range(1, s1.part_epochs + 1)]
+    run.write_rows("stage1", rows)
+    run.write_metrics("synth-b", {"target": "synth-b", "mAP": mAP, "rank1": 0.1})
+    run.update_manifest(status="finished")
+    return run
+
+
+@pytest.fixture
+def part_phase_runs_on_disk(tmp_path, monkeypatch):
+    """Two settings x two seeds: the recipe's 2 part epochs (plain runs, as the sweep makes them) and 10
+    (the variant); seed 1 of 10 logged no chance levels (a run from before they were logged)."""
+    monkeypatch.setenv("MUVA_RUNS", str(tmp_path / "runs"))
+    root = tmp_path / "runs"
+    ten = ["stage1.part_epochs=10", "variant=part-epochs-10"]
+    chance = {"acc_chance": 1 / 64, "part_acc_chance": 0.25}
+    return [_fake_pivl_run(root, 0, [], {"acc": 0.006, "part_acc": 0.24, **chance, "lr": 5e-4}, 0.11),
+            _fake_pivl_run(root, 1, [], {"acc": 0.0, "part_acc": 0.26, **chance, "lr": 5e-4}, 0.10),
+            _fake_pivl_run(root, 0, ten, {"acc": 0.03, "part_acc": 0.35, **chance, "lr": 1e-5}, 0.102),
+            _fake_pivl_run(root, 1, ten, {"acc": 0.02, "part_acc": 0.33, "lr": 1e-5}, 0.098)]
+
+
+def test_part_phase_table_from_run_folders(part_phase_runs_on_disk):
+    from muva_lib.tables import part_phase_row, part_phase_table, to_markdown
+
+    runs = part_phase_runs_on_disk
+    rows = [part_phase_row(r.root) for r in reversed(runs)]  # the table orders them itself
+    assert rows[-1] == {"part_epochs": 2, "seed": 0, "lr": 5e-4, "acc": 0.006, "acc_chance": 1 / 64,
+                        "part_acc": 0.24, "part_acc_chance": 0.25, "mAP": 0.11, "target": "synth-b",
+                        "run": str(runs[0].root)}
+    table = part_phase_table(rows)
+    assert list(table.columns) == ["part epochs", "seed", "last part lr", "acc", "chance (acc)", "part_acc",
+                                   "chance (part_acc)", "mAP (synth-b)", "run"]
+    cells = table.drop(columns="run").values.tolist()
+    assert cells == [
+        ["2", "0", "5.0e-04", "0.006", "0.016", "0.240", "0.250", "11.0"],
+        ["2", "1", "5.0e-04", "0.000", "0.016", "0.260", "0.250", "10.0"],  # a 0 read back from the CSV
+        ["2", "mean of 2", "5.0e-04", "0.003", "0.016", "0.250", "0.250", "10.5"],
+        ["10", "0", "1.0e-05", "0.030", "0.016", "0.350", "0.250", "10.2"],
+        ["10", "1", "1.0e-05", "0.020", "-", "0.330", "-", "9.8"],
+        ["10", "mean of 2", "1.0e-05", "0.025", "-", "0.340", "-", "10.0"]]
+    assert table["run"].tolist()[:2] == [r.root.relative_to(r.root.parents[2]).as_posix() for r in runs[:2]]
+    assert to_markdown(table).count("\n") == 7
+
+
+def test_part_phase_row_refuses_a_run_without_a_part_phase(tmp_path):
+    from muva_lib.tables import part_phase_row
+
+    run = _fake_pivl_run(tmp_path, 0, [], {"acc": 0.1, "part_acc": 0.2}, 0.1)
+    rows = run.read_rows("stage1")
+    run.write_rows("stage1", rows[:-1])  # killed before its last part epoch
+    with pytest.raises(ValueError, match=r"stage1\.csv: no part epoch \d+"):
+        part_phase_row(run.root)
+
+
+def test_part_phase_runs_find_the_recipe_and_the_variant(part_phase_runs_on_disk):
+    from muva_lib.runs import RunNotFoundError, part_phase_overrides, part_phase_runs
+
+    runs = part_phase_runs_on_disk
+    assert part_phase_overrides(2) == []  # the recipe's setting: the sweep's run
+    assert part_phase_overrides(10, overrides=["seed=3"]) == ["seed=3", "stage1.part_epochs=10",
+                                                              "variant=part-epochs-10"]
+    with pytest.raises(ValueError, match="part epochs 0"):
+        part_phase_overrides(0)
+    found = part_phase_runs(PROTO, (2, 10), (0, 1), train=False)
+    assert [r.root for r in found] == [r.root for r in runs]
+    with pytest.raises(RunNotFoundError, match="seed 2"):
+        part_phase_runs(PROTO, (10,), (2,), train=False)
+
+
+def test_pivl_part_phase_command(part_phase_runs_on_disk, tmp_path, capsys):
+    import argparse
+
+    from muva_lib.__main__ import main
+    from muva_lib.commands import pivl_part_phase as cmd
+
+    parser = argparse.ArgumentParser()
+    cmd.add_arguments(parser)
+    args = parser.parse_args(["--seeds", "0", "1", "stage1.lr=1e-3", "--part-epochs", "2", "2", "x=1"])
+    assert cmd.split_arguments(args) == ([0, 1], [2], ["stage1.lr=1e-3", "x=1"])
+    assert parser.parse_args([]).part_epochs == ["2", "10"] and parser.parse_args([]).train is None
+
+    out = tmp_path / "tables"
+    argv = ["pivl-part-phase", "--protocol", PROTO, "--seeds", "0", "1", "--part-epochs", "2", "10", "--no-train",
+            "--out-dir", str(out)]
+    assert main(argv) == 0
+    md = (out / "pivl_part_phase.md").read_text()
+    assert md.startswith("pi-VL stage-1 part phase on synth-a->synth-b (smoke preset)")
+    assert "| 10          | mean of 2 | 1.0e-05" in md and (out / "pivl_part_phase.tex").is_file()
+    assert md.split("\n\n", 1)[1].strip() in capsys.readouterr().out  # the table, printed too
+    assert main([*argv[:-2], "--seeds", "7", "--out-dir", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no finished smoke run of pivl on synth-a->synth-b (seed 7)")
+    assert not (tmp_path / "none").exists()
+    assert main(["pivl-part-phase", "--part-epochs", "two", "--no-train"]) == 2
+    assert "--part-epochs two: give whole numbers" in capsys.readouterr().err
