@@ -56,8 +56,8 @@ class DataCfg:
     num_instances: int = 4  # K images per identity in a PK batch
     test_batch_size: int = 64
     num_workers: int = 0  # loader workers (0 keeps runs deterministic on CPU)
-    split_index: int = 0  # which of the 10 seeded splits of a small dataset (GRID, PRID, VIPeR, iLIDS)
-    all_splits: bool = False  # evaluate small-dataset targets on all 10 splits and average
+    split_index: int = -1  # small targets (GRID, PRID, VIPeR, iLIDS): -1 every seeded split (mean ± std), k split k alone
+    all_splits: bool = False  # every split even when split_index names one (configs from when split_index defaulted to 0)
     strict: bool = False  # unreadable images are errors (True) or counted warnings (False)
 
 

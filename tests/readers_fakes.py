@@ -32,6 +32,28 @@ def truncate(path: Path) -> Path:
     return path
 
 
+def corrupt_pixels(path: Path) -> Path:
+    """Keep the header and the last bytes (JPEG end marker, PNG IEND), drop the pixel data in between:
+    the file passes the readers' quick check but does not decode."""
+    data = path.read_bytes()
+    start = data.find(b"\xff\xda" if data[:2] == b"\xff\xd8" else b"IDAT")  # JPEG start of scan, PNG data chunk
+    path.write_bytes(data[: start + 8] + data[-16:])
+    return path
+
+
+def recolour(root: Path, seed: int = 0) -> Path:
+    """Give every image under ``root`` its own colour (drawn from its file name and ``seed``), so that a
+    mean-colour feature tells them apart."""
+    import zlib
+
+    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in _FORMATS):
+        rng = np.random.default_rng([seed, zlib.crc32(path.name.encode())])
+        with Image.open(path) as img:
+            size = img.size
+        Image.new("RGB", size, tuple(int(v) for v in rng.integers(0, 256, 3))).save(path, _FORMATS[path.suffix.lower()])
+    return root
+
+
 def write_tree(root: Path, files: dict[str, list[str]]) -> Path:
     """Images ``root/<folder>/<name>`` for each folder and name."""
     for folder, names in files.items():
@@ -191,3 +213,13 @@ ILIDS_IMAGES = {1: 2, 2: 3, 3: 2, 4: 2, 5: 2}  # id -> number of images (11 in a
 def ilids_tree(root: Path) -> Path:
     return write_tree(root, {"Persons": [f"{pid:04d}{k:03d}.jpg" for pid, n in ILIDS_IMAGES.items()
                                          for k in range(1, n + 1)]})
+
+
+def classical_roots(tmp: Path, target: str, make_target) -> dict[str, Path]:
+    """Fake trees of the five sources of the classical protocol (``ma+d+c2+c3+cs->target``) and of its
+    target (``make_target(folder)``), as ``build(..., roots=...)`` takes them."""
+    roots = {name: market_style_tree(tmp / name, name) for name in ("market1501", "dukemtmc", "cuhk03np")}
+    roots["cuhk02"] = cuhk02_tree(tmp / "cuhk02")
+    roots["cuhksysu"] = cuhksysu_tree(tmp / "cuhksysu")
+    roots[target] = make_target(tmp / target)
+    return roots

@@ -329,3 +329,59 @@ def test_per_query_numpy_reference_from_features_matches_the_rank_reference(seed
     assert got["num_valid_queries"] == want["num_valid_queries"]
     for key in ("mAP", "mINP", "rank1", "rank5"):
         assert got[key] == pytest.approx(want[key], abs=1e-9)
+
+
+# ----------------------------------------------------------------------------- classical protocols: 10-split mean
+
+class MeanColour(torch.nn.Module):
+    """A stand-in model whose test feature is each image's mean colour: [B, 3, H, W] -> [B, 3]."""
+
+    def encode_image_for_eval(self, images, after_bn=True, with_hidden=False):
+        return images.mean(dim=(2, 3))
+
+
+def test_classical_protocol_reports_the_mean_of_its_10_splits_by_default(tmp_path):
+    """Train once, evaluate every split: the default result is the mean (and std) over the 10 seeded
+    splits of the target; data.split_index=k gives split k alone."""
+    import readers_fakes as fakes
+    from muva_lib.config import apply_overrides, resolve
+    from muva_lib.data.protocols import build
+    from muva_lib.data.readers import read_dataset
+    from muva_lib.eval import evaluate_split
+    from muva_lib.train.evaluate import evaluate_model, test_encoder
+
+    roots = fakes.classical_roots(tmp_path, "viper", lambda root: fakes.recolour(fakes.viper_tree(root)))
+    cfg = resolve("clipreid", "smoke", "classic->viper", overrides=["data.height=16", "data.width=8"])
+
+    def metrics(cfg):
+        data = build(cfg.data.protocol, roots=roots, split_index=cfg.data.split_index,
+                     all_splits=cfg.data.all_splits, strict=cfg.data.strict)
+        return evaluate_model(MeanColour(), data.targets, cfg, "cpu")["viper"]
+
+    encode = test_encoder(MeanColour(), cfg, torch.device("cpu"))
+    per_split = [evaluate_split(encode, read_dataset("viper", roots["viper"], split_index=k), cfg.data, cfg.eval,
+                                "cpu") for k in range(10)]
+    maps, r1s = np.array([r["mAP"] for r in per_split]), np.array([r["rank1"] for r in per_split])
+    assert len(set(maps.round(9))) > 1  # the splits differ: their mean is no single split's number
+
+    default = metrics(cfg)
+    assert default["num_splits"] == 10 and default["splits"] == list(range(10))
+    assert default["mAP"] == pytest.approx(maps.mean()) and default["mAP_std"] == pytest.approx(maps.std())
+    assert default["rank1"] == pytest.approx(r1s.mean()) and default["rank1_std"] == pytest.approx(r1s.std())
+
+    one = metrics(apply_overrides(cfg, {"data.split_index": 3}))
+    assert one["num_splits"] == 1 and one["splits"] == [3] and "mAP_std" not in one
+    assert one["mAP"] == pytest.approx(maps[3]) and one["rank1"] == pytest.approx(r1s[3])
+
+
+def test_metrics_rows_show_the_spread_over_splits():
+    from muva_lib.train.evaluate import metrics_rows
+
+    ten = {"mAP": 0.5, "mAP_std": 0.1, "rank1": 0.625, "rank1_std": 0.05, "rank5": 1.0, "rank5_std": 0.0,
+           "rank10": 1.0, "rank10_std": 0.0, "mINP": 0.25, "mINP_std": 0.125, "num_splits": 10}
+    one = {"mAP": 0.25, "rank1": 0.5, "rank5": 0.75, "rank10": 1.0, "mINP": 0.125, "num_splits": 1}
+    assert metrics_rows({"viper": ten, "synth-b": one}) == [
+        {"target": "viper", "splits": "10", "mAP": "50.0 ± 10.0", "rank1": "62.5 ± 5.0", "rank5": "100.0 ± 0.0",
+         "rank10": "100.0 ± 0.0", "mINP": "25.0 ± 12.5"},
+        {"target": "synth-b", "splits": "1", "mAP": "25.0", "rank1": "50.0", "rank5": "75.0", "rank10": "100.0",
+         "mINP": "12.5"}]

@@ -188,3 +188,39 @@ def test_test_loader_with_masks(tmp_path):
     items = _items(tmp_path, n=3)
     batch = next(iter(make_test_loader(items, _cfg(), "cpu", masks=_masks(items))))
     assert batch["mask"].shape == (3, 2, 2) and batch["img"].shape == (3, 3, 32, 16)
+
+
+def test_an_image_that_does_not_decode_is_counted_and_skipped_or_refused_when_strict(tmp_path):
+    """A file with an intact header and end marker but cut pixel data passes the readers' quick check;
+    the protocol data leaves it out (one warning naming it), so the real loaders never meet it."""
+    import warnings
+
+    import readers_fakes as fakes
+    from muva_lib.data.protocols import build
+    from muva_lib.data.readers import DatasetError, UnreadableImageWarning, check_image
+
+    root = fakes.market_style_tree(tmp_path / "cuhk03-np", "cuhk03np")  # PNGs
+    bad_train = fakes.corrupt_pixels(root / "detected/bounding_box_train/0002_c1_0.png")
+    bad_gallery = fakes.corrupt_pixels(root / "detected/bounding_box_test/0001_c2_2.png")
+    assert check_image(bad_train) is None and check_image(bad_gallery) is None  # the quick check lets them pass
+    with pytest.raises(OSError, match="cannot read image"):
+        next(iter(make_test_loader([Item(str(bad_train), 0, 0, "cuhk03np", "x")], _cfg(), "cpu")))
+
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        data = build("c3", roots={"c3": root})
+        cfg = _cfg()
+        train_keys = [k for batch in make_train_loader(data.train, cfg, "cpu", PKSampler(
+            [it.pid for it in data.train], 4, 2, seed=0), (2, 1)) for k in batch["key"]]
+        (split,) = data.targets["cuhk03np"]
+        test_keys = [k for batch in make_test_loader(split.gallery, cfg, "cpu") for k in batch["key"]]
+    unreadable = [str(w.message) for w in rec if issubclass(w.category, UnreadableImageWarning)]
+    assert len(unreadable) == 1 and "skipped 2 unreadable" in unreadable[0]
+    assert str(bad_train) in unreadable[0] and str(bad_gallery) in unreadable[0] and "decode" in unreadable[0]
+    assert train_keys and set(train_keys) <= {it.key for it in data.train} and len(data.train) == 3
+    assert "cuhk03np/detected/bounding_box_train/0002_c1_0.png" not in train_keys
+    assert sorted(it.pid for it in data.train) == [0, 1, 2]  # pid 2 keeps an image: ids stay 0..N-1
+    assert len(test_keys) == 2 and "cuhk03np/detected/bounding_box_test/0001_c2_2.png" not in test_keys
+
+    with pytest.raises(DatasetError, match=f"unreadable image {bad_gallery}|unreadable image {bad_train}"):
+        build("c3", roots={"c3": root}, strict=True)

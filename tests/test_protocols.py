@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+import readers_fakes as fakes
 from muva_lib.data import protocols as P
 from muva_lib.data.readers import DatasetError
 
@@ -113,9 +114,64 @@ def test_summary_counts(three_domains):
 def test_protocol_table_rows_name_missing_data(monkeypatch, tmp_path):
     monkeypatch.setenv("MUVA_RAW", str(tmp_path / "raw"))
     monkeypatch.setenv("MUVA_SYNTH", str(tmp_path / "synth"))
-    (tmp_path / "synth" / "synth-a").mkdir(parents=True)
+    fakes.market_style_tree(tmp_path / "synth" / "synth-a", "market1501")
     rows = {r["protocol"]: r for r in P.protocol_table()}
     assert rows["synth-a->synth-b"]["data"] == "missing synth-b"
     assert rows["ma+d+c2+c3+cs->prid"]["test on"] == "prid (10-split mean)"
     assert rows["ma+d+c2+c3+cs->prid"]["train on"] == "ma+d+c2+c3+cs (all images)"
     assert len(rows) == len(P.PROTOCOLS)
+
+
+def test_an_empty_or_layout_less_dataset_folder_is_not_ready(monkeypatch, tmp_path, capsys):
+    """Readiness looks at the layout: an empty folder, or one whose camera folders hold no image, is named
+    with what it lacks; a complete fake tree is ready."""
+    from muva_lib.__main__ import main
+
+    raw = tmp_path / "raw"
+    monkeypatch.setenv("MUVA_RAW", str(raw))
+    fakes.viper_tree(raw / "VIPeR")  # complete
+    (raw / "grid").mkdir(parents=True)  # empty
+    (raw / "prid2011" / "single_shot" / "cam_a").mkdir(parents=True)  # folders without images, cam_b missing
+    ready = P.dataset_readiness(["viper", "grid", "prid", "ilids"])
+    assert ready["viper"] == []
+    assert ready["grid"] == ["no probe", "no gallery"]
+    assert ready["prid"] == ["single_shot/cam_a/ holds no images", "no single_shot/cam_b"]
+    assert ready["ilids"] == ["no such folder"]
+    fakes.ilids_tree(raw / "i-LIDS_Pedestrian")
+    assert P.dataset_readiness(["ilids"]) == {"ilids": []}
+
+    assert main(["protocols", "--kind", "classical"]) == 0
+    out = capsys.readouterr().out
+    rows = {r["protocol"]: r for r in P.protocol_table("classical")}
+    assert rows["ma+d+c2+c3+cs->grid"]["data"] == "missing ma, d, c2, c3, cs, grid"
+    assert str(raw / "grid") in out and "no probe; no gallery" in out and "single_shot/cam_a/ holds no images" in out
+    assert f"viper ({raw / 'VIPeR'})" not in out and f"ilids ({raw / 'i-LIDS_Pedestrian'})" not in out  # ready
+
+
+def test_split_indices_default_to_every_split_of_a_small_target():
+    classic = P.get_protocol("classic->prid")
+    assert P.split_indices(classic) == {"prid": tuple(range(10))} and classic.multi_split
+    assert P.split_indices(classic, split_index=4) == {"prid": (4,)}
+    assert P.split_indices(classic, split_index=4, all_splits=True) == {"prid": tuple(range(10))}  # old configs
+    assert P.split_indices("ma->d") == {"dukemtmc": (0,)} and not P.get_protocol("ma->d").multi_split
+    assert P.split_indices("ma->viper+d", 2) == {"viper": (2,), "dukemtmc": (2,)}  # d has no split 2: the reader says so
+    in_domain = P.get_protocol("prid")  # trains on one split's ids, so it is tested on that split only
+    assert P.split_indices(in_domain) == {"prid": (0,)} and P.split_indices(in_domain, 3) == {"prid": (3,)}
+    assert not in_domain.multi_split
+    with pytest.raises(DatasetError, match="10 trainings.*data.split_index"):
+        P.split_indices(in_domain, all_splits=True)
+    with pytest.raises(DatasetError, match="split_index -2"):
+        P.split_indices(classic, -2)
+
+
+def test_in_domain_small_dataset_trains_on_the_split_it_is_tested_on(tmp_path):
+    from muva_lib.data.readers import read_dataset
+
+    root = fakes.viper_tree(tmp_path / "viper")
+    train = {k: {it.path for it in read_dataset("viper", root, split_index=k).train} for k in (0, 3)}
+    assert train[0] != train[3]
+    data = P.build("viper", roots={"viper": root}, split_index=3)
+    (split,) = data.targets["viper"]
+    assert split.split_index == 3 and {it.path for it in data.train} == train[3]
+    person = lambda items: {Path(it.path).name.split("_")[0] for it in items}  # noqa: E731  (NNN of NNN_ANGLE.bmp)
+    assert not person(data.train) & person(split.query)

@@ -13,17 +13,25 @@ Multi-source training merges the sources with pid, camera and domain offsets; ke
 from __future__ import annotations
 
 import itertools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from .readers import DatasetError, get_reader, read_all, read_dataset
+from .readers.base import ImageCheck, decode_problem, relabel
 from .types import Item, Split
 
 __all__ = [
-    "ALIASES", "Protocol", "ProtocolData", "SourceInfo", "PROTOCOLS", "get_protocol", "list_protocols",
-    "build", "merge_sources", "protocol_table", "synthetic_protocols",
+    "ALIASES", "ALL_SPLITS", "Protocol", "ProtocolData", "SourceInfo", "PROTOCOLS", "get_protocol", "list_protocols",
+    "build", "merge_sources", "split_indices", "undecodable", "protocol_datasets", "dataset_readiness", "readiness_lines",
+    "protocol_table", "synthetic_protocols",
 ]
+
+#: ``split_index`` (``data.split_index``) meaning every seeded split of a small target: the
+#: protocol as defined (the classical protocols' 10-split mean); ``k >= 0`` evaluates split k alone.
+ALL_SPLITS = -1
 
 #: short name -> reader registry name
 ALIASES: dict[str, str] = {
@@ -54,8 +62,8 @@ class Protocol:
 
     ``sources``/``targets`` are short names (keys of :data:`ALIASES`). ``train_all``: train on
     every image of the sources (train + query + gallery, as the classical multi-source protocol
-    does) instead of their training splits. ``multi_split``: the target has 10 seeded splits,
-    reported as their mean.
+    does) instead of their training splits. ``multi_split``: a target has 10 seeded splits that
+    one training serves, reported as their mean (see :func:`split_indices`).
     """
 
     name: str
@@ -75,7 +83,13 @@ class Protocol:
 
     @property
     def multi_split(self) -> bool:
-        return any(get_reader(t).num_splits > 1 for t in self.target_datasets)
+        return any(len(ix) > 1 for ix in split_indices(self).values())
+
+    def split_trained(self, dataset: str) -> bool:
+        """True when ``dataset`` is a training source read by one seeded split's training ids (an
+        in-domain protocol on a small dataset), so its test splits cannot share one training."""
+        return (not self.train_all and dataset in self.source_datasets
+                and get_reader(dataset).num_splits > 1)
 
 
 @dataclass(frozen=True)
@@ -233,33 +247,129 @@ def merge_sources(sources: Sequence[tuple[str, Sequence[Item]]]) -> tuple[tuple[
     return tuple(items), tuple(infos)
 
 
-def build(name: str | Protocol, *, roots: Mapping[str, str | Path] | None = None, split_index: int = 0,
+def split_indices(proto: str | Protocol, split_index: int = ALL_SPLITS, all_splits: bool = False
+                  ) -> dict[str, tuple[int, ...]]:
+    """The seeded splits each target of ``proto`` is evaluated on (registry name -> indices).
+
+    A target with one fixed split: ``(0,)`` (``split_index`` > 0 is left to the reader to refuse).
+    A small target (10 splits): all of them for ``ALL_SPLITS`` (the default) or ``all_splits``
+    (kept for configs written when ``split_index`` defaulted to 0), else ``(split_index,)``. A small
+    target that is also a training source (:meth:`Protocol.split_trained`) is trained on one
+    split's ids, so it takes one split: ``split_index``, split 0 for ``ALL_SPLITS``; ``all_splits``
+    is refused for it.
+    """
+    proto = get_protocol(proto) if isinstance(proto, str) else proto
+    if split_index < ALL_SPLITS:
+        raise DatasetError(f"split_index {split_index}: expected {ALL_SPLITS} (every split) or a split number >= 0")
+    out: dict[str, tuple[int, ...]] = {}
+    for ds in proto.target_datasets:
+        n = get_reader(ds).num_splits
+        if proto.split_trained(ds):
+            if all_splits:
+                raise DatasetError(
+                    f"protocol {proto.name!r} trains on {ds}'s training ids of one split, so its {n} test "
+                    f"splits need {n} trainings: set data.split_index to one split (0..{n - 1}), not all_splits")
+            out[ds] = (max(split_index, 0),)
+        elif n == 1:
+            out[ds] = (max(split_index, 0),)
+        else:
+            out[ds] = tuple(range(n)) if (all_splits or split_index == ALL_SPLITS) else (split_index,)
+    return out
+
+
+#: (path, size, mtime_ns) -> decode problem (None: decodes); a file is decoded once per process
+_DECODED: dict[tuple[str, int, int], str | None] = {}
+
+
+def _decode_problem_once(path: str) -> str | None:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return f"cannot open ({exc.strerror or exc})"
+    key = (path, st.st_size, st.st_mtime_ns)
+    if key not in _DECODED:
+        _DECODED[key] = decode_problem(path)
+    return _DECODED[key]
+
+
+def undecodable(items: Sequence[Item], strict: bool = False) -> set[str]:
+    """The paths among ``items`` whose pixel data does not decode (each file decoded once per process).
+
+    Readers only check the first and last bytes of a file; this decodes it as the loaders will. Not
+    strict: each dataset's bad images are counted and named in one :class:`UnreadableImageWarning`;
+    strict: a DatasetError names the first one.
+    """
+    paths = sorted({it.path for it in items})
+    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:  # PIL decodes without the GIL
+        problems = dict(zip(paths, pool.map(_decode_problem_once, paths)))
+    bad = {p for p, why in problems.items() if why is not None}
+    checks: dict[str, ImageCheck] = {}
+    for it in sorted({it.path: it for it in items if it.path in bad}.values(), key=lambda it: it.path):
+        checks.setdefault(it.dataset, ImageCheck(it.dataset, strict)).fail(it.path, problems[it.path])
+    for check in checks.values():
+        check.finish()
+    return bad
+
+
+def build(name: str | Protocol, *, roots: Mapping[str, str | Path] | None = None, split_index: int = ALL_SPLITS,
           all_splits: bool = False, strict: bool = False, with_targets: bool = True) -> ProtocolData:
     """Read every dataset of a protocol and return its training items and target splits.
 
     ``roots`` maps a dataset name (short or registry name) to its folder, overriding the default
-    location; ``all_splits`` reads all 10 seeded splits of a small target (else ``split_index``).
+    location. Targets hold the splits :func:`split_indices` names: by default every seeded split of
+    a small target (one training, evaluated on each), ``split_index=k`` split k alone. Images whose
+    pixel data does not decode are dropped (counted in a warning) or, with ``strict``, refused.
     """
     proto = get_protocol(name) if isinstance(name, str) else name
     roots = {ALIASES.get(k, k): v for k, v in (roots or {}).items()}
+    indices = split_indices(proto, split_index, all_splits)
     # the classical protocol trains on every image of a source (Reader.read_all knows each
-    # dataset's distractor convention); the others on the sources' training splits
+    # dataset's distractor convention); the others on the sources' training splits (a small
+    # dataset's of the split it is tested on)
     sources = [(ds, read_all(ds, root=roots.get(ds), strict=strict) if proto.train_all
-                else read_dataset(ds, root=roots.get(ds), strict=strict).train)
+                else read_dataset(ds, root=roots.get(ds), strict=strict,
+                                  split_index=indices[ds][0] if proto.split_trained(ds) else 0).train)
                for ds in proto.source_datasets]
-    train, infos = merge_sources(sources)
     targets: dict[str, tuple[Split, ...]] = {}
     if with_targets:
         for ds in proto.target_datasets:
-            n = get_reader(ds).num_splits
-            indices = range(n) if (all_splits and n > 1) else [split_index]
             targets[ds] = tuple(read_dataset(ds, root=roots.get(ds), split_index=i, strict=strict)
-                                for i in indices)
+                                for i in indices[ds])
+    tested = [it for splits in targets.values() for sp in splits for it in (*sp.query, *sp.gallery)]
+    bad = undecodable([it for _, items in sources for it in items] + tested, strict)
+    if bad:
+        sources = [(ds, relabel([it for it in items if it.path not in bad])) for ds, items in sources]
+        targets = {ds: tuple(sp.with_items(query=[it for it in sp.query if it.path not in bad],
+                                           gallery=[it for it in sp.gallery if it.path not in bad])
+                             for sp in splits) for ds, splits in targets.items()}
+    train, infos = merge_sources(sources)
     return ProtocolData(proto, train, infos, targets)
 
 
+def protocol_datasets(kind: str | None = None) -> list[str]:
+    """The short names of every dataset the named protocols (of ``kind``) use, in table order."""
+    return list(dict.fromkeys(s for n in list_protocols(kind) for s in (*PROTOCOLS[n].sources, *PROTOCOLS[n].targets)))
+
+
+def dataset_readiness(short_names: Sequence[str]) -> dict[str, list[str]]:
+    """Short dataset name -> what its default folder lacks (:meth:`Reader.missing`; ``[]``: ready)."""
+    return {s: get_reader(ALIASES[s])().missing() for s in short_names}
+
+
+def readiness_lines(short_names: Sequence[str]) -> list[str]:
+    """One line per dataset that is not ready: its folder, what is missing and how to get it."""
+    out = []
+    for s, missing in dataset_readiness(short_names).items():
+        if missing:
+            reader = get_reader(ALIASES[s])()
+            out.append(f"{s} ({reader.root}): {'; '.join(missing)}; {reader.obtain_hint()}")
+    return out
+
+
 def protocol_table(kind: str | None = None, check_data: bool = True) -> list[dict[str, str]]:
-    """Rows for printing: name, kind, sources, targets, training images, where reported, data present."""
+    """Rows for printing: name, kind, sources, targets, training images, where reported, and ``data``:
+    ``ready`` when every dataset's layout is complete (:meth:`Reader.missing`), else the ones that are not."""
+    ready = {s: not m for s, m in dataset_readiness(protocol_datasets(kind)).items()} if check_data else {}
     rows = []
     for pname in list_protocols(kind):
         p = PROTOCOLS[pname]
@@ -271,8 +381,7 @@ def protocol_table(kind: str | None = None, check_data: bool = True) -> list[dic
             "reported in": p.reported_in,
         }
         if check_data:
-            short = dict.fromkeys((*p.sources, *p.targets))
-            missing = [s for s in short if not get_reader(ALIASES[s])().root.is_dir()]
+            missing = [s for s in dict.fromkeys((*p.sources, *p.targets)) if not ready[s]]
             row["data"] = "ready" if not missing else "missing " + ", ".join(missing)
         rows.append(row)
     return rows

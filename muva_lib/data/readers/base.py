@@ -18,8 +18,8 @@ from ..types import Item, Split
 
 __all__ = [
     "DatasetError", "UnreadableImageWarning", "Reader", "READERS", "register", "get_reader",
-    "list_readers", "read_dataset", "check_image", "ImageCheck", "relabel", "market_style_items",
-    "MARKET_NAME", "parse_market_name", "IMAGE_SUFFIXES", "Subsets", "list_images", "match_name",
+    "list_readers", "read_dataset", "check_image", "decode_problem", "ImageCheck", "relabel", "market_style_items",
+    "MARKET_NAME", "parse_market_name", "IMAGE_SUFFIXES", "Subsets", "list_images", "has_images", "match_name",
     "check_camera", "describe", "layout_markdown",
 ]
 
@@ -111,6 +111,22 @@ def check_image(path: str | Path) -> str | None:
     return "not a JPEG, PNG or BMP file"
 
 
+def decode_problem(path: str | Path) -> str | None:
+    """Full decode of the pixel data (what the loaders do): None when it decodes, else the problem in words.
+
+    Catches what :func:`check_image` cannot see from the first and last bytes: a file whose header
+    and end marker are intact but whose pixel data is cut or corrupt.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+    except (OSError, ValueError, SyntaxError) as exc:  # PIL raises SyntaxError for some broken headers
+        return f"cannot decode ({exc})"
+    return None
+
+
 # ----------------------------------------------------------------------------- names and labels
 
 #: Market-1501 style: ``0002_c1s1_000451_03.jpg``, ``-1_c3s2_...`` (junk), ``0000_...`` (distractor);
@@ -143,6 +159,11 @@ def relabel(items: Sequence[Item]) -> tuple[Item, ...]:
 def list_images(folder: Path) -> list[Path]:
     """Image files (by suffix) directly in ``folder``, sorted by name."""
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def has_images(folder: Path) -> bool:
+    """True when ``folder`` holds an image file (by suffix) at any depth; stops at the first one."""
+    return any(p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() for p in folder.rglob("*"))
 
 
 
@@ -203,6 +224,8 @@ class Reader:
     num_splits: ClassVar[int] = 1
     #: the pid of gallery distractors (excluded by :meth:`read_all`); None when the dataset has none
     distractor_pid: ClassVar[int | None] = 0
+    #: the folders (each must hold images) and files the layout needs, relative to ``root``
+    required: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, root: str | Path | None = None, strict: bool = False) -> None:
         from ...paths import raw_root
@@ -232,6 +255,29 @@ class Reader:
         if not seen:
             raise DatasetError(f"{self.name}: no images found under {self.root}")
         return relabel(list(seen.values()))
+
+    def required_paths(self) -> tuple[str, ...]:
+        """The folders (each must hold images, at any depth) and files the layout needs, relative to ``root``."""
+        return self.required
+
+    def missing(self) -> list[str]:
+        """What keeps the dataset at ``root`` from being read, in words; ``[]`` when its layout is complete
+        (the root exists, every :meth:`required_paths` entry exists and each of its folders holds an image)."""
+        if not self.root.is_dir():
+            return ["no such folder"]
+        out = []
+        for rel in self.required_paths():
+            path = self.root / rel
+            if path.is_dir():
+                if not has_images(path):
+                    out.append(f"{rel}/ holds no images")
+            elif not path.is_file():
+                out.append(f"no {rel}")
+        return out
+
+    def obtain_hint(self) -> str:
+        """How to get the dataset, in words."""
+        return f"download it from {self.url}" if self.url else "see the reader's layout"
 
     def require(self, *relative: str) -> None:
         """Raise a DatasetError naming the expected layout and the download page if anything is missing."""

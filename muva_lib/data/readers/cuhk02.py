@@ -36,13 +36,13 @@ class CUHK02(Reader):
     url = "https://www.ee.cuhk.edu.hk/~xgwang/CUHK_identification.html"
     distractor_pid = None
     pairs = ("P1", "P2", "P3", "P4", "P5")
+    required = tuple(f"Dataset/{p}/{cam}" for p in pairs for cam in ("cam1", "cam2"))
 
     def collect(self, split_index: int = 0) -> Subsets:
-        folders = [f"Dataset/{p}/{cam}" for p in self.pairs for cam in ("cam1", "cam2")]
-        self.require(*folders)
+        self.require(*self.required)
         check = ImageCheck(self.name, self.strict)
         views: list[list[Item]] = []
-        for camid, folder in enumerate(folders):
+        for camid, folder in enumerate(self.required):
             offset = PAIR_OFFSET * (camid // 2 + 1)
             views.append([])
             for path in list_images(self.root / folder):

@@ -115,6 +115,7 @@ class CUHKSYSU(Reader):
     train_mat = "annotation/test/train_test/Train.mat"
     test_mat = "annotation/test/train_test/TestG50.mat"
     person_mat = "annotation/Person.mat"
+    required = (scenes, train_mat, test_mat, person_mat)
 
     def collect(self, split_index: int = 0) -> Subsets:
         self.require(self.scenes, self.train_mat, self.test_mat)

@@ -17,8 +17,11 @@ class MarketStyleReader(Reader):
     gallery_dir: ClassVar[str] = "bounding_box_test"
     cam_range: ClassVar[tuple[int, int] | None] = None
 
+    def required_paths(self) -> tuple[str, ...]:
+        return (self.train_dir, self.query_dir, self.gallery_dir)
+
     def collect(self, split_index: int = 0) -> Subsets:
-        self.require(self.train_dir, self.query_dir, self.gallery_dir)
+        self.require(*self.required_paths())
         check = ImageCheck(self.name, self.strict)
         args = dict(dataset=self.name, check=check, cam_range=self.cam_range)
         train = market_style_items(self.root, self.train_dir, keep_distractors=False, **args)
@@ -102,6 +105,9 @@ class _SynthDomain(MarketStyleReader):
         from ...paths import synth_root
 
         super().__init__(root if root is not None else synth_root() / self.folder, strict)
+
+    def obtain_hint(self) -> str:
+        return f"generate it: python -m muva_lib synth --out {self.root.parent}"
 
     def require(self, *relative: str) -> None:
         if not self.root.is_dir():

@@ -54,6 +54,14 @@ class MSMT17(Reader):
         self.require("list_train.txt")  # raises with the layout text
         raise AssertionError("unreachable")
 
+    def required_paths(self) -> tuple[str, ...]:
+        """The list-file layout's folders and lists, or the re-export's three folders when only those exist."""
+        if (self.root / "bounding_box_train").is_dir() and not (self.root / "list_train.txt").is_file():
+            return ("bounding_box_train", "query", "bounding_box_test")
+        train_dir = "mask_train_v2" if (self.root / "mask_train_v2").is_dir() else "train"
+        test_dir = "mask_test_v2" if (self.root / "mask_test_v2").is_dir() else "test"
+        return (train_dir, test_dir, *_LISTS)
+
     def version(self) -> str:
         if (self.root / "mask_train_v2").is_dir() or "V2" in self.root.name.upper():
             return "V2"
@@ -62,15 +70,13 @@ class MSMT17(Reader):
     def collect(self, split_index: int = 0) -> Subsets:
         layout = self.layout_found()
         check = ImageCheck(self.name, self.strict)
+        self.require(*self.required_paths())
         if layout == "list":
-            train_dir = "mask_train_v2" if (self.root / "mask_train_v2").is_dir() else "train"
-            test_dir = "mask_test_v2" if (self.root / "mask_test_v2").is_dir() else "test"
-            self.require(train_dir, test_dir, *_LISTS)
+            train_dir, test_dir = self.required_paths()[:2]
             train = self._listed(train_dir, "list_train.txt", check) + self._listed(train_dir, "list_val.txt", check)
             query = self._listed(test_dir, "list_query.txt", check)
             gallery = self._listed(test_dir, "list_gallery.txt", check)
         else:
-            self.require("bounding_box_train", "query", "bounding_box_test")
             args = dict(dataset=self.name, check=check, cam_range=_CAMS)
             train = market_style_items(self.root, "bounding_box_train", **args)
             query = market_style_items(self.root, "query", **args)

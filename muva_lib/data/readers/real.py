@@ -41,6 +41,9 @@ class RealVtest(MarketStyleReader):
         if stem != "real-vtest":
             self.name = stem if stem.startswith("real-vtest") else f"real-vtest-{stem}"  # type: ignore[misc]
 
+    def obtain_hint(self) -> str:
+        return f"build it: python -m muva_lib real-crops --out {self.root}"
+
     def require(self, *relative: str) -> None:
         if not self.root.is_dir():
             from ..real.video import INSTALL_HINT

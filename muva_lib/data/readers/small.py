@@ -88,9 +88,10 @@ class GRID(_SmallReader):
     folder = "grid"
     url = "http://personal.ie.cuhk.edu.hk/~ccloy/downloads_qmul_underground_reid.html"
     mat_file = "features_and_partitions.mat"
+    required = ("probe", "gallery")
 
     def views(self, check: ImageCheck) -> list[list[Item]]:
-        self.require("probe", "gallery")
+        self.require(*self.required)
         return [folder_items(self, sub, GRID_NAME, "'PID_CAM_...jpeg' of GRID",
                              lambda m: (int(m.group(1)), int(m.group(2)) - 1), check)
                 for sub in ("probe", "gallery")]
@@ -159,9 +160,10 @@ class PRID(_SmallReader):
     num_paired = 200
     #: added to cam_a ids above num_paired, which are not cam_b's people of the same number
     cam_a_offset = 1000
+    required = ("single_shot/cam_a", "single_shot/cam_b")
 
     def views(self, check: ImageCheck) -> list[list[Item]]:
-        self.require("single_shot/cam_a", "single_shot/cam_b")
+        self.require(*self.required)
         def parse_a(m: re.Match[str]) -> tuple[int, int]:
             pid = int(m.group(1))
             return (pid if pid <= self.num_paired else self.cam_a_offset + pid), 0
@@ -202,9 +204,10 @@ class VIPeR(_SmallReader):
     name = "viper"
     folder = "VIPeR"
     url = "https://vision.soe.ucsc.edu/node/178"
+    required = ("cam_a", "cam_b")
 
     def views(self, check: ImageCheck) -> list[list[Item]]:
-        self.require("cam_a", "cam_b")
+        self.require(*self.required)
         return [folder_items(self, cam, VIPER_NAME, "'NNN_ANGLE.bmp' of VIPeR",
                              lambda m, c=c: (int(m.group(1)) + 1, c), check)
                 for c, cam in enumerate(("cam_a", "cam_b"))]
@@ -242,9 +245,10 @@ class ILIDS(_SmallReader):
     name = "ilids"
     folder = "i-LIDS_Pedestrian"
     url = "https://www.eecs.qmul.ac.uk/~jason/data/i-LIDS_Pedestrian.tgz"
+    required = ("Persons",)
 
     def views(self, check: ImageCheck) -> list[list[Item]]:
-        self.require("Persons")
+        self.require(*self.required)
         return [folder_items(self, "Persons", ILIDS_NAME, "'PPPPIII.jpg' of iLIDS (7 digits)",
                              lambda m: (int(m.group(1)), int(m.group(2)) - 1), check)]
 
