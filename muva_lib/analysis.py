@@ -19,7 +19,8 @@ from .memory import visual_prototypes
 
 __all__ = ["granularity_names", "text_to_prototype_accuracy", "text_prototype_similarity", "memory_similarities",
            "memory_stats", "mask_iou", "predicted_masks", "mask_iou_per_layer", "token_attention",
-           "attention_inside", "ranked_gallery", "decreased",
+           "attention_inside", "ranked_gallery", "decreased", "part_patch_stats", "part_patch_row",
+           "placement_row",
            "stage1_probe", "memory_probe", "MaskProbe", "mask_probe", "RetrievalProbe", "retrieval_probe"]
 
 
@@ -181,6 +182,46 @@ def decreased(rows: Sequence[Mapping[str, Any]], key: str = "loss") -> bool:
     if len(values) < 2:
         raise ValueError(f"need at least two epochs with {key!r}, got {len(values)}")
     return values[-1] < values[0]
+
+
+def part_patch_stats(labels: Any, class_names: Sequence[str], few: int = 2) -> dict[str, Any]:
+    """What a dense part loss sees: patch labels of N images ``[N, P]`` (0 = background, i = part class i of
+    ``class_names``, background first) -> ``images``, ``patches`` (P), ``background`` (share of all patches),
+    ``part_mean`` / ``part_min`` (part patches per image), ``few_share`` (share of images with at most
+    ``few`` part patches) and ``with`` (per part class: share of images with at least one patch of it)."""
+    lab = np.asarray(labels)
+    if lab.ndim != 2 or lab.shape[0] == 0 or lab.shape[1] == 0:
+        raise ValueError(f"part_patch_stats: labels must be [N, P] with N, P >= 1, got shape {lab.shape}")
+    if lab.min() < 0 or lab.max() >= len(class_names):
+        raise ValueError(f"part_patch_stats: labels must lie in 0..{len(class_names) - 1} "
+                         f"({len(class_names)} class names), got {lab.min()}..{lab.max()}")
+    parts = (lab > 0).sum(1)  # [N]
+    return {"images": int(lab.shape[0]), "patches": int(lab.shape[1]), "background": float((lab == 0).mean()),
+            "part_mean": float(parts.mean()), "part_min": int(parts.min()), "few": few,
+            "few_share": float((parts <= few).mean()),
+            "with": {name: float((lab == i).any(1).mean()) for i, name in enumerate(class_names) if i > 0}}
+
+
+def part_patch_row(stats: Mapping[str, Any], **keys: Any) -> dict[str, Any]:
+    """One table row of :func:`part_patch_stats` (``keys`` first, e.g. grid and vote): shares in percent
+    with one decimal, the mean with one decimal."""
+    return {**keys, "images": stats["images"], "background": f"{100 * stats['background']:.1f}%",
+            "part patches / image": f"{stats['part_mean']:.1f}", "fewest": stats["part_min"],
+            f"images with <= {stats['few']}": f"{100 * stats['few_share']:.1f}%",
+            **{f"images with {name}": f"{100 * v:.1f}%" for name, v in stats["with"].items()}}
+
+
+def placement_row(boxes: Sequence[Mapping[str, Any]], parts: Sequence[str] = PARTS, **keys: Any) -> dict[str, Any]:
+    """How often a box source places every part: ``boxes[i]`` maps each of ``parts`` to image i's box
+    ``(x0, y0, x1, y1)`` or None -> a row with ``keys`` first, ``crops`` (N), ``every part placed`` (share
+    of the images with a box for each part) and ``upright order`` (share of those whose part centres go
+    strictly down in ``parts`` order; ``-`` when no image has every part). Shares in percent, one decimal."""
+    from .grounding.backends.cascade import vertical_order
+
+    upright = [o for o in (vertical_order(b, parts) for b in boxes) if o is not None]  # images with every part
+    return {**keys, "crops": len(boxes),
+            "every part placed": f"{100 * len(upright) / len(boxes):.1f}%" if boxes else "-",
+            "upright order": f"{100 * sum(upright) / len(upright):.1f}%" if upright else "-"}
 
 
 # ----------------------------------------------------------------------------- probes of a run folder

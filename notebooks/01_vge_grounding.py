@@ -61,16 +61,17 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
-from muva_lib import config
+from muva_lib import analysis, config
 from muva_lib.data.real import ensure_real_vtest, real_items, real_vtest_missing, summary_lines
-from muva_lib.grounding.backends.cascade import agreement_rows, vertical_order
+from muva_lib.grounding.backends.cascade import agreement_rows
 from muva_lib.grounding.backends.pose import pose_missing
 from muva_lib.grounding.rasterize import grid_for
 from muva_lib.grounding.report import build_views, evenly_spaced, rounded, training_sample
 from muva_lib.parsing.pipeline import grid_labels, parsing_maps_for
-from muva_lib.tables import format_table
+from muva_lib.tables import export_table, format_table
 from muva_lib.utils import set_threads
 from muva_lib.viz import grounding as vg
 from muva_lib.viz import parsing as vp
@@ -80,6 +81,7 @@ NOTEBOOK = "01_vge_grounding"
 cfg = config.resolve(METHOD, PRESET, PROTOCOL, SEED, OVERRIDES)
 set_threads(cfg.threads)
 FIG_DIR = Path(RUN_DIR) / "figures" if RUN_DIR else None
+TABLE_DIR = Path(RUN_DIR) / "tables" if RUN_DIR else None
 items = training_sample(DATASET, N_IMAGES)  # generates a synthetic domain the first time
 vge = cfg.vge
 print(f"{DATASET}: {len(items)} training images; noise preset {vge.noise!r}; calibration fences "
@@ -210,21 +212,23 @@ vg.inline_jpeg(fig) if not real_missing else None
 # (per part, over the crops where both have a box: mean IoU, the share with IoU at least 0.3,
 # and the mean overlap of the vertical extents, which is what the patch masks mostly keep). The
 # cascade and prior numbers are exact for one OpenCV build; the pose numbers come from TFLite
-# on the CPU and may move in the last digits on another machine.
+# on the CPU and may move in the last digits on another machine. Both tables go to
+# `figures/tables/real_placement.md` and `real_agreement.md` (and `.tex`).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 if not real_missing:
     raw = {n: [v.raw(it.key) for it in real] for n, v in real_views.items()}
-    for n, boxes in raw.items():
-        order_ok = [vertical_order(b) for b in boxes]
-        complete = [o for o in order_ok if o is not None]
-        print(f"{n:>8}: every part placed in {len(complete) / len(boxes):.4f} of the crops, upright order in "
-              f"{(sum(complete) / len(complete)) if complete else float('nan'):.4f} of those")
-    for a, b in (("pose", "cascade"), ("pose", "prior")):
-        if a in raw:
-            print(f"\n{a} vs {b}:")
-            print(format_table(rounded(agreement_rows(raw[a], raw[b]))))
+    crops = (f"{len(real)} crops of the first {meta['config']['max_frames']} frames of vtest.avi "
+             f"(HOG on one frame in {meta['config']['step']})")
+    placement = [analysis.placement_row(raw[n], backend=n) for n in order]
+    export_table(pd.DataFrame(placement), "real_placement", f"Raw part boxes on {crops}", out_dir=TABLE_DIR)
+    pairs = [(a, b) for a, b in (("pose", "cascade"), ("pose", "prior"), ("cascade", "prior")) if a in raw]
+    agreement = [{"backends": f"{a} vs {b}", **r} for a, b in pairs for r in rounded(agreement_rows(raw[a], raw[b]), 2)]
+    export_table(pd.DataFrame(agreement), "real_agreement",
+                 f"Agreement of raw part boxes on {crops}: agree = share of crops with both boxes at IoU >= 0.3",
+                 out_dir=TABLE_DIR)
+    print(format_table(placement), format_table(agreement), sep="\n\n")
 
 # %%
 if not real_missing:
@@ -290,6 +294,28 @@ print(format_table([{"part class": name, **{v: f"{c[i]} ({c[i] / c.sum():.1%})" 
                     for i, name in enumerate(grouping.class_names)]
                    + [{"part class": "part patches / image",
                        **{v: f"{np.mean([(lab[it.key] > 0).sum() for it in shown]):.1f}" for v, lab in votes.items()}}]))
+
+# %% [markdown]
+# The same count over every training image of the dataset, at the run's grid and at the paper's
+# (16 x 8 at 256 x 128), under both votes: the share of background patches, part patches per
+# image (mean and fewest), the share of images with at most two part patches, and for each part
+# class the share of images with at least one patch of it. Written to
+# `figures/tables/part_patches.md` (and `.tex`); ground truth, so the same everywhere.
+
+# %%
+all_items = training_sample(DATASET, 0)
+all_maps, _ = parsing_maps_for(all_items, pcfg)
+paper_data = config.resolve("pivl", "paper", PROTOCOL, SEED).data
+paper_grid = grid_for((paper_data.height, paper_data.width))
+patch_rows = []
+for g in dict.fromkeys([grid, paper_grid]):
+    for vote in ("majority", "foreground"):
+        lab = grid_labels(all_maps, g, grouping.num_parts + 1, vote, pcfg.fg_share)
+        stats = analysis.part_patch_stats(np.stack([lab[it.key] for it in all_items]), grouping.class_names)
+        patch_rows.append(analysis.part_patch_row(stats, grid=f"{g[0]}x{g[1]}", vote=vote))
+export_table(pd.DataFrame(patch_rows), "part_patches",
+             f"Patch labels of pi-VL's parsing maps, {DATASET} training images", out_dir=TABLE_DIR)
+print(format_table(patch_rows))
 
 # %% [markdown]
 # ## Summary

@@ -137,3 +137,38 @@ def test_predicted_masks_and_attention_inside():
     assert inside.shape == (1, 1) and inside.item() == pytest.approx(0.5)
     mass = an.attention_inside(attn, torch.tensor([[[False, True, False]]]), 1, share=False)
     assert mass.item() == pytest.approx(0.3)
+
+
+def test_part_patch_stats_by_hand():
+    # 3 images of 4 patches; classes: background, head, shoes
+    labels = np.array([[0, 0, 1, 2],   # 2 part patches, a shoe
+                       [0, 0, 0, 1],   # 1 part patch
+                       [1, 1, 2, 0]])  # 3 part patches, a shoe
+    s = an.part_patch_stats(labels, ["background", "head", "shoes"], few=2)
+    assert s["images"] == 3 and s["patches"] == 4
+    assert s["background"] == pytest.approx(6 / 12)
+    assert s["part_mean"] == pytest.approx(2.0) and s["part_min"] == 1
+    assert s["few_share"] == pytest.approx(2 / 3)
+    assert s["with"] == pytest.approx({"head": 1.0, "shoes": 2 / 3})
+    row = an.part_patch_row(s, grid="2x2", vote="majority")
+    assert row == {"grid": "2x2", "vote": "majority", "images": 3, "background": "50.0%",
+                   "part patches / image": "2.0", "fewest": 1, "images with <= 2": "66.7%",
+                   "images with head": "100.0%", "images with shoes": "66.7%"}
+
+
+def test_part_patch_stats_refuses_bad_labels():
+    with pytest.raises(ValueError, match=r"0\.\.1"):
+        an.part_patch_stats(np.array([[0, 2]]), ["background", "head"])
+    with pytest.raises(ValueError, match=r"\[N, P\]"):
+        an.part_patch_stats(np.zeros(4, int), ["background", "head"])
+
+
+def test_placement_row_by_hand():
+    head, upper, legs = (10, 0, 20, 10), (5, 10, 25, 40), (5, 40, 25, 80)
+    boxes = [{"head": head, "upper": upper, "legs": legs},     # complete, upright
+             {"head": legs, "upper": upper, "legs": head},     # complete, upside down
+             {"head": None, "upper": upper, "legs": legs},     # a part missing
+             {"head": head, "upper": upper, "legs": legs}]     # complete, upright
+    assert an.placement_row(boxes, backend="pose") == {"backend": "pose", "crops": 4,
+                                                       "every part placed": "75.0%", "upright order": "66.7%"}
+    assert an.placement_row(boxes[2:3])["upright order"] == "-"
