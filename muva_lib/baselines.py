@@ -9,7 +9,8 @@ import numpy as np
 from PIL import Image
 from scipy.linalg import eigh
 
-__all__ = ["colour_features", "Projection", "fit_lda", "cosine_distance", "evaluate_colour_baseline", "colour_rows"]
+__all__ = ["colour_features", "Projection", "fit_lda", "cosine_distance", "evaluate_colour_baseline", "colour_metrics",
+           "colour_rows"]
 
 if TYPE_CHECKING:
     from .data.types import Item
@@ -109,6 +110,14 @@ def evaluate_colour_baseline(train: Sequence["Item"], query: Sequence["Item"], g
                              metric="cosine", normalize=True)
 
 
+def colour_metrics(train: Sequence["Item"], query: Sequence["Item"], gallery: Sequence["Item"], lda_dim: int = 64
+                   ) -> dict[str, dict]:
+    """Both colour baselines on one query / gallery, by table name: ``colour histogram`` (no training) and
+    ``colour histogram + LDA`` (projection fitted on ``train``); values as :func:`evaluate_colour_baseline`."""
+    return {"colour histogram": evaluate_colour_baseline(train, query, gallery, lda_dim=None),
+            "colour histogram + LDA": evaluate_colour_baseline(train, query, gallery, lda_dim=lda_dim)}
+
+
 def colour_rows(columns: Mapping[str, tuple[Sequence["Item"], Sequence["Item"], Sequence["Item"]]],
                 lda_dim: int = 64) -> list[dict[str, str]]:
     """The colour baselines as two table rows (``method``, ``source``, one ``"mAP / R1"`` cell per column):
@@ -116,11 +125,9 @@ def colour_rows(columns: Mapping[str, tuple[Sequence["Item"], Sequence["Item"], 
     training, ``colour histogram + LDA`` fits its projection on that column's ``train``."""
     from .tables import cell
 
-    raw: dict[str, str] = {"method": "colour histogram", "source": "baseline (no training)"}
-    lda: dict[str, str] = {"method": "colour histogram + LDA", "source": "baseline (LDA on the training ids)"}
+    rows = {"colour histogram": {"method": "colour histogram", "source": "baseline (no training)"},
+            "colour histogram + LDA": {"method": "colour histogram + LDA", "source": "baseline (LDA on the training ids)"}}
     for name, (train, query, gallery) in columns.items():
-        m = evaluate_colour_baseline(train, query, gallery, lda_dim=None)
-        raw[name] = cell(m["mAP"], m["rank1"])
-        m = evaluate_colour_baseline(train, query, gallery, lda_dim=lda_dim)
-        lda[name] = cell(m["mAP"], m["rank1"])
-    return [raw, lda]
+        for label, m in colour_metrics(train, query, gallery, lda_dim).items():
+            rows[label][name] = cell(m["mAP"], m["rank1"])
+    return list(rows.values())
