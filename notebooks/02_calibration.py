@@ -56,13 +56,14 @@ check_notebook_parameters(globals(), "02_calibration")  # an undeclared name (pa
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from muva_lib import config
 from muva_lib.data.real import ensure_real_vtest, real_items, real_vtest_missing
 from muva_lib.grounding.backends.cascade import agreement_rows
 from muva_lib.grounding.backends.pose import pose_missing
 from muva_lib.grounding.report import build_views, rounded, training_sample
-from muva_lib.tables import format_table
+from muva_lib.tables import export_table, format_table
 from muva_lib.utils import set_threads
 from muva_lib.viz import grounding as vg
 from muva_lib.viz import save_figure
@@ -71,6 +72,7 @@ NOTEBOOK = "02_calibration"
 cfg = config.resolve(METHOD, PRESET, PROTOCOL, SEED, OVERRIDES)
 set_threads(cfg.threads)
 FIG_DIR = Path(RUN_DIR) / "figures" if RUN_DIR else None
+TABLE_DIR = Path(RUN_DIR) / "tables" if RUN_DIR else None
 items = training_sample(DATASET, N_IMAGES)  # generates a synthetic domain the first time
 vge = cfg.vge
 print(f"{DATASET}: {len(items)} training images; backend {vge.backend!r}, noise preset {vge.noise!r}")
@@ -156,6 +158,9 @@ print("over-split boxes per part:", view.reason_totals("oversplit"))
 print(format_table(view.reason_rows()), end="\n\n")
 iou = view.iou_rows()
 print(format_table(rounded(iou)) if iou is not None else "no ground truth for this dataset")
+if iou is not None:  # the README's IoU table
+    export_table(pd.DataFrame(rounded(iou, 3)), "calibration_iou", f"Mean IoU to the ground truth, {DATASET} "
+                 f"training images, {vge.backend} backend, noise {vge.noise}", out_dir=TABLE_DIR)
 
 # %% [markdown]
 # ## Real crops: calibration on real boxes
