@@ -630,7 +630,7 @@ def _matches(pattern: str, text: str) -> Rule:
 def _lazy(module: str, name: str, extra: tuple[str, ...] = ()) -> Callable[[], tuple[str, ...]]:
     """The names in ``module.name`` (a tuple or dict's keys), read on first use, after ``extra``."""
     def get() -> tuple[str, ...]:
-        return (*extra, *importlib.import_module(f"muva_lib.{module}").__dict__[name])
+        return (*extra, *getattr(importlib.import_module(f"muva_lib.{module}"), name))
     return get
 
 
