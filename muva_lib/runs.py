@@ -35,7 +35,7 @@ __all__ = ["SWEEP_METHODS", "RUN_NOTEBOOKS", "RESULTS_NOTEBOOK", "QUICKSTART", "
            "check_notebook_parameters", "output_dirs", "parameter_hash",
            "read_manifest", "execute_notebook", "find_run", "require_run", "run_parameters", "run_method",
            "real_track", "prepare_inputs", "REAL_METHODS", "REAL_OVERRIDES", "part_phase_overrides", "part_phase_runs",
-           "run_results", "results_dir"]
+           "run_results", "results_dir", "sweep_dir", "write_sweep"]
 
 #: the methods a sweep trains, in table order (pi-VL joins when its recipe is implemented)
 SWEEP_METHODS: tuple[str, ...] = ("muva", "clipreid", "pivl")
@@ -434,6 +434,42 @@ def prepare_inputs(cfg: RunCfg, progress: bool = False) -> None:
 def results_dir(preset: str) -> Path:
     """Where a sweep's ``06_results`` goes: ``<runs>/_results/<preset>/``."""
     return runs_root() / "_results" / preset
+
+
+def sweep_dir() -> Path:
+    """Where the committed sweep's tables and figures live: ``figures/sweep/`` (``$MUVA_FIGURES``)."""
+    from .paths import figures_root
+
+    return figures_root() / "sweep"
+
+
+def write_sweep(preset: str = "smoke", out_dir: str | Path | None = None, root: str | Path | None = None
+                ) -> list[Path]:
+    """The sweep's tables and seed-by-seed figures from every finished run of ``preset`` under ``root``
+    (default ``runs_root()``) into ``out_dir`` (default :func:`sweep_dir`): ``synthetic.md`` / ``.tex``
+    and ``synthetic_seeds.png`` / ``.pdf`` (the methods of :data:`SWEEP_METHODS` on every synthetic
+    protocol with runs), and, when there are ablation runs, ``ablations.md`` / ``.tex`` and
+    ``ablation_seeds.png`` / ``.pdf``. What ``run --all-synthetic`` writes; returns the tables' paths and
+    the figures' PNG paths (each PDF beside its PNG)."""
+    from .data.protocols import synthetic_protocols
+    from .tables import ablation_table, collect_results, export_table, summarise, synthetic_table
+    from .viz import results as vres
+    from .viz import save_figure
+
+    out = Path(out_dir) if out_dir is not None else sweep_dir()
+    results = collect_results(root, preset=preset)
+    methods = list(SWEEP_METHODS)
+    synth = synthetic_table(summarise(results), methods)
+    if synth.empty:
+        raise RunNotFoundError(f"no finished {preset} runs of a synthetic protocol under {root or runs_root()}")
+    paths = list(export_table(synth, "synthetic", f"Synthetic benchmark ({preset} preset), mAP / R1 (%)", out_dir=out))
+    protocols = [p for p in synthetic_protocols() if p in set(results["protocol"])]
+    paths.append(save_figure(vres.method_seeds(results, methods, protocols), "sweep", "synthetic_seeds", out_dir=out))
+    ablation = ablation_table(results)
+    if len(ablation):
+        paths += export_table(ablation, "ablations", f"Ablations ({preset} preset), mAP / R1 (%)", out_dir=out)
+        paths.append(save_figure(vres.ablation_seeds(results), "sweep", "ablation_seeds", out_dir=out))
+    return paths
 
 
 def run_results(preset: str = "smoke", protocol: str = "synth-a->synth-b", method: str = "muva", seed: int = 0,

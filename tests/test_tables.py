@@ -192,3 +192,52 @@ def test_ablation_table_beside_the_full_recipe_and_kept_out_of_the_main_tables(t
     _fake_run(tmp_path, "synth-a->synth-b", "clipreid", 0, {"synth-b": (0.3, 0.4)})  # no ablation of its own
     assert "CLIP-ReID" not in set(tb.ablation_table(tb.collect_results(tmp_path))["method"])
     assert tb.ablation_table(df[df["variant"] == ""]).empty
+
+
+def _sweep_env(tmp_path, monkeypatch):
+    """Fake finished runs of a small sweep (two protocols, three methods, two seeds, one ablation) and a
+    ``run`` command whose training and 06_results steps do nothing: only its own results step writes."""
+    from muva_lib import runs
+    from muva_lib.runs import NotebookRecord
+
+    root = tmp_path / "runs"
+    for seed in (0, 1):
+        for i, method in enumerate(("muva", "clipreid", "pivl")):
+            _fake_run(root, "synth-a->synth-b", method, seed, {"synth-b": (0.10 + 0.01 * i + 0.02 * seed, 0.2)})
+            _fake_run(root, "synth-b->synth-c", method, seed, {"synth-c": (0.30, 0.4)})
+        _fake_run(root, "synth-a->synth-b", "muva", seed, {"synth-b": (0.05, 0.1)}, variant="gating-none")
+    _fake_run(root, "synth-a->synth-b", "muva", 0, {"synth-b": (0.9, 0.9)}, preset="paper")  # another preset
+    monkeypatch.setenv("MUVA_RUNS", str(root))
+    monkeypatch.setenv("MUVA_FIGURES", str(tmp_path / "figures"))
+    monkeypatch.setattr(runs, "run_method", lambda *a, **k: (None, []))
+    monkeypatch.setattr(runs, "run_results", lambda *a, **k: NotebookRecord("06_results", "done", {}, "", "x.ipynb"))
+    return tmp_path / "figures" / "sweep"
+
+
+def test_run_all_synthetic_writes_the_sweep_tables_and_figures(tmp_path, monkeypatch, capsys):
+    from muva_lib.__main__ import main
+
+    sweep = _sweep_env(tmp_path, monkeypatch)
+    assert main(["run", "--all-synthetic", "--ablations", "--seeds", "0", "1", "--notebooks"]) == 0
+    names = sorted(p.name for p in sweep.iterdir())
+    assert names == sorted([f"{n}.{ext}" for n in ("synthetic", "ablations") for ext in ("md", "tex")]
+                           + [f"{n}_seeds.{ext}" for n in ("synthetic", "ablation") for ext in ("png", "pdf")])
+    synth = (sweep / "synthetic.md").read_text()
+    assert synth.startswith("Synthetic benchmark (smoke preset), mAP / R1 (%)\n")
+    # mean ± std over the two seeds (0.10, 0.12 -> 11.0 ± 1.4), the paper-preset run left out
+    assert "| MUVA      | ours (smoke, 2 seeds) | 11.0±1.4 / 20.0±0.0 | 30.0±0.0 / 40.0±0.0 |" in synth
+    assert "pi-VL" in synth and "no gating" in (sweep / "ablations.md").read_text()
+    assert f"-> {sweep}/" in capsys.readouterr().out
+    other = tmp_path / "elsewhere"
+    assert main(["run", "--all-synthetic", "--seeds", "0", "--notebooks", "--figures", str(other)]) == 0
+    assert (other / "synthetic.md").is_file() and (other / "synthetic_seeds.png").is_file()
+
+
+def test_only_the_full_sweep_writes_the_sweep_folder(tmp_path, monkeypatch):
+    from muva_lib.__main__ import main
+
+    sweep = _sweep_env(tmp_path, monkeypatch)
+    assert main(["run", "--protocol", "synth-a->synth-b", "--notebooks", "06"]) == 0
+    assert main(["run", "--ablations", "--seeds", "0", "--notebooks"]) == 0
+    assert main(["run", "--all-synthetic", "--seeds", "0", "--notebooks", "--figures", "none"]) == 0
+    assert not sweep.exists()

@@ -5,7 +5,8 @@ notebooks/ folder with a manifest (parameters, status, timings, git commit), and
 done with the same parameters is skipped (an interrupted sweep resumes). --all-synthetic runs every
 synthetic protocol for every method (muva, clipreid, pivl), --ablations every ablation of
 muva_lib.config.ABLATIONS on one protocol (default synth-a->synth-b) beside the recipes it changes;
-then 06_results once over all runs of the preset (runs/_results/<preset>/). --jobs N runs N trainings
+then 06_results once over all runs of the preset (runs/_results/<preset>/); --all-synthetic also writes
+the sweep's tables and seed figures to figures/sweep/ (--figures DIR). --jobs N runs N trainings
 side by side, each in its own process with its log under runs/_logs/ (the shared inputs, data, VGE
 and parsing stores, are written first, by this process). key=value overrides change the config.
 """
@@ -41,7 +42,8 @@ class Job:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..runs import RUN_NOTEBOOKS
 
-    parser.add_argument("--protocol", default=None, help="protocol name, e.g. ma->d or synth-a->synth-b")
+    parser.add_argument("--protocol", default=None,
+                        help="protocol name, quoted in a shell: e.g. 'ma->d' or 'synth-a->synth-b'")
     parser.add_argument("--method", default="muva", help="muva | clipreid | pivl (default muva)")
     parser.add_argument("--preset", default="smoke", help="smoke | paper (default smoke)")
     parser.add_argument("--seeds", nargs="+", default=["0"], help="seeds, one run each (default 0)")
@@ -58,6 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prepare-only", action="store_true",
                         help="check and inject the parameters, write the notebooks, run nothing")
     parser.add_argument("--force", action="store_true", help="re-execute notebooks already done")
+    parser.add_argument("--figures", default="", metavar="DIR",
+                        help="where --all-synthetic writes the sweep's tables (md, tex) and seed figures "
+                             "(default figures/sweep/, under $MUVA_FIGURES; 'none': not written); other runs "
+                             "never write them")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
 
@@ -133,6 +139,22 @@ def _run_parallel(jobs: list[Job], args: argparse.Namespace, stems: list[str], o
     return failed
 
 
+def _write_sweep(args: argparse.Namespace, failed: int) -> None:
+    """The sweep's step after its runs: its tables and seed figures into ``--figures`` (default
+    figures/sweep/), from every finished run of the preset; not when a run failed (a partial sweep
+    must not replace the committed one)."""
+    from ..runs import sweep_dir, write_sweep
+
+    if args.figures == "none" or args.prepare_only:
+        return
+    out = Path(args.figures) if args.figures else sweep_dir()
+    if failed:
+        print(f"== {out}/ not rewritten: {failed} run(s) failed", flush=True)
+        return
+    paths = write_sweep(args.preset, out)
+    print(f"== sweep tables and figures -> {out}/ ({', '.join(sorted({p.name for p in paths}))})", flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..config import ConfigError
     from ..runs import (RESULTS_NOTEBOOK, NotebookError, RunNotFoundError, UnknownParameterError, notebook_stem,
@@ -164,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  run folder: {run_dir.root if run_dir is not None else '(none yet: notebooks prepared only)'}")
                 for rec in records:
                     print(f"  {rec.notebook:<20} {rec.status:<8} {rec.seconds:6.0f} s  {rec.output}", flush=True)
+        if args.all_synthetic:
+            _write_sweep(args, failed)
         if results:
             first = jobs[0]
             rec = run_results(args.preset, first.protocol, first.method, seeds[0], args.device,
