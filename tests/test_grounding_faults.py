@@ -7,13 +7,10 @@ import builtins
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from muva_lib.commands import ground as ground_cmd
@@ -26,6 +23,8 @@ from muva_lib.grounding.backends.synthetic import NOISE_PRESETS, SyntheticBacken
 from muva_lib.grounding.parse import ANSWER_FORMATS, FORMATS
 from muva_lib.grounding.robustness import sweep_failure_rate
 from muva_lib.grounding.store import StoreWriteError
+
+from killing import kill_when
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,16 +79,8 @@ def test_ground_cli_killed_half_way_resumes_to_the_uninterrupted_store(big_domai
     store = GroundingStore("synth-a", "synthetic-paper", tmp_path / "killed")
     argv = _cli_args(big_domain, tmp_path / "killed", "--batch-size", "1")
     proc, _, err = _spawn(argv, tmp_path, "killed")
-    deadline = time.time() + 120
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            if store.path.is_file() and store.path.read_bytes().count(b"\n") >= 20:
-                break
-            time.sleep(0.005)
-        assert proc.poll() is None, f"the run ended before it could be killed: {err.read_text()[-2000:]}"
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=60)
+    kill_when(proc, lambda: store.path.is_file() and store.path.read_bytes().count(b"\n") >= 20,
+              why=f"(stderr: {err})")
     before = store.path.read_bytes()
     done = before.count(b"\n")
     assert before.endswith(b"\n") and 20 <= done < 480  # fsync'd whole lines only

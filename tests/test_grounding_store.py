@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
+from killing import kill_when
 
 from muva_lib.grounding import GroundingStore, ground_items, load_masks
 from muva_lib.grounding.backends.prior import PriorBackend
@@ -140,16 +138,7 @@ def test_killed_process_resumes(items, tmp_path):
     script.write_text(textwrap.dedent(_SLOW_RUN))
     proc = subprocess.Popen([sys.executable, str(script), str(root), *[it.path for it in items]])
     store = GroundingStore("fake", "prior", root)
-    deadline = time.time() + 60
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            if store.path.is_file() and store.path.read_bytes().count(b"\n") >= 4:
-                break
-            time.sleep(0.02)
-        assert proc.poll() is None, "the run finished before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
+    kill_when(proc, lambda: store.path.is_file() and store.path.read_bytes().count(b"\n") >= 4, timeout=60)
     done_before = set(store.read())
     assert 4 <= len(done_before) < N_IMAGES
     backend = CountingBackend()

@@ -320,10 +320,10 @@ def _files(root: Path) -> dict[str, bytes]:
 @pytest.mark.slow
 def test_synth_cli_killed_half_way_resumes_to_byte_identical_files(tmp_path):
     import os
-    import signal
     import subprocess
     import sys
-    import time
+
+    from killing import kill_when
 
     out = tmp_path / "killed"
     argv = ["--out", str(out), "--seed", "0", "--domains", "synth-a", "--workers", "1", "--quiet",
@@ -333,16 +333,7 @@ def test_synth_cli_killed_half_way_resumes_to_byte_identical_files(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "muva_lib", "synth", *argv], cwd=repo, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = out / f".synth-a.partial-{proc.pid}" / "progress.jsonl"
-    deadline = time.time() + 120
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            if log.is_file() and log.read_bytes().count(b"\n") >= 64:
-                break
-            time.sleep(0.005)
-        assert proc.poll() is None, "the generator ended before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=60)
+    kill_when(proc, lambda: log.is_file() and log.read_bytes().count(b"\n") >= 64)
     assert not (out / "synth-a").exists()  # a domain folder appears whole or not at all
     logged = [json.loads(x)["relpath"] for x in log.read_text().splitlines()]
     assert 64 <= len(logged) and len(set(logged)) == len(logged)
