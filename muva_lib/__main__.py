@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "train / find a method run and execute its notebooks with papermill (--all-synthetic: the sweep)"),
     "pivl-part-phase": ("pivl_part_phase", "pi-VL's stage-1 part phase per part-epoch setting and seed: the runs "
                                            "(found or trained) and figures/tables/pivl_part_phase.md"),
+    "readme": ("readme", "rewrite the README's generated results blocks from figures/ (--check: only compare)"),
 }
 
 

@@ -12,7 +12,8 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--protocol", required=True, help="protocol name, e.g. ma->d or synth-a->synth-b")
+    parser.add_argument("--protocol", required=True,
+                        help="protocol name, quoted in a shell: e.g. 'ma->d' or 'synth-a->synth-b'")
     parser.add_argument("--method", default="muva", help="muva | clipreid | pivl (default muva)")
     parser.add_argument("--preset", default="paper", help="paper | smoke (default paper)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, 1234)")
