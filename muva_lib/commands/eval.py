@@ -14,7 +14,9 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, help="a run folder or a checkpoint file")
     parser.add_argument("--protocol", default=None, help="protocol whose targets to test (default: the run's)")
-    parser.add_argument("--all-splits", action="store_true", help="small-dataset targets: average all 10 splits")
+    parser.add_argument("--all-splits", action="store_true",
+                        help="small-dataset targets: mean of all 10 splits even where the run's config names one "
+                             "(the default unless data.split_index=k)")
     parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (eval.k1 / eval.k2)")
     parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the run's)")
     parser.add_argument("--write", action="store_true", help="also write metrics/<target>.json into the run folder")
@@ -25,8 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..config import ConfigError
-    from ..tables import fmt_pct, format_table
+    from ..tables import format_table
     from ..train import evaluate_run
+    from ..train.evaluate import metrics_rows
 
     overrides = list(args.overrides)
     if args.all_splits:
@@ -39,9 +42,7 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    rows = [{"target": t, **{k: fmt_pct(m[k]) for k in ("mAP", "rank1", "rank5", "rank10", "mINP")}}
-            for t, m in metrics.items()]
-    print(format_table(rows))
+    print(format_table(metrics_rows(metrics)))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")

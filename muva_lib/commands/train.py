@@ -30,8 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..config import ConfigError, resolve
     from ..parsing import ParsingError
-    from ..tables import fmt_pct, format_table
+    from ..tables import format_table
     from ..train import ConfigMismatchError, train
+    from ..train.evaluate import metrics_rows
     from ..train.ddp import from_env, shutdown
 
     overrides = list(args.overrides)
@@ -64,8 +65,6 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{name}: {len(rows)} epochs, last epoch loss {last['loss']:.4f} ({terms})")
         if result.timings:
             print("seconds: " + ", ".join(f"{k[:-2]} {v:.1f}" for k, v in result.timings.items()))
-        rows = [{"target": r["target"], **{k: fmt_pct(r[k]) for k in ("mAP", "rank1", "rank5", "rank10", "mINP")}}
-                for r in result.summary()]
-        if rows:
-            print(format_table(rows))
+        if result.metrics:
+            print(format_table(metrics_rows(result.metrics)))
     return 0
