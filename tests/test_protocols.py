@@ -175,3 +175,6 @@ def test_in_domain_small_dataset_trains_on_the_split_it_is_tested_on(tmp_path):
     assert split.split_index == 3 and {it.path for it in data.train} == train[3]
     person = lambda items: {Path(it.path).name.split("_")[0] for it in items}  # noqa: E731  (NNN of NNN_ANGLE.bmp)
     assert not person(data.train) & person(split.query)
+    # a small dataset that is only a source trains on split 0's ids; the target still gets every split
+    other = P.build("viper->prid", roots={"viper": root, "prid": fakes.prid_tree(tmp_path / "prid")})
+    assert {it.path for it in other.train} == train[0] and len(other.targets["prid"]) == 10

@@ -86,9 +86,10 @@ class Protocol:
         return any(len(ix) > 1 for ix in split_indices(self).values())
 
     def split_trained(self, dataset: str) -> bool:
-        """True when ``dataset`` is a training source read by one seeded split's training ids (an
-        in-domain protocol on a small dataset), so its test splits cannot share one training."""
-        return (not self.train_all and dataset in self.source_datasets
+        """True when ``dataset`` is both a target and a training source read by one seeded split's
+        training ids (an in-domain protocol on a small dataset), so its test splits cannot share one
+        training. (A small dataset that is only a source trains on split 0's training ids.)"""
+        return (not self.train_all and dataset in self.source_datasets and dataset in self.target_datasets
                 and get_reader(dataset).num_splits > 1)
 
 
