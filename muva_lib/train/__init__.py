@@ -13,7 +13,7 @@ from .api import TrainResult, evaluate_run, finish, load_run, model_from_checkpo
 from .evaluate import evaluate_model, test_encoder
 from .loop import Callback, LambdaCallback, StepOutput, train_epoch
 from .optim import describe_groups, stage1_lr, stage2_lr_factor
-from .rundir import ConfigMismatchError, RunDir, find_resumable
+from .rundir import ConfigMismatchError, NotResumableError, RunDir, find_resumable
 from .setup import TrainSetup, feature_pass, prepare
 from .stage1 import Stage1Cache, load_or_compute_cache, run_stage1, stage1_weights
 from .stage2 import build_memory, run_stage2, stage2_weights
@@ -21,7 +21,7 @@ from .stage2 import build_memory, run_stage2, stage2_weights
 __all__ = [
     "TrainResult", "train", "evaluate_run", "finish", "load_run", "model_from_checkpoint", "open_run",
     "evaluate_model", "test_encoder", "Callback", "LambdaCallback", "StepOutput", "train_epoch", "describe_groups",
-    "stage1_lr", "stage2_lr_factor", "ConfigMismatchError", "RunDir", "find_resumable", "TrainSetup",
+    "stage1_lr", "stage2_lr_factor", "ConfigMismatchError", "NotResumableError", "RunDir", "find_resumable", "TrainSetup",
     "feature_pass", "prepare", "Stage1Cache", "load_or_compute_cache", "run_stage1", "stage1_weights",
     "build_memory", "run_stage2", "stage2_weights",
 ]

@@ -18,7 +18,7 @@ from .checkpoint import load_model_train_state, load_train_state, set_rng_state
 from .ddp import barrier, broadcast_object, init_distributed
 from .evaluate import SUMMARY_KEYS, evaluate_model
 from .loop import Callback
-from .rundir import RunDir, find_resumable
+from .rundir import NotResumableError, RunDir, find_resumable
 from .setup import TrainSetup, prepare
 from .pivl import load_aux_state
 from .stage1 import run_stage1, stage1_total_epochs
@@ -49,18 +49,24 @@ class TrainResult:
 def open_run(cfg: RunCfg, run_dir: str | Path | None = None, resume: bool = False, world_size: int = 1
              ) -> RunDir:
     """The run folder to use: with ``resume``, ``run_dir`` or else the newest unfinished run of the same
-    protocol / method (its config must match, see :meth:`RunDir.check_config`; none found: a new run,
-    with a warning); otherwise a new folder (at ``run_dir`` when given)."""
+    protocol / method that saved an epoch or never failed (its config must match, finished or not, see
+    :meth:`RunDir.check_config`; none found: a new run, with a warning); otherwise a new folder (at
+    ``run_dir`` when given). A run that failed before saving an epoch raises :class:`NotResumableError`."""
     if resume:
         run = RunDir(run_dir) if run_dir is not None else find_resumable(cfg.data.protocol, cfg.method)
         if run is not None:
             if not run.config_path.is_file():
                 raise FileNotFoundError(f"{run.root} is not a run folder (no config.json)")
-            if run.manifest().get("status") == "finished":
-                return run  # nothing to continue: train() reads it back
+            if run.not_resumable():
+                raise NotResumableError(run.not_resumable())
             changed = run.check_config(cfg)
-            run.update_manifest(status="running", resumed=run.manifest().get("resumed", [])
-                                + [{"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "changed": changed}])
+            manifest = run.manifest()
+            if manifest.get("status") == "finished":
+                return run  # nothing to continue: train() reads it back
+            entry = {"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "changed": changed,
+                     **({"after": manifest["error"]} if manifest.get("error") else {})}
+            run.update_manifest(status="running", error=None, failed_in=None,
+                                resumed=manifest.get("resumed", []) + [entry])
             return run
         warnings.warn(f"nothing to resume for {cfg.data.protocol} / {cfg.method}: starting a new run", stacklevel=2)
     return RunDir.create(cfg, world_size=world_size, path=run_dir)
@@ -118,26 +124,28 @@ def train(cfg: RunCfg, run_dir: str | Path | None = None, resume: bool = False, 
         raise ValueError("resume needs a run folder (write=True)")
     if run is not None and resume and run.manifest().get("status") == "finished":
         return load_run(run.root)
-    state = load_train_state(run.last_path) if run is not None and resume and run.last_path.is_file() else None
-    setup = prepare(cfg, device, run=run, callbacks=callbacks, progress=progress and dist.is_main, dist=dist)
-    if setup.writes:
-        run.update_manifest(device=str(device), world_size=dist.world_size)
-    if state is not None:
-        load_model_train_state(setup.model, state["model"])
-        load_aux_state(setup.aux, state.get("extra", {}))
-        setup.history = {k: list(v) for k, v in state["history"].items()}
-        set_rng_state(state["rng"])
-    stage, done = (state["stage"], int(state["epoch"])) if state is not None else ("", 0)
+    setup: TrainSetup | None = None
     try:
+        state = load_train_state(run.last_path) if run is not None and resume and run.last_path.is_file() else None
+        setup = prepare(cfg, device, run=run, callbacks=callbacks, progress=progress and dist.is_main, dist=dist)
+        if setup.writes:
+            run.update_manifest(device=str(device), world_size=dist.world_size)
+        if state is not None:
+            load_model_train_state(setup.model, state["model"])
+            load_aux_state(setup.aux, state.get("extra", {}))
+            setup.history = {k: list(v) for k, v in state["history"].items()}
+            set_rng_state(state["rng"])
+        stage, done = (state["stage"], int(state["epoch"])) if state is not None else ("", 0)
         if stage == "" or (stage == "stage1" and done < stage1_total_epochs(cfg)):
             run_stage1(setup, state if stage == "stage1" else None)
         if stage != "stage2" or done < cfg.stage2.epochs:
             run_stage2(setup, state if stage == "stage2" else None)
         metrics = finish(setup, evaluate)
-    except BaseException as exc:
-        if setup.writes:
-            setup.run.update_manifest(status="failed", error=f"{type(exc).__name__}: {exc}"[:1000],
-                                      timings=setup.timings)
+    except BaseException as exc:  # set-up or training: the manifest says so (a resumable run keeps last.pt)
+        if run is not None and dist.is_main:
+            run.update_manifest(status="failed", error=f"{type(exc).__name__}: {exc}"[:1000],
+                                failed_in="set-up" if setup is None else "training",
+                                **({"timings": setup.timings} if setup is not None else {}))
         raise
     return TrainResult(run.root if run is not None else None, cfg, setup.history["stage1"], setup.history["stage2"],
                        setup.history["eval"], metrics, dict(setup.timings), setup.model)
@@ -169,10 +177,19 @@ def _checkpoint_and_config(path: str | Path) -> tuple[Path, RunCfg]:
 def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu",
                           cfg: RunCfg | None = None) -> tuple[ReidModel, RunCfg]:
     """Rebuild the model of a run folder / checkpoint and load its weights (no CLIP weights file needed:
-    every component the image side uses comes from the checkpoint)."""
+    every component the image side uses comes from the checkpoint). A checkpoint without a trained
+    image encoder (``stage1.pt``: the prompts only) raises ``ValueError`` naming the one to use."""
     ckpt, run_cfg = _checkpoint_and_config(path)
     cfg = cfg or run_cfg
     meta = read_metadata(ckpt)
+    if "image_encoder" not in meta.get("components", []):
+        run = ckpt.parent.parent
+        stage = meta.get("extra", {}).get("stage", "")
+        raise ValueError(f"{ckpt} holds no trained image encoder (components: {', '.join(meta.get('components', []))}"
+                         f"{'; the ' + stage + ' checkpoint' if stage else ''}): its model would score a random, "
+                         f"unseeded encoder. Use the model after stage 2: {run / 'checkpoints' / 'final.pt'} (or "
+                         f"the run folder {run}); a run that has not finished: complete it first with "
+                         f"python -m muva_lib train --resume {run} ...")
     build_cfg = apply_overrides(cfg, {"model.pretrained": "",
                                       "model.activation": "quick_gelu" if meta.get("quick_gelu") else "gelu"})
     model = create_model(build_cfg, meta["num_classes"], device=torch.device(device),

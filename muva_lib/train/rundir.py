@@ -32,19 +32,28 @@ from ..config import RunCfg, config_hash, load as load_config, save as save_conf
 from ..paths import repo_root, runs_root, slug
 from ..utils import atomic_write_json, atomic_write_text
 
-__all__ = ["RunDir", "ConfigMismatchError", "config_differences", "find_resumable", "git_commit", "RESUME_IGNORED"]
+__all__ = ["RunDir", "ConfigMismatchError", "NotResumableError", "config_differences", "find_resumable",
+           "git_commit", "RESUME_IGNORED", "FINISHED_IGNORED"]
 
-#: config keys that may change between a run and its resumption (they do not change the training)
+#: config keys that may change between a run and its resumption (they do not change the training; the
+#: final evaluation, still to come, uses the new ``eval.*`` settings)
 RESUME_IGNORED = ("device", "data.num_workers", "stage2.eval_period", "eval.")
+#: the same for a finished run, whose metrics were computed with its own ``eval.*`` settings
+FINISHED_IGNORED = ("device", "data.num_workers", "stage2.eval_period")
 
 
 class ConfigMismatchError(ValueError):
     """``--resume`` found a run whose config differs; ``differences`` lists them."""
 
-    def __init__(self, run: Path, differences: list[str]):
+    def __init__(self, run: Path, differences: list[str], hint: str = ""):
         self.differences = differences
         super().__init__(f"refusing to resume {run}: its config differs from the requested one:\n  "
-                         + "\n  ".join(differences))
+                         + "\n  ".join(differences)
+                         + f"\n{hint or 'to train the requested config, start a new run (without --resume)'}")
+
+
+class NotResumableError(ValueError):
+    """``--resume`` was pointed at a run that failed before any epoch was saved: nothing to continue."""
 
 
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -155,8 +164,18 @@ class RunDir:
 
     def check_config(self, cfg: RunCfg) -> list[str]:
         """Raise :class:`ConfigMismatchError` if ``cfg`` differs from the run's config beyond
-        :data:`RESUME_IGNORED`; otherwise rewrite config.json with ``cfg`` and return the ignored changes."""
+        :data:`RESUME_IGNORED` (a finished run: :data:`FINISHED_IGNORED`); otherwise rewrite config.json of
+        an unfinished run with ``cfg`` and return the ignored changes."""
         old = self.config()
+        if self.manifest().get("status") == "finished":
+            diffs = config_differences(old, cfg, FINISHED_IGNORED)
+            if diffs:
+                hint = ("the run is finished: to train the requested config, start a new run (without --resume)"
+                        + ("; to score this run with other eval.* settings: python -m muva_lib eval "
+                           f"--checkpoint {self.root} key=value ..." if any(d.startswith("eval.") for d in diffs)
+                           else ""))
+                raise ConfigMismatchError(self.root, diffs, hint)
+            return []
         diffs = config_differences(old, cfg)
         if diffs:
             raise ConfigMismatchError(self.root, diffs)
@@ -164,6 +183,15 @@ class RunDir:
         if changed:
             save_config(cfg, self.config_path)
         return changed
+
+    def not_resumable(self) -> str:
+        """Why ``--resume`` cannot continue this run ("" when it can): a run marked ``failed`` that saved no
+        epoch (its set-up or first epoch failed) has nothing to continue."""
+        m = self.manifest()
+        if m.get("status") == "failed" and not self.last_path.is_file():
+            return (f"{self.root} failed before it saved an epoch ({m.get('error', 'no error recorded')}): "
+                    "nothing to resume; fix the cause and start a new run (without --resume)")
+        return ""
 
     # ------------------------------------------------------------------ manifest
     def manifest(self) -> dict[str, Any]:
@@ -234,12 +262,13 @@ def _number(v: str) -> Any:
 
 
 def find_resumable(protocol: str, method: str, root: str | Path | None = None) -> RunDir | None:
-    """The newest run of ``protocol`` / ``method`` whose manifest is not ``finished`` (None if none)."""
+    """The newest run of ``protocol`` / ``method`` whose manifest is not ``finished`` and that can be
+    continued (not :meth:`RunDir.not_resumable`; None if none)."""
     parent = (Path(root) if root is not None else runs_root()) / slug(protocol) / method
     if not parent.is_dir():
         return None
     for path in sorted((p for p in parent.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True):
         run = RunDir(path)
-        if run.config_path.is_file() and run.manifest().get("status") != "finished":
+        if run.config_path.is_file() and run.manifest().get("status") != "finished" and not run.not_resumable():
             return run
     return None
