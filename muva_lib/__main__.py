@@ -36,8 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the library's own errors (:func:`muva_lib.commands.user_errors`) end it with one
+    ``error: <message>`` line on stderr and exit 2."""
     args = build_parser().parse_args(argv)
-    return int(args._module.run(args) or 0)
+    try:
+        return int(args._module.run(args) or 0)
+    except Exception as exc:
+        from .commands import user_errors
+
+        if not isinstance(exc, user_errors()):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 
@@ -26,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import ConfigError
+    """Errors of the checkpoint, config or data propagate to ``python -m muva_lib`` (one line, exit 2)."""
     from ..tables import format_table
     from ..train import evaluate_run
     from ..train.evaluate import metrics_rows
@@ -36,12 +35,8 @@ def run(args: argparse.Namespace) -> int:
         overrides.append("data.all_splits=true")
     if args.rerank:
         overrides.append("eval.rerank=true")
-    try:
-        metrics = evaluate_run(args.checkpoint, args.protocol, overrides, device=args.device,
-                               progress=args.progress, write=args.write)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    metrics = evaluate_run(args.checkpoint, args.protocol, overrides, device=args.device, progress=args.progress,
+                           write=args.write)
     print(format_table(metrics_rows(metrics)))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

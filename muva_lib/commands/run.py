@@ -156,21 +156,20 @@ def _write_sweep(args: argparse.Namespace, failed: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import ConfigError
-    from ..runs import (RESULTS_NOTEBOOK, NotebookError, RunNotFoundError, UnknownParameterError, notebook_stem,
-                        run_method, run_results)
+    """Bad arguments, config, data and missing runs propagate to ``python -m muva_lib`` (one line, exit 2);
+    a failed notebook: exit 1."""
+    from ..runs import RESULTS_NOTEBOOK, NotebookError, notebook_stem, run_method, run_results
 
     # key=value items right after --seeds / --notebooks belong to the overrides
     overrides = [a for a in (*args.seeds, *args.notebooks) if "=" in a] + list(args.overrides)
-    try:
-        seeds = [int(s) for s in args.seeds if "=" not in s]
-        jobs = plan_jobs(args.protocol, args.method, seeds, args.all_synthetic, args.ablations)
-        stems = [notebook_stem(n) for n in args.notebooks if "=" not in n]
-        if args.jobs < 1:
-            raise ValueError(f"--jobs {args.jobs}: give 1 or more")
-    except (ValueError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    bad = [s for s in args.seeds if "=" not in s and not s.lstrip("-").isdigit()]
+    if bad:
+        raise ValueError(f"--seeds {' '.join(bad)}: seeds are integers")
+    seeds = [int(s) for s in args.seeds if "=" not in s]
+    jobs = plan_jobs(args.protocol, args.method, seeds, args.all_synthetic, args.ablations)
+    stems = [notebook_stem(n) for n in args.notebooks if "=" not in n]
+    if args.jobs < 1:
+        raise ValueError(f"--jobs {args.jobs}: give 1 or more")
     results = args.all_synthetic or args.ablations or RESULTS_NOTEBOOK in stems
     per_run = [s for s in stems if s != RESULTS_NOTEBOOK]
     failed = 0
@@ -193,9 +192,6 @@ def run(args: argparse.Namespace) -> int:
             rec = run_results(args.preset, first.protocol, first.method, seeds[0], args.device,
                               prepare_only=args.prepare_only)
             print(f"== {RESULTS_NOTEBOOK}: {rec.status} in {rec.seconds:.0f} s -> {rec.output}")
-    except (ConfigError, RunNotFoundError, UnknownParameterError, NotImplementedError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except NotebookError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -8,7 +8,7 @@ Under `torchrun --nproc_per_node N -m muva_lib train ...` the run is distributed
 from __future__ import annotations
 
 import argparse
-import sys
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,31 +28,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import ConfigError, resolve
-    from ..parsing import ParsingError
+    """Errors of the config, the data or the run folder propagate to ``python -m muva_lib`` (one line, exit 2)."""
+    from ..config import resolve
     from ..tables import format_table
-    from ..train import ConfigMismatchError, train
+    from ..train import train
     from ..train.evaluate import metrics_rows
     from ..train.ddp import from_env, shutdown
 
     overrides = list(args.overrides)
+    if args.resume and "=" in args.resume and not Path(args.resume).exists():  # `--resume key=value ...`
+        overrides, args.resume = [args.resume, *overrides], ""
     if args.device is not None:
         overrides.append(f"device={args.device}")
     if args.eval_period is not None:
         overrides.append(f"stage2.eval_period={args.eval_period}")
-    try:
-        cfg = resolve(args.method, args.preset, args.protocol, args.seed, overrides)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    cfg = resolve(args.method, args.preset, args.protocol, args.seed, overrides)
     main = from_env().is_main
     resume = args.resume is not None
     run_dir = args.resume or args.run_dir or None
     try:
         result = train(cfg, run_dir=run_dir, resume=resume, progress=not args.no_progress)
-    except (ConfigMismatchError, FileExistsError, FileNotFoundError, NotImplementedError, ParsingError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     finally:
         shutdown()
     if main:
