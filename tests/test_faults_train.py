@@ -43,7 +43,8 @@ def _kill_mid_epoch(cmd: list[str], runs: Path, stage: str, epoch: int) -> RunDi
         while True:
             chunk = os.read(proc.stderr.fileno(), 1 << 16)
             if not chunk:
-                pytest.fail(f"exit {proc.wait()} before {stage} epoch {epoch}:\n{seen.decode(errors='replace')[-3000:]}")
+                tail = seen.decode(errors="replace")[-3000:]
+                pytest.fail(f"exit {proc.wait()} before {stage} epoch {epoch}:\n{tail}")
             seen += chunk
             done = [(int(a), int(b)) for a, b in bar.findall(seen)]
             if any(0 < a < b for a, b in done):

@@ -21,7 +21,7 @@ from .stage2 import build_memory, run_stage2, stage2_weights
 __all__ = [
     "TrainResult", "train", "evaluate_run", "finish", "load_run", "model_from_checkpoint", "open_run",
     "evaluate_model", "test_encoder", "Callback", "LambdaCallback", "StepOutput", "train_epoch", "describe_groups",
-    "stage1_lr", "stage2_lr_factor", "ConfigMismatchError", "NotResumableError", "RunDir", "find_resumable", "TrainSetup",
-    "feature_pass", "prepare", "Stage1Cache", "load_or_compute_cache", "run_stage1", "stage1_weights",
+    "stage1_lr", "stage2_lr_factor", "ConfigMismatchError", "NotResumableError", "RunDir", "find_resumable",
+    "TrainSetup", "feature_pass", "prepare", "Stage1Cache", "load_or_compute_cache", "run_stage1", "stage1_weights",
     "build_memory", "run_stage2", "stage2_weights",
 ]
