@@ -107,10 +107,13 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(train_env, tm
     # the bare --resume finds it; killed again in the first stage-2 epoch (last.pt: stage 1's end)
     assert _kill_mid_epoch(_cli("--resume"), train_env.runs, "stage2", 1).root == run.root
     assert _kill_mid_epoch(_cli("--resume", str(run.root)), train_env.runs, "stage2", 2).root == run.root
+    (run.root / "checkpoints" / ".last.pt.4242.tmp").write_bytes(b"half a last.pt")  # a kill during a write
     done = subprocess.run(_cli("--resume", str(run.root), "--no-progress"), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
 
     assert run.manifest()["status"] == "finished" and len(run.manifest()["resumed"]) == 3
+    assert run.manifest()["resumed"][-1]["removed"] == ["checkpoints/.last.pt.4242.tmp"]
+    assert not list(run.root.rglob("*.tmp"))
     a, b = (torch.load(r.final_path, weights_only=True)["state"] for r in (whole, run))
     for comp in a:
         for key in a[comp]:

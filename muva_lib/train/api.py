@@ -63,8 +63,10 @@ def open_run(cfg: RunCfg, run_dir: str | Path | None = None, resume: bool = Fals
             manifest = run.manifest()
             if manifest.get("status") == "finished":
                 return run  # nothing to continue: train() reads it back
+            removed = run.remove_partial_writes()
             entry = {"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "changed": changed,
-                     **({"after": manifest["error"]} if manifest.get("error") else {})}
+                     **({"after": manifest["error"]} if manifest.get("error") else {}),
+                     **({"removed": removed} if removed else {})}
             run.update_manifest(status="running", error=None, failed_in=None,
                                 resumed=manifest.get("resumed", []) + [entry])
             return run

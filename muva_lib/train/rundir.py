@@ -193,6 +193,14 @@ class RunDir:
                     "nothing to resume; fix the cause and start a new run (without --resume)")
         return ""
 
+    def remove_partial_writes(self) -> list[str]:
+        """Delete what a killed process left of an interrupted atomic write (``.<name>.<pid>.tmp`` beside
+        the file it was replacing, which stays intact); returns their paths relative to the run."""
+        left = sorted(p for p in self.root.rglob(".*.tmp") if p.is_file())
+        for p in left:
+            p.unlink()
+        return [p.relative_to(self.root).as_posix() for p in left]
+
     # ------------------------------------------------------------------ manifest
     def manifest(self) -> dict[str, Any]:
         return json.loads(self.manifest_path.read_text()) if self.manifest_path.is_file() else {}
