@@ -32,10 +32,10 @@ def _cli(*args: str) -> list[str]:
             *args, *SIGKILL_TRAIN]
 
 
-def _kill_mid_epoch(cmd: list[str], runs: Path, stage: str, epoch: int) -> RunDir:
+def _kill_mid_epoch(cmd: list[str], runs: Path, stage: str, epoch: int, saved: tuple[str, int]) -> RunDir:
     """Start ``cmd``, read its progress bars until one step of ``epoch`` of ``stage`` is done and steps
-    remain, stop it (SIGSTOP), check on disk that the epoch is under way (the last saved epoch is the
-    one before), then SIGKILL it. Returns its run folder (the newest under ``runs``)."""
+    remain, stop it (SIGSTOP), check on disk that the epoch is under way (last.pt holds the ``saved``
+    (stage, epoch) before it), then SIGKILL it. Returns its run folder (the newest under ``runs``)."""
     bar = re.compile(rb"%s %d:\s+\d+%%\|[^|\r\n]*\|\s*(\d+)/(\d+)" % (stage.encode(), epoch))
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     seen = b""
@@ -52,9 +52,8 @@ def _kill_mid_epoch(cmd: list[str], runs: Path, stage: str, epoch: int) -> RunDi
             assert not any(a == b for a, b in done), f"{stage} epoch {epoch} ended before it could be stopped"
         proc.send_signal(signal.SIGSTOP)
         run = RunDir(max(runs.glob("*/muva/*"), key=lambda p: p.name))
-        prev = (stage, epoch - 1) if epoch > 1 else ("stage1", 2)
         state = load_train_state(run.last_path)  # loads: never a half-written last.pt
-        assert (state["stage"], state["epoch"]) == prev, f"killed at {stage} {epoch}, but last.pt is past it"
+        assert (state["stage"], state["epoch"]) == saved, f"stopped in {stage} {epoch}, but last.pt is past it"
     finally:
         proc.kill()
         proc.wait()
@@ -102,11 +101,13 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(train_env, tm
     cfg = resolve("muva", "smoke", PROTOCOL, overrides=list(SIGKILL_TRAIN))
     whole = RunDir(train(cfg, run_dir=tmp_path / "whole", progress=False).run_dir)
 
-    run = _kill_mid_epoch(_cli(), train_env.runs, "stage1", 2)
+    run = _kill_mid_epoch(_cli(), train_env.runs, "stage1", 2, saved=("stage1", 1))
     assert [r["epoch"] for r in run.read_rows("stage1")] == [1]
-    # the bare --resume finds it; killed again in the first stage-2 epoch (last.pt: stage 1's end)
-    assert _kill_mid_epoch(_cli("--resume"), train_env.runs, "stage2", 1).root == run.root
-    assert _kill_mid_epoch(_cli("--resume", str(run.root)), train_env.runs, "stage2", 2).root == run.root
+    # the bare --resume finds it; killed again in the first stage-2 epoch (last.pt: stage 1's end) ...
+    assert _kill_mid_epoch(_cli("--resume"), train_env.runs, "stage2", 1, saved=("stage1", 2)).root == run.root
+    # ... and in the second (last.pt: stage 2's first epoch)
+    again = _kill_mid_epoch(_cli("--resume", str(run.root)), train_env.runs, "stage2", 2, saved=("stage2", 1))
+    assert again.root == run.root
     (run.root / "checkpoints" / ".last.pt.4242.tmp").write_bytes(b"half a last.pt")  # a kill during a write
     done = subprocess.run(_cli("--resume", str(run.root), "--no-progress"), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
