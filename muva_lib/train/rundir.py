@@ -6,6 +6,7 @@ Layout (every file written atomically by rank 0)::
     manifest.json            status (running | finished | failed), protocol, method, preset, seed,
                              config hash, created / updated (ISO), git commit, versions, device,
                              world size, progress {stage, epoch}, timings (s), metrics summary, error
+                             and failed_in (set-up | training) of a failed run, resumed [{at, changed}]
     logs/stage1.csv          one row per epoch: epoch, lr, loss, loss_<term>..., acc, time_s
     logs/stage2.csv          one row per epoch: epoch, lr, lr_rmp, loss, loss_<term>..., acc, memory_s, time_s
     logs/eval.csv            one row per evaluation: stage, epoch, target, mAP, rank1, rank5, rank10, mINP
@@ -15,6 +16,9 @@ Layout (every file written atomically by rank 0)::
     checkpoints/final.pt     the model after the last epoch, by component (models.checkpoint format)
     cache/stage1_feats.pt    stage-1 image features {feats [M, F], labels [M], keys}
     metrics/<target>.json    final metrics on each target (fractions in [0, 1])
+
+Every ``.pt`` under checkpoints/ carries a SHA-256 of its contents, checked on load. ``--resume`` takes
+an unfinished run (a ``failed`` one only if it saved an epoch) or a finished one of the same config.
 """
 from __future__ import annotations
 
