@@ -105,7 +105,7 @@ class ParsingCfg:
     source: str = "auto"  # parsing.PARSING_SOURCES: auto (synthetic; pose on real-vtest) | synthetic | png | hf | pose
     png_root: str = ""  # png: <png_root>/<dataset>/<relpath with .png>, LIP/SCHP 20-class index maps
     model: str = ""  # hf: hub id or local folder of a transformers semantic-segmentation model
-    grouping: str = "auto"  # auto (the source's default) | lip | synth | "head=1,2;upper=5,7;..." (muva_lib.parsing)
+    grouping: str = "auto"  # auto (the source's default) | lip | synth | pose | "head=1,2;upper=5,7;..." (muva_lib.parsing)
     store_size: tuple[int, int] = (64, 32)  # (H, W) of the stored maps (majority vote per cell, uint8)
     vote: str = "majority"  # patch labels from the map: majority | foreground (parts covering >= fg_share of a patch)
     fg_share: float = 0.25  # foreground vote: share of a patch the parts together must cover
@@ -754,7 +754,7 @@ FIELD_RULES: dict[str, Rule] = {
     "parsing.source": _choice(_lazy("parsing.sources", "PARSING_SOURCES")),
     "parsing.png_root": _ANY_STR,  # a folder: checked when the png source reads it
     "parsing.model": _ANY_STR,  # a hub id or a local folder: checked when the hf source loads it
-    "parsing.grouping": Rule(_grouping_ok, "auto, lip, synth or a grouping such as 'head=1,2;upper=5,7' "
+    "parsing.grouping": Rule(_grouping_ok, "auto, lip, synth, pose or a grouping such as 'head=1,2;upper=5,7' "
                              "(muva_lib.parsing.classes.parse_grouping)"),
     "parsing.store_size": _tuple(_int(1), (2,)),
     "parsing.vote": _choice(_lazy("parsing.labels", "VOTES")),

@@ -156,6 +156,7 @@ def test_resume_of_a_finished_run_compares_the_config(train_env, finished, capsy
     assert main([*args, "--device", "cpu", *finished.overrides]) == 0  # the same experiment
     out = capsys.readouterr().out
     assert f"run folder: {run.root}" in out and f"| {100 * finished.metrics['synth-b']['mAP']:.1f}" in out
+    assert "already finished with this config: nothing was trained" in out
 
 
 def test_eval_refuses_a_checkpoint_without_a_trained_image_encoder(train_env, finished, capsys):

@@ -184,6 +184,15 @@ def test_ground_cli_on_a_read_only_store_ends_with_one_clear_line(synth_small, t
     assert err.startswith("error: cannot write ") and "--store-root" in err and "Traceback" not in err
 
 
+def test_ground_cli_validates_its_set_overrides_before_any_work(synth_small, tmp_path, capsys):
+    """--set values go through the same validation as a training config: a negative fence is one line."""
+    args = _cli_args(synth_small.root / "synth-a", tmp_path / "store")
+    assert ground_cmd.run(_parse([*args, "--set", "fence_k=-1"])) == 2
+    err = capsys.readouterr().err
+    assert "vge.fence_k" in err and "-1" in err and "Traceback" not in err
+    assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("*.jsonl"))
+
+
 # ----------------------------------------------------------------------------- bad stored boxes, bad formats
 
 def test_a_nan_box_in_the_store_is_dropped_counted_and_reported(synth_items, tmp_path):

@@ -73,6 +73,10 @@ def test_train_then_eval_cli(train_env, tmp_path, capsys, method, terms):
     assert main(["eval", "--checkpoint", str(run / "checkpoints" / "final.pt"), "--protocol",
                  "synth-a->synth-c"]) == 0
     assert "| synth-c" in capsys.readouterr().out
+    # eval's own overrides are validated before the model is built: a typo is one line, exit 2
+    assert main(["eval", "--checkpoint", str(run), "eval.metric=cosin"]) == 2
+    err = capsys.readouterr().err
+    assert "eval.metric" in err and "cosin" in err and "Traceback" not in err
 
 
 def test_train_cli_reports_bad_input(train_env, capsys):

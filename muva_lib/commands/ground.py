@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Any, Sequence
 
-from ..config import ConfigError, RunCfg, apply_overrides, parse_overrides
+from ..config import ConfigError, RunCfg, apply_overrides, parse_overrides, validate
 from ..data.types import Item
 
 __all__ = ["add_arguments", "run", "add_common_arguments", "vge_from_args", "read_items", "finish"]
@@ -54,7 +54,7 @@ def vge_from_args(args: argparse.Namespace) -> Any:
     if getattr(args, "trust_remote_code", False):
         flags["vge.trust_remote_code"] = True
     extra = {k if k.startswith("vge.") else f"vge.{k}": v for k, v in parse_overrides(args.overrides).items()}
-    return apply_overrides(RunCfg(), {**flags, **extra}).vge
+    return validate(apply_overrides(RunCfg(), {**flags, **extra})).vge
 
 
 def read_items(dataset: str, root: str | None, subsets: str) -> list[Item]:

@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         shutdown()
     if main:
         print(f"run folder: {result.run_dir}")
+        if result.already_finished:
+            print("the run had already finished with this config: nothing was trained; its results:")
         for name in ("stage1", "stage2"):
             rows = getattr(result, name)
             if rows:

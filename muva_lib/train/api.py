@@ -1,6 +1,7 @@
 """The notebook / CLI entry points: ``train`` (both stages, run folder, resume, DDP), ``evaluate_run``, ``load_run``."""
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from ..config import RunCfg, apply_overrides, from_dict, load as load_config, parse_overrides, to_dict
+from ..config import RunCfg, apply_overrides, from_dict, load as load_config, parse_overrides, to_dict, validate
 from ..data.protocols import build
 from ..models.checkpoint import load_checkpoint, read_metadata, save_checkpoint, self_contained
 from ..models.factory import ReidModel, create_model
@@ -40,6 +41,8 @@ class TrainResult:
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     model: ReidModel | None = field(default=None, repr=False)
+    #: True when ``train(resume=True)`` found the run finished: nothing was trained, the results are read back
+    already_finished: bool = False
 
     def summary(self) -> list[dict[str, Any]]:
         """One row per target: mAP, rank1, rank5, rank10, mINP (fractions)."""
@@ -125,7 +128,7 @@ def train(cfg: RunCfg, run_dir: str | Path | None = None, resume: bool = False, 
     elif resume:
         raise ValueError("resume needs a run folder (write=True)")
     if run is not None and resume and run.manifest().get("status") == "finished":
-        return load_run(run.root)
+        return dataclasses.replace(load_run(run.root), already_finished=True)
     setup: TrainSetup | None = None
     try:
         state = load_train_state(run.last_path) if run is not None and resume and run.last_path.is_file() else None
@@ -213,7 +216,7 @@ def evaluate_run(path: str | Path, protocol: str | None = None, overrides: Mappi
         overrides = parse_overrides(overrides.split())
     elif not isinstance(overrides, Mapping):
         overrides = parse_overrides(overrides)
-    cfg = apply_overrides(cfg, {**({"data.protocol": protocol} if protocol else {}), **dict(overrides)})
+    cfg = validate(apply_overrides(cfg, {**({"data.protocol": protocol} if protocol else {}), **dict(overrides)}))
     device = torch.device(device) if device is not None else resolve_device(cfg.device)
     model, _ = model_from_checkpoint(ckpt, device, cfg)
     data = build(cfg.data.protocol, split_index=cfg.data.split_index, all_splits=cfg.data.all_splits,
