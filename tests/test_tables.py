@@ -241,3 +241,18 @@ def test_only_the_full_sweep_writes_the_sweep_folder(tmp_path, monkeypatch):
     assert main(["run", "--ablations", "--seeds", "0", "--notebooks"]) == 0
     assert main(["run", "--all-synthetic", "--seeds", "0", "--notebooks", "--figures", "none"]) == 0
     assert not sweep.exists()
+
+
+def test_a_one_protocol_run_writes_its_seed_table_only_where_asked(tmp_path, monkeypatch):
+    """``run --protocol P --method a,b --seeds ... --figures DIR``: the quick start's seed spread, by command."""
+    from muva_lib.__main__ import main
+    from muva_lib.commands.run import plan_jobs
+
+    assert [(j.method, j.seed) for j in plan_jobs("synth-a->synth-b", "muva,clipreid", [0, 1])] == [
+        ("muva", 0), ("clipreid", 0), ("muva", 1), ("clipreid", 1)]
+    _sweep_env(tmp_path, monkeypatch)
+    out = tmp_path / "quickstart_seeds"
+    assert main(["run", "--protocol", "synth-a->synth-b", "--method", "muva,clipreid", "--seeds", "0", "1",
+                 "--notebooks", "--figures", str(out)]) == 0
+    table = (out / "synthetic.md").read_text()
+    assert "| MUVA      | ours (smoke, 2 seeds) | 11.0±1.4 / 20.0±0.0 |" in table and (out / "synthetic_seeds.png").is_file()

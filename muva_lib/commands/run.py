@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--protocol", default=None,
                         help="protocol name, quoted in a shell: e.g. 'ma->d' or 'synth-a->synth-b'")
-    parser.add_argument("--method", default="muva", help="muva | clipreid | pivl (default muva)")
+    parser.add_argument("--method", default="muva",
+                        help="muva | clipreid | pivl, or several comma-separated (muva,clipreid; default muva)")
     parser.add_argument("--preset", default="smoke", help="smoke | paper (default smoke)")
     parser.add_argument("--seeds", nargs="+", default=["0"], help="seeds, one run each (default 0)")
     parser.add_argument("--notebooks", nargs="*", default=[s[:2] for s in RUN_NOTEBOOKS],
@@ -63,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--figures", default="", metavar="DIR",
                         help="where --all-synthetic writes the sweep's tables (md, tex) and seed figures "
                              "(default figures/sweep/, under $MUVA_FIGURES; 'none': not written); other runs "
-                             "never write them")
+                             "write them only when DIR is given (e.g. the quick start's seed spread)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
 
@@ -80,7 +81,8 @@ def plan_jobs(protocol: str | None, method: str, seeds: list[int], all_synthetic
     if not (all_synthetic or ablations):
         if not protocol:
             raise ValueError("give --protocol (and --method), --all-synthetic or --ablations")
-        return [Job(protocol, method, s) for s in seeds]
+        methods = [m.strip() for m in method.split(",") if m.strip()]
+        return [Job(protocol, m, s) for s in seeds for m in methods]
     target = protocol or "synth-a->synth-b"
     jobs: list[Job] = []
     for seed in seeds:
@@ -185,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  run folder: {run_dir.root if run_dir is not None else '(none yet: notebooks prepared only)'}")
                 for rec in records:
                     print(f"  {rec.notebook:<20} {rec.status:<8} {rec.seconds:6.0f} s  {rec.output}", flush=True)
-        if args.all_synthetic:
+        if args.all_synthetic or args.figures not in ("", "none"):
             _write_sweep(args, failed)
         if results:
             first = jobs[0]
