@@ -58,13 +58,12 @@ check_notebook_parameters(globals(), "01_vge_grounding")  # an undeclared name (
 
 # %%
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
-from muva_lib import analysis, config
+from muva_lib import analysis, config, runs
 from muva_lib.data.real import ensure_real_vtest, real_items, real_vtest_missing, summary_lines
 from muva_lib.grounding.backends.cascade import agreement_rows
 from muva_lib.grounding.backends.pose import pose_missing
@@ -80,8 +79,7 @@ from muva_lib.viz import save_figure
 NOTEBOOK = "01_vge_grounding"
 cfg = config.resolve(METHOD, PRESET, PROTOCOL, SEED, OVERRIDES)
 set_threads(cfg.threads)
-FIG_DIR = Path(RUN_DIR) / "figures" if RUN_DIR else None
-TABLE_DIR = Path(RUN_DIR) / "tables" if RUN_DIR else None
+FIG_DIR, TABLE_DIR = runs.output_dirs(RUN_DIR, NOTEBOOK)  # RUN_DIR set: everything under it
 items = training_sample(DATASET, N_IMAGES)  # generates a synthetic domain the first time
 vge = cfg.vge
 print(f"{DATASET}: {len(items)} training images; noise preset {vge.noise!r}; calibration fences "

@@ -53,12 +53,11 @@ from muva_lib.runs import check_notebook_parameters
 check_notebook_parameters(globals(), "02_calibration")  # an undeclared name (papermill -p TYPO ...) stops here
 
 # %%
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from muva_lib import config
+from muva_lib import config, runs
 from muva_lib.data.real import ensure_real_vtest, real_items, real_vtest_missing
 from muva_lib.grounding.backends.cascade import agreement_rows
 from muva_lib.grounding.backends.pose import pose_missing
@@ -71,8 +70,7 @@ from muva_lib.viz import save_figure
 NOTEBOOK = "02_calibration"
 cfg = config.resolve(METHOD, PRESET, PROTOCOL, SEED, OVERRIDES)
 set_threads(cfg.threads)
-FIG_DIR = Path(RUN_DIR) / "figures" if RUN_DIR else None
-TABLE_DIR = Path(RUN_DIR) / "tables" if RUN_DIR else None
+FIG_DIR, TABLE_DIR = runs.output_dirs(RUN_DIR, NOTEBOOK)  # RUN_DIR set: everything under it
 items = training_sample(DATASET, N_IMAGES)  # generates a synthetic domain the first time
 vge = cfg.vge
 print(f"{DATASET}: {len(items)} training images; backend {vge.backend!r}, noise preset {vge.noise!r}")

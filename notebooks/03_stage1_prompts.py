@@ -50,7 +50,6 @@ from muva_lib.runs import check_notebook_parameters
 check_notebook_parameters(globals(), "03_stage1_prompts")  # an undeclared name (papermill -p TYPO ...) stops here
 
 # %%
-from pathlib import Path
 
 from muva_lib import analysis, config, runs, tables
 from muva_lib.models.prompts import build_templates
@@ -63,7 +62,7 @@ NOTEBOOK = "03_stage1_prompts"
 cfg = config.resolve(METHOD, PRESET, PROTOCOL, SEED, OVERRIDES)
 set_threads(cfg.threads)
 device = resolve_device(DEVICE)
-FIG_DIR = Path(RUN_DIR) / "figures" if RUN_DIR else None
+FIG_DIR, _ = runs.output_dirs(RUN_DIR, NOTEBOOK)  # RUN_DIR set: figures under it
 s1 = cfg.stage1
 print(f"{METHOD} on {PROTOCOL} ({PRESET}): stage 1 {s1.epochs} epochs, lr {s1.lr:g}, batch {s1.batch_size}, "
       f"loss terms {stage1_weights(cfg)}")

@@ -49,7 +49,6 @@ from muva_lib.runs import check_notebook_parameters
 check_notebook_parameters(globals(), "04_stage2_training")  # an undeclared name (papermill -p TYPO ...) stops here
 
 # %%
-from pathlib import Path
 
 from muva_lib import analysis, config, runs, tables
 from muva_lib.train import load_run, stage2_weights
@@ -62,7 +61,7 @@ extra = [f"stage2.eval_period={EVAL_PERIOD}"] if EVAL_PERIOD else []
 cfg = config.resolve(METHOD, PRESET, PROTOCOL, SEED, OVERRIDES.split() + extra)
 set_threads(cfg.threads)
 device = resolve_device(DEVICE)
-FIG_DIR = Path(RUN_DIR) / "figures" if RUN_DIR else None
+FIG_DIR, _ = runs.output_dirs(RUN_DIR, NOTEBOOK)  # RUN_DIR set: figures under it
 s2 = cfg.stage2
 print(f"{METHOD} on {PROTOCOL} ({PRESET}): stage 2 {s2.epochs} epochs, base lr {s2.base_lr:g}, "
       f"warm-up {s2.warmup_epochs}, milestones {list(s2.milestones)}, batch {cfg.data.batch_size}")

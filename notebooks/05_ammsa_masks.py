@@ -51,7 +51,6 @@ from muva_lib.runs import check_notebook_parameters
 check_notebook_parameters(globals(), "05_ammsa_masks")  # an undeclared name (papermill -p TYPO ...) stops here
 
 # %%
-from pathlib import Path
 
 import torch
 
@@ -67,7 +66,7 @@ NOTEBOOK = "05_ammsa_masks"
 cfg = config.resolve(METHOD, PRESET, PROTOCOL, SEED, OVERRIDES)
 set_threads(cfg.threads)
 device = resolve_device(DEVICE)
-FIG_DIR = Path(RUN_DIR) / "figures" if RUN_DIR else None
+FIG_DIR, _ = runs.output_dirs(RUN_DIR, NOTEBOOK)  # RUN_DIR set: figures under it
 parts = list(PARTS[:cfg.model.num_parts])
 items = evenly_spaced(list(build(PROTOCOL, with_targets=False).train), N_IMAGES)
 print(f"{METHOD} on {PROTOCOL} ({PRESET}): {cfg.model.num_parts} part tokens {parts}, gating "
