@@ -69,6 +69,9 @@ BLOCKS: tuple[Block, ...] = (
     Block("demo-time", ("muva_lib/commands/demo.py",), "", body=demo_minutes_sentence),
     Block("quickstart", ("figures/tables/quickstart.md", "figures/tables/quickstart_in_domain.md"),
           _NOTEBOOKS.format("00_quickstart") + "; `make demo` writes the same tables under `runs/demo/tables/`"),
+    Block("quickstart-seeds", ("figures/quickstart_seeds/synthetic.md",),
+          "`python -m muva_lib run --protocol 'synth-a->synth-b' --method muva,clipreid,pivl --seeds 0 1 2 "
+          "--jobs 2 --notebooks --figures figures/quickstart_seeds`"),
     Block("calibration-iou", ("figures/tables/calibration_iou.md",), _NOTEBOOKS.format("02_calibration")),
     Block("real-grounding", ("figures/tables/real_placement.md", "figures/tables/real_agreement.md"),
           _NOTEBOOKS.format("01_vge_grounding")),
@@ -77,7 +80,7 @@ BLOCKS: tuple[Block, ...] = (
     Block("sweep-synthetic", ("figures/sweep/synthetic.md",), _SWEEP, note=SWEEP_PROVENANCE),
     Block("sweep-ablations", ("figures/sweep/ablations.md",), _SWEEP),
     Block("pivl-part-phase", ("figures/tables/pivl_part_phase.md",),
-          "`python -m muva_lib pivl-part-phase --protocol 'synth-a->synth-b' --seeds 0 --part-epochs 2 10`"),
+          "`python -m muva_lib pivl-part-phase --protocol 'synth-a->synth-b' --seeds 0 1 2 --part-epochs 2 10`"),
 )
 
 
