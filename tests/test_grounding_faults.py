@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from muva_lib.commands import ground as ground_cmd
@@ -211,6 +212,23 @@ def test_a_nan_box_in_the_store_is_dropped_counted_and_reported(synth_items, tmp
         assert store.read()[recs[n]["key"]]["parts"]["head"]["status"] == "fallback" and store.dropped
     with pytest.warns(UserWarning):
         assert ground_items(synth_items, SyntheticBackend(), root=root, progress=False)[0].dropped == 1
+
+
+def test_training_masks_do_not_depend_on_other_records_in_the_store(synth_items, tmp_path):
+    """Calibration is fitted on the images asked for: records of other images in the same store (test
+    images grounded for a figure, an earlier version of the dataset) must not move the training masks.
+    Before, the fences came from the whole store, so two data folders gave one run different masks."""
+    vge = apply_overrides(RunCfg(), {"vge.backend": "synthetic"}).vge
+    clean = part_masks_for(synth_items, vge, (16, 8), root=tmp_path / "clean")
+    store = GroundingStore("synth-a", "synthetic-paper", tmp_path / "busy")
+    part_masks_for(synth_items, vge, (16, 8), root=tmp_path / "busy")  # ground the same images first
+    w, h = 64, 128
+    store.append([{"key": f"synth-a/other/{i:04d}.jpg", "size": [w, h],  # whole-person boxes for every part
+                   "parts": {p: {"box": [0.0, 0.0, float(w), float(h)], "raw": "", "reason": "", "status": "ok"}
+                             for p in ("head", "upper", "legs")}} for i in range(3 * len(synth_items))])
+    busy = part_masks_for(synth_items, vge, (16, 8), root=tmp_path / "busy")
+    assert busy.keys() == clean.keys()
+    assert all(np.array_equal(busy[k], clean[k]) for k in clean)
 
 
 def test_answer_format_is_checked_before_anything_loads():

@@ -244,15 +244,26 @@ def raw_boxes(records: Mapping[str, Mapping[str, Any]], parts: Sequence[str] = P
     return keys, sizes, boxes  # type: ignore[return-value]
 
 
-def calibrate_store(store: GroundingStore, cfg: CalibCfg = CalibCfg(), parts: Sequence[str] = PARTS,
-                    write: bool = True) -> Calibration:
-    """Fit the statistics over the whole store and calibrate every record.
+def _key_digest(keys: Sequence[str] | None) -> str:
+    """``all`` or a hash of the sorted key set (so a calibration cache names the images it was fitted on)."""
+    if keys is None:
+        return "all"
+    return hashlib.sha256("\n".join(sorted(set(keys))).encode()).hexdigest()[:16]
 
-    The result is cached in ``<tag>__calibrated.json`` (written atomically) together with the
-    manifest digest and ``cfg``; it is recomputed when either changes.
+
+def calibrate_store(store: GroundingStore, cfg: CalibCfg = CalibCfg(), parts: Sequence[str] = PARTS,
+                    write: bool = True, keys: Sequence[str] | None = None) -> Calibration:
+    """Fit the statistics over the records of ``keys`` (default: the whole store) and calibrate them.
+
+    Training passes the keys of its training images, so the fences depend only on those images and
+    not on whatever else the store happens to hold (test images grounded for a figure, records of an
+    earlier version of the dataset): the same images give the same masks whatever the store's
+    history. Keys the store lacks are skipped. The result is cached in ``<tag>__calibrated.json``
+    (written atomically) with a digest of the store, ``cfg`` and the key set; it is recomputed when
+    any of them changes.
     """
     digest = hashlib.sha256(f"{CALIBRATION_VERSION}|{store.digest()}|{json.dumps(asdict(cfg), sort_keys=True)}|"
-                            f"{','.join(parts)}".encode()).hexdigest()
+                            f"{','.join(parts)}|{_key_digest(keys)}".encode()).hexdigest()
     cached = store.read_json(store.calibrated_path)
     if cached is not None and cached.get("digest") == digest:
         try:
@@ -261,7 +272,10 @@ def calibrate_store(store: GroundingStore, cfg: CalibCfg = CalibCfg(), parts: Se
                                {k: {p: v[p][1] for p in parts} for k, v in cached["boxes"].items()}, digest)
         except (KeyError, TypeError, ValueError, IndexError):
             pass  # unreadable cache: rebuilt below
-    keys, sizes, boxes = raw_boxes(store.read(), parts)
+    records = store.read()
+    if keys is not None:
+        records = {k: records[k] for k in dict.fromkeys(keys) if k in records}
+    keys, sizes, boxes = raw_boxes(records, parts)
     stats, fixed = calibrate_many(boxes, sizes, cfg, parts)
     cal = Calibration(stats, {k: {p: f[p][0] for p in parts} for k, f in zip(keys, fixed)},
                       {k: {p: f[p][1] for p in parts} for k, f in zip(keys, fixed)}, digest)
@@ -275,26 +289,30 @@ def calibrate_store(store: GroundingStore, cfg: CalibCfg = CalibCfg(), parts: Se
     return cal
 
 
-def _box_source(store: GroundingStore, source: str, cfg: CalibCfg, parts: Sequence[str]
+def _box_source(store: GroundingStore, source: str, cfg: CalibCfg, parts: Sequence[str],
+                keys: Sequence[str] | None = None
                 ) -> tuple[dict[str, dict[str, Box | None]], dict[str, tuple[int, int]], str]:
     records = store.read()
+    if keys is not None:
+        records = {k: records[k] for k in dict.fromkeys(keys) if k in records}
     sizes = {k: tuple(r["size"]) for k, r in records.items() if r.get("size")}
     if source == "calibrated":
-        cal = calibrate_store(store, cfg, parts)
+        cal = calibrate_store(store, cfg, parts, keys=keys)
         return dict(cal.boxes), sizes, cal.digest  # type: ignore[arg-type]
     if source == "raw":
-        keys, _, boxes = raw_boxes(records, parts)
+        raw_keys, _, boxes = raw_boxes(records, parts)
         filled = {k: {p: b[p] if b[p] is not None else prior_box(p, sizes[k]) for p in parts}
-                  for k, b in zip(keys, boxes)}
-        return filled, sizes, store.digest()  # type: ignore[return-value]
+                  for k, b in zip(raw_keys, boxes)}
+        return filled, sizes, f"{store.digest()}|{_key_digest(keys)}"  # type: ignore[return-value]
     raise ValueError(f"mask source must be one of {MASK_SOURCES}, got {source!r}")
 
 
 def store_masks(store: GroundingStore, grid_hw: tuple[int, int], source: str = "calibrated",
-                cfg: CalibCfg = CalibCfg(), parts: Sequence[str] = PARTS, ensure_one: bool = True
-                ) -> dict[str, np.ndarray]:
-    """Masks ``{key: bool [R, h*w]}`` of every record of a store, cached in its ``.npz`` file."""
-    boxes, sizes, digest = _box_source(store, source, cfg, parts)
+                cfg: CalibCfg = CalibCfg(), parts: Sequence[str] = PARTS, ensure_one: bool = True,
+                keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Masks ``{key: bool [R, h*w]}`` of the records of ``keys`` (default: every record; calibrated over
+    the same records, :func:`calibrate_store`), cached in the store's ``.npz`` file."""
+    boxes, sizes, digest = _box_source(store, source, cfg, parts, keys)
     digest = f"{digest}:{int(ensure_one)}"
     path = store.masks_path(source, grid_hw)
     if path.is_file():
@@ -326,8 +344,8 @@ def part_masks_for(items: Sequence[Item], vge: Any, grid_hw: tuple[int, int] = (
     """Part masks for training: ``{item.key: bool [R, h*w]}`` for every item (``R = len(parts)``).
 
     ``vge`` is a :class:`muva_lib.config.VgeCfg`: ``vge.source`` picks the boxes (``calibrated``:
-    ground with ``vge.backend`` what the store lacks, calibrate over the whole store of each
-    dataset, rasterise; ``raw``: parsed boxes, missing parts from the fixed prior bands; ``gt``:
+    ground with ``vge.backend`` what the store lacks, calibrate over the records of ``items`` (per
+    dataset; never over other records the store holds), rasterise; ``raw``: parsed boxes, missing parts from the fixed prior bands; ``gt``:
     the synthetic ground truth, no store). ``grid_hw`` is the patch grid of the model input
     (``(16, 8)`` for 256 x 128 at patch 16; see :func:`muva_lib.grounding.rasterize.grid_for`).
     Row ``r`` is ``parts[r]`` (head, upper, legs); ``True`` = the patch centre lies in the box;
@@ -373,7 +391,7 @@ def part_masks_with_health(items: Sequence[Item], vge: Any, grid_hw: tuple[int, 
     out: dict[str, np.ndarray] = {}
     for dataset, its in group_by_dataset(items).items():
         masks = store_masks(GroundingStore(dataset, backend.tag, root), grid_hw, source, cfg, parts,
-                            vge.ensure_one_patch)
+                            vge.ensure_one_patch, keys=[it.key for it in its])
         out.update({it.key: masks[it.key] for it in its if it.key in masks})
     if len(out) < len(items):
         warnings.warn(f"part_masks_for: {len(items) - len(out)} of {len(items)} images have no mask "
