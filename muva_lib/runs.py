@@ -357,8 +357,9 @@ def run_method(protocol: str, method: str, preset: str = "smoke", seed: int = 0,
 #: per method and run with ``smoke``; pi-VL's parsing maps on the real crops come from the pose
 #: backend's person mask, ``parsing.source=auto`` -> ``pose``, about 30 s once for its 346 crops)
 REAL_METHODS: tuple[str, ...] = ("muva", "clipreid", "pivl")
-#: the real set has 15 training identities: stage 1's PK batches of 16 x 4 cannot be filled
-REAL_OVERRIDES: tuple[str, ...] = ("stage1.batch_size=32",)
+#: the real set has 15 training identities: stage 1's PK batches of 16 x 4 cannot be filled; its part boxes
+#: come from the pose backend (the synthetic backend needs a synthetic domain's ground truth)
+REAL_OVERRIDES: tuple[str, ...] = ("stage1.batch_size=32", "vge.backend=pose")
 
 
 def real_track(methods: Iterable[str] = REAL_METHODS, preset: str = "smoke", seed: int = 0,

@@ -101,10 +101,10 @@ def test_synthetic_backend_is_deterministic_per_image(synth_items):
 
 
 def test_synthetic_backend_needs_ground_truth(six, tmp_path):
-    rep = ground_items(six, get_backend("synthetic"), root=tmp_path / "s", progress=False)[0]
-    assert rep.counts["head"]["failed"] == len(six)
-    rec = next(iter(GroundingStore("fake", "synthetic-paper", tmp_path / "s").read().values()))
-    assert "no ground truth" in rec["parts"]["head"]["reason"]
+    """Refused up front (not a stored failure per image, which trained on the prior boxes)."""
+    with pytest.raises(ValueError, match="no ground truth|has none"):
+        ground_items(six, get_backend("synthetic"), root=tmp_path / "s", progress=False)
+    assert GroundingStore("fake", "synthetic-paper", tmp_path / "s").read() == {}
 
 
 class BadBackend(Backend):

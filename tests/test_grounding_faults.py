@@ -231,6 +231,24 @@ def test_training_masks_do_not_depend_on_other_records_in_the_store(synth_items,
     assert all(np.array_equal(busy[k], clean[k]) for k in clean)
 
 
+def test_the_synthetic_backend_refuses_a_dataset_without_ground_truth(fake_items, tmp_path):
+    """Real crops grounded with the synthetic backend used to store a failure for every image and train on
+    the prior boxes (the real track's MUVA run did); now it is refused before anything is written."""
+    items = fake_items(4)
+    with pytest.raises(ValueError, match=r"vge.backend=synthetic needs .*fake has none.*vge.backend=pose"):
+        ground_items(items, SyntheticBackend(), root=tmp_path, progress=False)
+    assert not list(tmp_path.rglob("*.jsonl"))
+    with pytest.raises(ValueError, match="needs a synthetic domain"):
+        part_masks_for(items, apply_overrides(RunCfg(), {"vge.backend": "synthetic"}).vge, (4, 2), root=tmp_path)
+
+
+def test_the_real_track_grounds_the_real_crops_with_the_pose_backend():
+    from muva_lib import runs
+
+    cfg = runs.resolve("muva", "smoke", "real-vtest", 0, runs.REAL_OVERRIDES)
+    assert cfg.vge.backend == "pose"
+
+
 def test_answer_format_is_checked_before_anything_loads():
     assert ANSWER_FORMATS == ("auto", *FORMATS)
     with pytest.raises(ValueError, match=r"vge\.answer_format='cogvml'.*allowed: auto, qwen_json.*'cogvlm'"):

@@ -159,6 +159,7 @@ def ground_items(items: Sequence[Item], backend: Backend, root: str | Path | Non
     per dataset. A complete store is only read (no write access needed); with work to do the
     store's lock is taken, so two runs on one store never ground the same image twice.
     """
+    backend.check(items)  # a backend that cannot serve a dataset at all is refused, not stored as failures
     reports = []
     for dataset, its in group_by_dataset(items).items():
         store = GroundingStore(dataset, backend.tag, root)

@@ -75,5 +75,9 @@ class Backend:
         """What produced the answers (written next to the store, shown by the CLI)."""
         return {"backend": self.name, "tag": self.tag}
 
+    def check(self, items: Sequence[Item]) -> None:
+        """Refuse, before any grounding, items this backend cannot answer for at all (``ValueError``
+        naming the dataset and what to use instead); per-image trouble stays a recorded failure."""
+
     def ground(self, images: Sequence[Image.Image], items: Sequence[Item]) -> list[dict[str, Answer]]:
         raise NotImplementedError

@@ -255,6 +255,21 @@ class SyntheticBackend(Backend):
             out[p] = Answer(text, parsed.box, parsed.status, parsed.reason)
         return out
 
+    def check(self, items: Sequence[Item]) -> None:
+        """The synthetic backend answers from a synthetic domain's ground truth: a dataset without
+        ``gt/parts.jsonl`` (real crops, a real dataset) is refused here, instead of storing a failure
+        for every image and training on the prior boxes."""
+        seen: set[Path] = set()
+        for it in items:
+            root = domain_root(it)
+            if root in seen:
+                continue
+            seen.add(root)
+            if not (root / "gt" / "parts.jsonl").is_file():
+                raise ValueError(f"vge.backend=synthetic needs a synthetic domain's ground truth, and {it.dataset} has "
+                                 f"none ({root / 'gt' / 'parts.jsonl'} is missing): ground it with a backend that looks "
+                                 "at the images (vge.backend=pose, cascade, prior, mllm or detector)")
+
     def ground(self, images: Sequence[Image.Image], items: Sequence[Item]) -> list[dict[str, Answer]]:
         truth = gt_boxes(items)
         return [self.answers(it, truth[it.key], im.size) for im, it in zip(images, items)]
