@@ -467,7 +467,7 @@ def write_sweep(preset: str = "smoke", out_dir: str | Path | None = None, root: 
     protocols = [p for p in synthetic_protocols() if p in set(results["protocol"])]
     paths.append(save_figure(vres.method_seeds(results, methods, protocols), "sweep", "synthetic_seeds", out_dir=out))
     ablation = ablation_table(results)
-    if len(ablation):
+    if len(ablation) and (ablation["variant"] != "full recipe").any():  # a recipe row alone is no ablation table
         paths += export_table(ablation, "ablations", f"Ablations ({preset} preset), mAP / R1 (%)", out_dir=out)
         paths.append(save_figure(vres.ablation_seeds(results), "sweep", "ablation_seeds", out_dir=out))
     return paths

@@ -256,3 +256,16 @@ def test_a_one_protocol_run_writes_its_seed_table_only_where_asked(tmp_path, mon
                  "--notebooks", "--figures", str(out)]) == 0
     table = (out / "synthetic.md").read_text()
     assert "| MUVA      | ours (smoke, 2 seeds) | 11.0±1.4 / 20.0±0.0 |" in table and (out / "synthetic_seeds.png").is_file()
+
+
+def test_write_sweep_writes_no_ablation_table_without_an_ablation_run(tmp_path):
+    """Runs of a recipe and of a non-ablation variant (pi-VL's part-epochs-10) give the synthetic table
+    only: a 'full recipe' row alone is not an ablation table."""
+    from muva_lib import runs
+
+    root = tmp_path / "runs"
+    for seed in (0, 1):
+        _fake_run(root, "synth-a->synth-b", "pivl", seed, {"synth-b": (0.1, 0.2)})
+        _fake_run(root, "synth-a->synth-b", "pivl", seed, {"synth-b": (0.1, 0.2)}, variant="part-epochs-10")
+    names = {p.name for p in runs.write_sweep("smoke", tmp_path / "out", root)}
+    assert names == {"synthetic.md", "synthetic.tex", "synthetic_seeds.png"}
