@@ -21,7 +21,7 @@ __all__ = ["granularity_names", "text_to_prototype_accuracy", "text_prototype_si
            "memory_stats", "mask_iou", "predicted_masks", "mask_iou_per_layer", "token_attention",
            "attention_inside", "ranked_gallery", "decreased", "part_patch_stats", "part_patch_row",
            "placement_row",
-           "stage1_probe", "memory_probe", "MaskProbe", "mask_probe", "RetrievalProbe", "retrieval_probe"]
+           "probe_masks", "stage1_probe", "memory_probe", "MaskProbe", "mask_probe", "RetrievalProbe", "retrieval_probe"]
 
 
 def granularity_names(num_tokens: int, parts: Sequence[str] = PARTS) -> list[str]:
@@ -232,15 +232,28 @@ def _model(run: str | Path, device: str | torch.device) -> tuple[Any, Any]:
     return model_from_checkpoint(run, torch.device(device))
 
 
-def _setup(model: Any, cfg: Any, device: str | torch.device, items: Sequence[Item] | None = None) -> Any:
-    """A TrainSetup around a loaded model (protocol data, VGE masks of ``items`` or of the training set)."""
-    from .data.protocols import build
+def probe_masks(train: Sequence[Item], items: Sequence[Item], vge: Any, grid_hw: tuple[int, int],
+                device: str | torch.device = "cpu") -> dict[str, Any]:
+    """VGE masks ``{key: bool [R, h*w]}`` of ``train`` and ``items`` as training sees them: calibrated over
+    the training set (plus any of ``items`` outside it), not over ``items`` alone, whose few boxes would
+    fall back to the prior bands and show other masks than the ones the model was trained with."""
     from .grounding import part_masks_for
+
+    known = {it.key for it in train}
+    return part_masks_for(list(train) + [it for it in items if it.key not in known], vge, grid_hw, device=device)
+
+
+def _setup(model: Any, cfg: Any, device: str | torch.device, items: Sequence[Item] | None = None) -> Any:
+    """A TrainSetup around a loaded model (protocol data, VGE masks of the training set and of ``items``).
+
+    The masks are those training used: calibrated over the whole training set (calibration is fitted
+    on the images asked for), with any of ``items`` outside it added, never over ``items`` alone."""
+    from .data.protocols import build
     from .train import TrainSetup
 
     data = build(cfg.data.protocol, split_index=cfg.data.split_index, strict=cfg.data.strict)
-    masks = (part_masks_for(list(items if items is not None else data.train), cfg.vge,
-                            tuple(model.image_encoder.grid_size), device=device) if model.num_parts else None)
+    masks = (probe_masks(data.train, items or (), cfg.vge, tuple(model.image_encoder.grid_size), device)
+             if model.num_parts else None)
     return TrainSetup(cfg, torch.device(device), data, model, masks, progress=False)
 
 

@@ -172,3 +172,24 @@ def test_placement_row_by_hand():
     assert an.placement_row(boxes, backend="pose") == {"backend": "pose", "crops": 4,
                                                        "every part placed": "75.0%", "upright order": "66.7%"}
     assert an.placement_row(boxes[2:3])["upright order"] == "-"
+
+
+def test_probe_masks_are_the_masks_training_used(synth_small, tmp_path, monkeypatch):
+    """A notebook probing a few training images sees the masks of the whole training set's calibration,
+    not a calibration over those few images (which falls back to the prior bands)."""
+    import numpy as np
+
+    from muva_lib.analysis import probe_masks
+    from muva_lib.config import RunCfg
+    from muva_lib.data.readers import read_dataset
+    from muva_lib.grounding import part_masks_for
+
+    monkeypatch.setenv("MUVA_DATA", str(tmp_path))
+    train = list(read_dataset("synth-a", root=synth_small.root / "synth-a").train)
+    few = train[::len(train) // 6][:6]
+    vge = RunCfg().vge
+    full = part_masks_for(train, vge, (16, 8))
+    probed = probe_masks(train, few, vge, (16, 8))
+    assert all(np.array_equal(probed[it.key], full[it.key]) for it in few)
+    alone = part_masks_for(few, vge, (16, 8))  # what the probe used to show
+    assert any(not np.array_equal(alone[it.key], full[it.key]) for it in few)
