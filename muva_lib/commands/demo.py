@@ -15,9 +15,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-#: wall time of `make demo` from nothing (no data, no runs), in minutes on 2 CPU cores: the one
-#: estimate the command prints (measured; after the run it prints the measured time of that run)
-ESTIMATE_MINUTES = 5
+#: wall time of the demo from nothing (no data, no runs; the venv installed), in minutes on 2 CPU cores:
+#: the one estimate the command prints. Measured on a clean clone (2026-12-05, 2-core AMD EPYC, the other
+#: core busy): 235 s; `make setup` before it took 145 s. After the run it prints that run's own time.
+ESTIMATE_MINUTES = 4
 
 
 @dataclass(frozen=True)
