@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Sequence
 
@@ -37,14 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the library's own errors (:func:`muva_lib.commands.user_errors`) end it with one
-    ``error: <message>`` line on stderr and exit 2."""
+    ``error: <message>`` line on stderr and exit 2 (``MUVA_TRACEBACK=1``: the full traceback instead)."""
     args = build_parser().parse_args(argv)
     try:
         return int(args._module.run(args) or 0)
     except Exception as exc:
         from .commands import user_errors
 
-        if not isinstance(exc, user_errors()):
+        if not isinstance(exc, user_errors()) or os.environ.get("MUVA_TRACEBACK", "") not in ("", "0"):
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -127,3 +127,18 @@ def test_run_jobs_side_by_side_write_logs_and_results(train_env, capsys):
     assert logs == ["synth-a-to-synth-b-clipreid-smoke-s0.log", "synth-a-to-synth-b-clipreid-smoke-s1.log"]
     df = collect_results(train_env.runs)
     assert sorted(df["seed"]) == [0, 1] and set(df["variant"]) == {""}
+
+
+def test_bad_input_is_one_line_unless_a_traceback_is_asked_for(monkeypatch, capsys):
+    """`error: ...` and exit 2 for the library's own errors; MUVA_TRACEBACK=1 re-raises them for debugging."""
+    from muva_lib.__main__ import main
+    from muva_lib.config import ConfigError
+
+    argv = ["train", "--protocol", "synth-a->synth-b", "--preset", "smoke", "stage1.lr=nan"]
+    monkeypatch.delenv("MUVA_TRACEBACK", raising=False)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "stage1.lr" in err
+    monkeypatch.setenv("MUVA_TRACEBACK", "1")
+    with pytest.raises(ConfigError, match="stage1.lr"):
+        main(argv)
