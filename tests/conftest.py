@@ -1,9 +1,49 @@
 """Shared pytest fixtures (each one self-contained)."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+
+#: the checkout's data folder: the derived stores there (grounding, parsing) are keyed by dataset/relpath,
+#: so a test that grounds its own small "synth-a" into them leaves records that later runs and the
+#: notebooks (nbval) read for the real synth-a. Tests write into temporary folders only.
+REPO_DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def _data_snapshot() -> dict[str, tuple[int, int]]:
+    """Size and mtime of every file of the derived stores, and the mtime of every folder up to three
+    levels down (a new or removed file shows there): cheap enough to take around every test."""
+    out: dict[str, tuple[int, int]] = {}
+    if not REPO_DATA.is_dir():
+        return out
+    for top, dirs, files in os.walk(REPO_DATA):
+        rel = Path(top).relative_to(REPO_DATA)
+        out[str(rel) + "/"] = (0, os.stat(top).st_mtime_ns)
+        if rel.parts[:1] in (("grounding",), ("parsing",)):
+            for f in files:
+                st = os.stat(os.path.join(top, f))
+                out[str(rel / f)] = (st.st_size, st.st_mtime_ns)
+        if len(rel.parts) >= 3:
+            dirs[:] = []
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _tests_leave_the_checkout_data_alone(request):
+    """Fail a test that wrote into the checkout's ``data/`` (the CI clone's notebooks read it afterwards)."""
+    if str(getattr(request.node, "fspath", "")).endswith(".ipynb"):
+        yield
+        return
+    before = _data_snapshot()
+    yield
+    after = _data_snapshot()
+    if after != before:
+        changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+        pytest.fail(f"the test wrote into {REPO_DATA}: {', '.join(changed[:8])}; give it a temporary folder "
+                    "(root=tmp_path, or monkeypatch MUVA_DATA / MUVA_SYNTH)", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -249,6 +249,24 @@ def test_the_real_track_grounds_the_real_crops_with_the_pose_backend():
     assert cfg.vge.backend == "pose"
 
 
+def test_records_of_other_files_under_the_same_names_are_grounded_again(fake_items, tmp_path):
+    """Store records are keyed by dataset/relpath: after the dataset is regenerated (or another dataset of
+    that name was grounded into the store, as a test's small synth-a once was) the old records must not
+    answer for the new files. Their byte size tells; they are grounded again, with a warning."""
+    from muva_lib.grounding.backends.prior import PriorBackend as Prior
+
+    store = GroundingStore("fake", "prior", tmp_path / "store")
+    first = fake_items(4, size=(64, 128))
+    ground_items(first, Prior(), root=tmp_path / "store", progress=False)
+    assert {tuple(r["size"]) for r in store.read().values()} == {(64, 128)}
+    again = fake_items(4, size=(48, 160))  # the same names, other files
+    with pytest.warns(UserWarning, match="4 record.*other files under the same names"):
+        rep = ground_items(again, Prior(), root=tmp_path / "store", progress=False)[0]
+    assert rep.grounded == 4 and {tuple(r["size"]) for r in store.read().values()} == {(48, 160)}
+    ground_items(again, Prior(), root=tmp_path / "store", progress=False)  # current now: nothing to do
+    assert len(store.path.read_text().splitlines()) == 8
+
+
 def test_answer_format_is_checked_before_anything_loads():
     assert ANSWER_FORMATS == ("auto", *FORMATS)
     with pytest.raises(ValueError, match=r"vge\.answer_format='cogvml'.*allowed: auto, qwen_json.*'cogvlm'"):
@@ -257,8 +275,10 @@ def test_answer_format_is_checked_before_anything_loads():
         backend_from_cfg(VgeCfg(backend="mllm", model="no/such-model", answer_format="json"))
 
 
-def test_more_fallbacks_than_the_set_share_warn_and_reach_the_run_manifest(synth_items, tmp_path):
+def test_more_fallbacks_than_the_set_share_warn_and_reach_the_run_manifest(synth_items, tmp_path, monkeypatch):
     from muva_lib.train.setup import training_masks
+
+    monkeypatch.setenv("MUVA_DATA", str(tmp_path / "data"))  # the stores of this small synth-a, not the checkout's
 
     class Manifest:
         fields: dict = {}

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import warnings
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -133,9 +135,25 @@ def _ground_batch(backend: Backend, images: list[Image.Image], items: list[Item]
     return out
 
 
+def _file_bytes(item: Item) -> int | None:
+    try:
+        return os.path.getsize(item.path)
+    except OSError:
+        return None
+
+
 def _record(item: Item, size: tuple[int, int] | None, answers: Mapping[str, Answer]) -> dict[str, Any]:
-    return {"key": item.key, "size": None if size is None else list(size),
+    """A store line; ``bytes`` (the file's size) tells later runs whether the record is of this very file."""
+    return {"key": item.key, "size": None if size is None else list(size), "bytes": _file_bytes(item),
             "parts": {p: a.to_dict() for p, a in answers.items()}}
+
+
+def _stale(item: Item, record: Mapping[str, Any]) -> bool:
+    """A record of another file under the same ``dataset/relpath``: the dataset was regenerated (another
+    seed or size), or another dataset of that name was grounded into the store. Its byte size differs.
+    Records written before ``bytes`` existed cannot tell, and count as current."""
+    stored = record.get("bytes")
+    return stored is not None and stored != _file_bytes(item)
 
 
 def _count(records: Mapping[str, Mapping[str, Any]], parts: Sequence[str]) -> dict[str, dict[str, int]]:
@@ -164,7 +182,13 @@ def ground_items(items: Sequence[Item], backend: Backend, root: str | Path | Non
     for dataset, its in group_by_dataset(items).items():
         store = GroundingStore(dataset, backend.tag, root)
         report = GroundReport(dataset, backend.tag)
-        todo = _todo(its, store.read(), retry_failed)
+        done = store.read()
+        todo = _todo(its, done, retry_failed)
+        stale = sum(1 for it in todo if it.key in done and _stale(it, done[it.key]))
+        if stale:
+            warnings.warn(f"{store.path}: {stale} record(s) were made for other files under the same names (the "
+                          "dataset was regenerated, or another dataset of that name was grounded here): grounded "
+                          "again", stacklevel=2)
         if todo:  # a complete store is only read: nothing is opened for writing
             with store.lock():
                 store.repair()
@@ -180,7 +204,8 @@ def ground_items(items: Sequence[Item], backend: Backend, root: str | Path | Non
 
 
 def _todo(its: Sequence[Item], done: Mapping[str, Mapping[str, Any]], retry_failed: bool) -> list[Item]:
-    return [it for it in its if it.key not in done
+    """Items to ground: not in the store, stored for another file (:func:`_stale`), or failed (``retry_failed``)."""
+    return [it for it in its if it.key not in done or _stale(it, done[it.key])
             or (retry_failed and any(a.get("status") == "failed" for a in done[it.key]["parts"].values()))]
 
 
