@@ -634,31 +634,20 @@ def _lazy(module: str, name: str, extra: tuple[str, ...] = ()) -> Callable[[], t
     return get
 
 
-def _protocol_ok(v: Any) -> bool:
-    if not isinstance(v, str) or not v.strip() or v.rstrip().endswith("-"):
-        return False
-    from .data.protocols import get_protocol
-    from .data.readers import DatasetError
-    try:
-        get_protocol(v)
-    except DatasetError:
-        return False
-    return True
-
-
-def _protocol_hint(v: Any) -> str:
-    if isinstance(v, str) and v.rstrip().endswith("-"):
+def _protocol_problem(v: Any) -> str | None:
+    """None for a usable protocol name, else what is wrong ("" when there is nothing to add)."""
+    if not isinstance(v, str) or not v.strip():
+        return ""
+    if v.rstrip().endswith("-"):
         return (f"{v!r} ends in '-': an unquoted '->' in a shell makes a redirection; quote the protocol, "
                 f"e.g. --protocol \"{v.rstrip()}>synth-b\" or data.protocol='{v.rstrip()}>synth-b'")
-    if not isinstance(v, str):
-        return ""
     from .data.protocols import get_protocol
     from .data.readers import DatasetError
     try:
         get_protocol(v)
     except DatasetError as exc:
         return str(exc)
-    return ""
+    return None
 
 
 def _grouping_ok(v: Any) -> bool:
@@ -705,8 +694,9 @@ FIELD_RULES: dict[str, Rule] = {
     "variant": _matches(r"([A-Za-z0-9][A-Za-z0-9._+-]*)?",
                         "empty or a folder-safe name (letters, digits, . _ + -), e.g. an ablation's name"),
     # data
-    "data.protocol": Rule(_protocol_ok, "a protocol name from `python -m muva_lib protocols` or src[+src...]->target",
-                          _protocol_hint),
+    "data.protocol": Rule(lambda v: _protocol_problem(v) is None,
+                          "a protocol name from `python -m muva_lib protocols` or src[+src...]->target",
+                          lambda v: _protocol_problem(v) or ""),
     "data.height": _int(1),
     "data.width": _int(1),
     "data.pixel_mean": _tuple(_num(), (3,)),
@@ -740,7 +730,7 @@ FIELD_RULES: dict[str, Rule] = {
     "vge.max_fallback_share": _PROB,
     "vge.prompt_template": Rule(lambda v: isinstance(v, str) and "{phrase}" in v,
                                 "a string holding {phrase} (where the part phrase goes)"),
-    "vge.answer_format": _choice(_lazy("grounding.parse", "FORMATS", ("auto",))),
+    "vge.answer_format": _choice(_lazy("grounding.parse", "ANSWER_FORMATS")),
     "vge.max_new_tokens": _int(1),
     "vge.batch_size": _int(1),
     "vge.detector_min_score": _num(),

@@ -439,8 +439,6 @@ def results_dir(preset: str) -> Path:
 
 def sweep_dir() -> Path:
     """Where the committed sweep's tables and figures live: ``figures/sweep/`` (``$MUVA_FIGURES``)."""
-    from .paths import figures_root
-
     return figures_root() / "sweep"
 
 

@@ -196,8 +196,8 @@ def ground_items(items: Sequence[Item], backend: Backend, root: str | Path | Non
                 report.grounded = _ground_todo(store, backend, todo[:limit] if limit is not None else todo,
                                                batch_size, progress)
         report.skipped = len(its) - len(todo)
-        records = store.read()
-        report.counts = _count({k: v for k, v in records.items() if k in {it.key for it in its}}, backend.parts)
+        asked = {it.key for it in its}
+        report.counts = _count({k: v for k, v in store.read().items() if k in asked}, backend.parts)
         report.dropped = len(store.dropped)
         reports.append(report)
     return reports
@@ -270,6 +270,12 @@ def raw_boxes(records: Mapping[str, Mapping[str, Any]], parts: Sequence[str] = P
     return keys, sizes, boxes  # type: ignore[return-value]
 
 
+def _records(store: GroundingStore, keys: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+    """The store's records of ``keys`` in their order (keys it lacks are skipped), or all of them for None."""
+    records = store.read()
+    return records if keys is None else {k: records[k] for k in dict.fromkeys(keys) if k in records}
+
+
 def _key_digest(keys: Sequence[str] | None) -> str:
     """``all`` or a hash of the sorted key set (so a calibration cache names the images it was fitted on)."""
     if keys is None:
@@ -298,10 +304,7 @@ def calibrate_store(store: GroundingStore, cfg: CalibCfg = CalibCfg(), parts: Se
                                {k: {p: v[p][1] for p in parts} for k, v in cached["boxes"].items()}, digest)
         except (KeyError, TypeError, ValueError, IndexError):
             pass  # unreadable cache: rebuilt below
-    records = store.read()
-    if keys is not None:
-        records = {k: records[k] for k in dict.fromkeys(keys) if k in records}
-    keys, sizes, boxes = raw_boxes(records, parts)
+    keys, sizes, boxes = raw_boxes(_records(store, keys), parts)
     stats, fixed = calibrate_many(boxes, sizes, cfg, parts)
     cal = Calibration(stats, {k: {p: f[p][0] for p in parts} for k, f in zip(keys, fixed)},
                       {k: {p: f[p][1] for p in parts} for k, f in zip(keys, fixed)}, digest)
@@ -318,9 +321,7 @@ def calibrate_store(store: GroundingStore, cfg: CalibCfg = CalibCfg(), parts: Se
 def _box_source(store: GroundingStore, source: str, cfg: CalibCfg, parts: Sequence[str],
                 keys: Sequence[str] | None = None
                 ) -> tuple[dict[str, dict[str, Box | None]], dict[str, tuple[int, int]], str]:
-    records = store.read()
-    if keys is not None:
-        records = {k: records[k] for k in dict.fromkeys(keys) if k in records}
+    records = _records(store, keys)
     sizes = {k: tuple(r["size"]) for k, r in records.items() if r.get("size")}
     if source == "calibrated":
         cal = calibrate_store(store, cfg, parts, keys=keys)

@@ -16,6 +16,7 @@ import open_clip
 import torch
 import torch.nn.functional as F
 
+from ..config import ACTIVATIONS
 from ..paths import data_root
 
 __all__ = [
@@ -247,10 +248,10 @@ def choose_quick_gelu(arch: str, source: WeightsSource, activation: str = "auto"
     own setting, unless published weights of that architecture use both activations (ViT-B-16), where an
     unidentified file is an error rather than a silent guess.
     """
-    if activation in ("quick_gelu", "gelu"):
-        return activation == "quick_gelu"
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation={activation!r}; expected {', '.join(ACTIVATIONS)}")
     if activation != "auto":
-        raise ValueError(f"activation={activation!r}; expected auto, quick_gelu or gelu")
+        return activation == "quick_gelu"
     if source.kind == "random":
         return _arch_quick_gelu(arch)
     if source.kind == "tag":

@@ -1,10 +1,9 @@
 """The notebook / CLI entry points: ``train`` (both stages, run folder, resume, DDP), ``evaluate_run``, ``load_run``."""
 from __future__ import annotations
 
-import dataclasses
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -128,7 +127,7 @@ def train(cfg: RunCfg, run_dir: str | Path | None = None, resume: bool = False, 
     elif resume:
         raise ValueError("resume needs a run folder (write=True)")
     if run is not None and resume and run.manifest().get("status") == "finished":
-        return dataclasses.replace(load_run(run.root), already_finished=True)
+        return replace(load_run(run.root), already_finished=True)
     setup: TrainSetup | None = None
     try:
         state = load_train_state(run.last_path) if run is not None and resume and run.last_path.is_file() else None
