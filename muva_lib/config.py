@@ -213,6 +213,7 @@ class EvalCfg:
     ranks: tuple[int, ...] = (1, 5, 10, 20)
     max_rank: int = 50
     rerank: bool = False
+    rerank_variant: str = "zhong"  # zhong: the public implementation every paper uses | paper: as written
     k1: int = 20
     k2: int = 6
     lambda_value: float = 0.3
@@ -825,6 +826,7 @@ FIELD_RULES: dict[str, Rule] = {
     "eval.ranks": _tuple(_int(1), increasing=True),
     "eval.max_rank": _int(1),
     "eval.rerank": _BOOL,
+    "eval.rerank_variant": _choice(_lazy("eval.rerank", "RERANK_VARIANTS")),
     "eval.k1": _int(1),
     "eval.k2": _int(1),
     "eval.lambda_value": _PROB,

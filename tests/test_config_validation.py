@@ -140,6 +140,7 @@ CASES: dict[str, tuple[object, object]] = {
     "eval.ranks": ((1, 3), (5, 1)),
     "eval.max_rank": (30, 0),
     "eval.rerank": (True, "maybe"),
+    "eval.rerank_variant": ("paper", "torchreid"),
     "eval.k1": (10, 0),
     "eval.k2": (3, -6),
     "eval.lambda_value": (0.0, 1.3),

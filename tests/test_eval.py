@@ -267,11 +267,15 @@ def test_rerank_fixes_a_ranking_on_a_hand_made_line():
     qg, qq, gg, q_pids, g_pids = line_problem()
     cams = np.zeros(1, int), np.ones(7, int)
     assert evaluate_rank(qg, q_pids, g_pids, *cams)["rank1"] == 0.0
-    new = re_ranking(qg, qq, gg, k1=3, k2=1, lambda_value=0.3)
+    new = re_ranking(qg, qq, gg, k1=3, k2=1, lambda_value=0.3, variant="paper")
     assert new.shape == qg.shape and new.dtype == qg.dtype
     assert new[0, 0] == pytest.approx(0.7 * 1.0 + 0.3 * 0.81)  # x: Jaccard distance exactly 1
     assert np.argmin(new[0]) == 4
     assert evaluate_rank(new, q_pids, g_pids, *cams)["rank1"] == 1.0
+    # the default variant: the same neighbour sets, distances over the query column's maximum (1.7^2)
+    new = re_ranking(qg, qq, gg, k1=3, k2=1, lambda_value=0.3)
+    assert new.dtype == np.float32 and np.argmin(new[0]) == 4
+    assert new[0, 0] == pytest.approx(0.7 * 1.0 + 0.3 * 0.81 / 2.89, rel=1e-6)
 
 
 def test_rerank_lambda_one_determinism_and_size_guard():
@@ -279,7 +283,7 @@ def test_rerank_lambda_one_determinism_and_size_guard():
     qg = pairwise_distance(qf, gf, normalize=True).numpy()
     qq = pairwise_distance(qf, qf, normalize=True).numpy()
     gg = pairwise_distance(gf, gf, normalize=True).numpy()
-    np.testing.assert_array_equal(re_ranking(qg, qq, gg, lambda_value=1.0), qg)
+    np.testing.assert_array_equal(re_ranking(qg, qq, gg, lambda_value=1.0, variant="paper"), qg)
     a, b = re_ranking(qg, qq, gg), re_ranking(qg, qq, gg)
     np.testing.assert_array_equal(a, b)
     assert a.shape == (15, 40) and np.isfinite(a).all()

@@ -16,7 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all-splits", action="store_true",
                         help="small-dataset targets: mean of all 10 splits even where the run's config names one "
                              "(the default unless data.split_index=k)")
-    parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (eval.k1 / eval.k2)")
+    parser.add_argument("--rerank", action="store_true",
+                        help="k-reciprocal re-ranking as in the field's tables (eval.k1 / eval.k2 / eval.lambda_value; "
+                             "eval.rerank_variant=paper for the paper's definition as written)")
     parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the run's)")
     parser.add_argument("--write", action="store_true", help="also write metrics/<target>.json into the run folder")
     parser.add_argument("--json", type=Path, default=None, help="write the metrics to this JSON file")

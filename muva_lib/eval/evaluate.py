@@ -20,15 +20,15 @@ __all__ = ["evaluate_features", "evaluate_split"]
 def evaluate_features(qf: Any, gf: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any, *,
                       metric: str = "euclidean", normalize: bool = True, chunk_size: int = 512,
                       max_rank: int = 50, rerank: bool = False, k1: int = 20, k2: int = 6,
-                      lambda_value: float = 0.3, device: torch.device | str | None = None,
+                      lambda_value: float = 0.3, rerank_variant: str = "zhong", device: torch.device | str | None = None,
                       progress: bool = False, rerank_max_n: int = RERANK_MAX_N) -> dict[str, Any]:
     """CMC / mAP / mINP of query features qf [Q, D] against gallery features gf [G, D].
 
     Distances (``metric``, ``normalize``: see :func:`~muva_lib.eval.distance.distance_chunks`) are
     computed on ``device`` (default: qf's device, CPU for arrays) ``chunk_size`` queries at a time
     and ranked immediately, so memory stays at O(chunk_size x G) beyond the features. With
-    ``rerank`` the full matrices are built for k-reciprocal re-ranking (refused above
-    ``rerank_max_n`` = Q + G). Returns the dict of :func:`~muva_lib.eval.rank.evaluate_rank`.
+    ``rerank`` the full matrices are built for k-reciprocal re-ranking (``rerank_variant``, see
+    :mod:`~muva_lib.eval.rerank`; refused above ``rerank_max_n`` = Q + G). Returns the dict of :func:`~muva_lib.eval.rank.evaluate_rank`.
     """
     if device is None:
         device = qf.device if isinstance(qf, torch.Tensor) else torch.device("cpu")
@@ -39,7 +39,7 @@ def evaluate_features(qf: Any, gf: Any, q_pids: Any, g_pids: Any, q_camids: Any,
         check_rerank_size(nq, ng, rerank_max_n)
         feats = torch.cat([as_features(qf, "qf", device), as_features(gf, "gf", device)])
         dist = pairwise_distance(feats, feats, metric, normalize, chunk_size, device).numpy()
-        dist = re_ranking_full(dist, nq, k1, k2, lambda_value, max_n=rerank_max_n)
+        dist = re_ranking_full(dist, nq, k1, k2, lambda_value, variant=rerank_variant, max_n=rerank_max_n)
         return evaluate_rank(dist, q_pids, g_pids, q_camids, g_camids, max_rank, chunk_size=chunk_size)
     gallery = GalleryIndex.build(g_pids, g_camids, device)
     chunks = distance_chunks(qf, gf, metric, normalize, chunk_size, device)
@@ -68,4 +68,4 @@ def evaluate_split(encode: Callable[[torch.Tensor], torch.Tensor], split: Split,
         q["feats"], g["feats"], q["pids"], g["pids"], q["camids"], g["camids"],
         metric=eval_cfg.metric, normalize=eval_cfg.feat_norm, chunk_size=eval_cfg.chunk_size,
         max_rank=eval_cfg.max_rank, rerank=eval_cfg.rerank, k1=eval_cfg.k1, k2=eval_cfg.k2,
-        lambda_value=eval_cfg.lambda_value, device=device, progress=progress)
+        lambda_value=eval_cfg.lambda_value, rerank_variant=eval_cfg.rerank_variant, device=device, progress=progress)

@@ -142,7 +142,8 @@ def evaluate_rank_reference(distmat: Any, q_pids: Any, g_pids: Any, q_camids: An
     """
     nq, _, q_pids, g_pids, q_camids, g_camids = _check(distmat, q_pids, g_pids, q_camids, g_camids, max_rank)
     if isinstance(distmat, torch.Tensor):
-        distmat = distmat.detach().cpu().numpy()
+        distmat = distmat.detach().cpu()
+        distmat = (distmat.float() if distmat.dtype == torch.bfloat16 else distmat).numpy()  # NumPy has no bfloat16
     distmat = np.asarray(distmat)
     if np.isnan(distmat).any():
         raise ValueError("distmat contains NaN")
@@ -298,7 +299,7 @@ def _match_ranks(dist: torch.Tensor, cand: torch.Tensor, far: torch.Tensor, m_ro
     shared[m_flat] = True
     if int(torch.count_nonzero(cand)) > DENSE_FRACTION * cand.numel():  # most items are candidates
         flat = bins(dist, lo[:, None], scale[:, None], offset[:, None]).masked_fill_(~cand, b * nb)
-        hist = torch.bincount(flat.view(-1), minlength=b * nb + 1)[: b * nb]
+        hist = torch.bincount(flat.reshape(-1), minlength=b * nb + 1)[: b * nb]
         s_rows, s_cols = shared[flat].nonzero(as_tuple=True)
         s_flat = flat[s_rows, s_cols]
     else:
@@ -365,10 +366,12 @@ def rank_stats(dist: torch.Tensor, q_pids: torch.Tensor, q_camids: torch.Tensor,
                max_rank: int = 50) -> RankStats:
     """Metric sums for a chunk of queries against the whole gallery.
 
-    dist: [c, G] on any device; q_pids, q_camids: [c] int64 on the same device; gallery built on it.
+    dist: [c, G] on any device, any strides and dtype; q_pids, q_camids: [c] int64 on the same
+    device; gallery built on it.
     """
     if dist.ndim != 2 or dist.shape[1] != gallery.size:
         raise ValueError(f"dist: expected [c, {gallery.size}], got {tuple(dist.shape)}")
+    dist = dist.detach()
     if not dist.is_floating_point():
         dist = dist.to(torch.float32)
     elif dist.dtype in (torch.float16, torch.bfloat16):
@@ -380,7 +383,10 @@ def rank_stats(dist: torch.Tensor, q_pids: torch.Tensor, q_camids: torch.Tensor,
     with _cpu_threads(dist.device, RANK_CPU_THREADS):
         for s in range(0, dist.shape[0], rows):
             e = s + rows
-            stats = stats + _rank_block(dist[s:e], q_pids[s:e], q_camids[s:e], gallery, max_rank)
+            # One contiguous block (a copy only for transposed, sliced or expanded layouts): the
+            # ranking flattens and reshapes its [b, G] arrays, which needs row-major memory.
+            block = dist[s:e].contiguous()
+            stats = stats + _rank_block(block, q_pids[s:e], q_camids[s:e], gallery, max_rank)
     return stats
 
 
@@ -417,14 +423,24 @@ def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camid
                   max_rank: int = 50, *, chunk_size: int = 1024) -> dict[str, Any]:
     """Same metrics, signature and result as :func:`evaluate_rank_reference`, vectorised in torch.
 
-    distmat: [Q, G] NumPy array (used without a copy) or tensor (computed on its device), taken
-    ``chunk_size`` query rows at a time.
+    distmat: [Q, G] NumPy array or tensor (computed on its device) in any memory layout (C or
+    Fortran order, transposed, sliced, negative or zero strides) and any real dtype, taken
+    ``chunk_size`` query rows at a time; only a chunk at a time is ever copied (row-major, native
+    byte order) and a row-major array not at all.
     """
     _check(distmat, q_pids, g_pids, q_camids, g_camids, max_rank)
-    dist = torch.as_tensor(distmat)
-    gallery = GalleryIndex.build(g_pids, g_camids, dist.device)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    chunks = ((s, min(s + chunk_size, dist.shape[0]), dist[s:s + chunk_size])
-              for s in range(0, dist.shape[0], chunk_size))
+    device = distmat.device if isinstance(distmat, torch.Tensor) else torch.device("cpu")
+    gallery = GalleryIndex.build(g_pids, g_camids, device)
+    nq = distmat.shape[0]
+    chunks = ((s, min(s + chunk_size, nq), _rows(distmat, s, s + chunk_size)) for s in range(0, nq, chunk_size))
     return accumulate(chunks, q_pids, q_camids, gallery, max_rank)
+
+
+def _rows(distmat: Any, start: int, stop: int) -> torch.Tensor:
+    """Rows start:stop of a [Q, G] tensor or array-like as a tensor (NumPy: a row-major native-order view or copy)."""
+    if isinstance(distmat, torch.Tensor):
+        return distmat[start:stop]
+    rows = np.asarray(distmat[start:stop])
+    return torch.from_numpy(np.ascontiguousarray(rows, dtype=rows.dtype.newbyteorder("=")))
