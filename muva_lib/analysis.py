@@ -299,7 +299,7 @@ class MaskProbe:
 def mask_probe(run: str | Path, items: Sequence[Item], device: str | torch.device = "cpu") -> MaskProbe:
     """Run a finished MUVA model on ``items`` (training images: the VGE has grounded them) with
     ``need_weights``; raises ValueError for a model without part tokens."""
-    from .data.loading import make_test_loader
+    from .batches.loaders import make_test_loader
 
     model, cfg = _model(run, device)
     if not model.num_parts:
@@ -334,7 +334,7 @@ def retrieval_probe(run: str | Path, n_queries: int = 4, topk: int = 10, target:
     """A finished run's test features on ``target`` (default: the protocol's first) with its test
     feature and metric; ``n_queries`` queries spread evenly over the query set (0: all), each with
     its top ``topk`` gallery items (0: the whole ranked gallery, e.g. for per-query AP)."""
-    from .data.loading import make_test_loader
+    from .batches.loaders import make_test_loader
     from .data.protocols import build
     from .eval import extract_features, pairwise_distance
     from .grounding.report import evenly_spaced

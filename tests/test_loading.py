@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from muva_lib.config import DataCfg, EvalCfg
-from muva_lib.data.loading import ImageDataset, make_test_loader, test_transform as make_transform
+from muva_lib.batches.loaders import ImageDataset, make_test_loader, test_transform as make_transform
 from muva_lib.data.types import Item, Split
 from muva_lib.eval import evaluate_split
 

@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 from muva_lib.config import DataCfg
-from muva_lib.data.loading import TrainDataset, make_test_loader, make_train_loader, train_transform
-from muva_lib.data.sampler import PKSampler, ShuffledBatchSampler
-from muva_lib.data.transforms import TrainAugment, random_erase
+from muva_lib.batches.loaders import TrainDataset, make_test_loader, make_train_loader, train_transform
+from muva_lib.batches.sampler import PKSampler, ShuffledBatchSampler
+from muva_lib.batches.transforms import TrainAugment, random_erase
 from muva_lib.data.types import Item
 
 #: id -> image count: 10, 2 (< K), 4, 5, 8, 1 (< K), 7

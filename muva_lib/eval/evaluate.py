@@ -6,8 +6,8 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
+from ..batches.loaders import make_test_loader
 from ..config import DataCfg, EvalCfg
-from ..data.loading import make_test_loader
 from ..data.types import Split
 from .distance import as_features, distance_chunks, pairwise_distance
 from .features import extract_features

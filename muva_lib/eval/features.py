@@ -17,7 +17,7 @@ def extract_features(encode: Callable[[torch.Tensor], torch.Tensor], loader: Ite
     """Run ``encode`` (Tensor[B, 3, H, W] -> Tensor[B, D]) over every batch of ``loader``.
 
     Batches are dicts with ``img`` [B, 3, H, W], ``pid``, ``camid``, ``key`` (see
-    ``muva_lib.data.loading``); each image batch is moved to ``device``. With ``flip`` the feature
+    ``muva_lib.batches.loaders``); each image batch is moved to ``device``. With ``flip`` the feature
     is the mean of the image's and its horizontal mirror's. The caller puts the model in eval mode
     and chooses any AMP context. Returns {"feats": float32 [N, D] on CPU, "pids": int64 [N],
     "camids": int64 [N] (NumPy), "keys": list of N str}, in loader order.

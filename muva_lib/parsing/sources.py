@@ -184,7 +184,7 @@ class HfSource(ParsingSource):
         import torch
         import torch.nn.functional as F
 
-        from ..data.loading import read_image
+        from ..batches.loaders import read_image
 
         images = [read_image(it.path) for it in items]
         inputs = self.processor(images=images, return_tensors="pt")

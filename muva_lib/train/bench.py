@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import resolve
-from ..data.sampler import PKSampler
+from ..batches.sampler import PKSampler
 from ..losses import cluster_nce
 from ..memory import PrototypeMemory, visual_prototypes
 from ..models.factory import create_model

@@ -10,7 +10,7 @@ import torch
 from tqdm import tqdm
 
 from ..config import RunCfg, config_hash
-from ..data.loading import make_test_loader
+from ..batches.loaders import make_test_loader
 from ..data.protocols import ProtocolData, build
 from ..data.types import Item
 from ..models.factory import ReidModel, ReidOutput, create_model

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from ..config import STAGE1_LOSSES, RunCfg
-from ..data.sampler import PKSampler, ShuffledBatchSampler
+from ..batches.sampler import PKSampler, ShuffledBatchSampler
 from ..losses import cluster_nce, supcon
 from ..memory import visual_prototypes
 from ..models.checkpoint import save_checkpoint, self_contained

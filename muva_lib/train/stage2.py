@@ -21,8 +21,8 @@ from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 
 from ..config import MASK_LOSSES, RunCfg
-from ..data.loading import make_train_loader
-from ..data.sampler import PKSampler
+from ..batches.loaders import make_train_loader
+from ..batches.sampler import PKSampler
 from ..losses import (i2t_ce, label_smoothed_ce, mask_bce, mask_dice, mask_mse, memory_ce, part_fusion_mse,
                       triplet_hard)
 from ..memory import PrototypeMemory

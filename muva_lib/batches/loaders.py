@@ -12,9 +12,9 @@ from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 
 from ..config import DataCfg
+from ..data.types import Item
 from .sampler import PKSampler
 from .transforms import TrainAugment
-from .types import Item
 
 __all__ = ["INTERPOLATIONS", "interpolation_mode", "read_image", "ImageDataset", "TrainDataset", "test_transform",
            "train_transform", "make_test_loader", "make_train_loader", "seed_worker"]
@@ -89,7 +89,7 @@ class ImageDataset(Dataset):
 class TrainDataset(ImageDataset):
     """Training samples: ``dataset[(index, aug_seed)]`` -> the :class:`ImageDataset` sample after
     ``augment(img, mask, torch.Generator seeded with aug_seed)`` (see :class:`TrainAugment`); the
-    samplers of :mod:`muva_lib.data.sampler` yield such pairs. A plain int index means seed = index.
+    samplers of :mod:`muva_lib.batches.sampler` yield such pairs. A plain int index means seed = index.
     With ``parsing`` (pi-VL: ``{item.key: uint8 [h'*w']}`` part labels on the augment's ``labels_grid_hw``)
     each sample also holds ``parsing`` Long[h'*w'], flipped with the image."""
 

@@ -1,0 +1,188 @@
+"""Rewrite muva_lib module paths in the given files after the issue-13 layout moves.
+
+Usage: python tools_rewrite_imports.py [--map MOVES.txt] [--check] FILE...
+
+MOVES.txt holds one ``old.dotted.module -> new.dotted.module`` per line (``#`` comments allowed).
+A package entry (``muva_lib.parsing -> muva_lib.human_parsing``) also moves its submodules; the
+longest matching entry wins. Rewritten forms:
+
+* absolute dotted names anywhere in the text: ``from muva_lib.x.y import``, ``import muva_lib.x.y``,
+  strings such as ``"muva_lib.eval.bench:main"`` or ``mock.patch("muva_lib.x.y.f")``, slash
+  paths such as ``muva_lib/x/y.py``, and quoted package-relative names of a moved module such as
+  config's ``_lazy("data.loading", ...)`` (only a whole quoted string that names an old module);
+* relative imports inside the package (``from ..x.y import a``, ``from . import y``), resolved
+  against the file's own module (taken from its path below the ``muva_lib`` folder) and written
+  back relative to it. A relative import that does not resolve to an existing module from the
+  file's place is resolved against the file's old place (a file moved by a merge whose body still
+  imports relative to where it was).
+* ``from muva_lib.x import y`` where ``muva_lib.x.y`` moved: becomes ``from <new parent> import
+  <new name> as y`` (the name the code uses stays bound) when renamed, or ``from <new parent>
+  import y`` when only the parent changed.
+
+``--check`` prints the files that would change and exits 1 when any would.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+PKG = "muva_lib"
+ROOT = Path(__file__).resolve().parent
+
+
+def read_moves(path: Path) -> dict[str, str]:
+    """``{old dotted module: new dotted module}`` from a MOVES.txt file."""
+    moves: dict[str, str] = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if "->" not in line:
+            raise SystemExit(f"{path}:{n}: expected 'old.module -> new.module', got {line!r}")
+        old, new = (s.strip() for s in line.split("->", 1))
+        moves[old] = new
+    return moves
+
+
+def map_module(name: str, moves: dict[str, str]) -> str:
+    """``name`` after the moves (longest matching entry; unchanged when none matches)."""
+    for old in sorted(moves, key=len, reverse=True):
+        if name == old or name.startswith(old + "."):
+            return moves[old] + name[len(old):]
+    return name
+
+
+def module_of(path: Path) -> tuple[str, bool] | None:
+    """``(dotted module, is_package_init)`` of a file below a ``muva_lib`` folder, else ``None``."""
+    parts = path.resolve().with_suffix("").parts
+    if PKG not in parts:
+        return None
+    idx = len(parts) - 1 - parts[::-1].index(PKG)
+    mod = list(parts[idx:])
+    is_init = mod[-1] == "__init__"
+    if is_init:
+        mod = mod[:-1]
+    return ".".join(mod), is_init
+
+
+def exists(module: str) -> bool:
+    """Whether ``module`` is a module or package of this checkout."""
+    base = ROOT.joinpath(*module.split("."))
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+
+def resolve(dots: int, rest: str, package: str) -> str:
+    """Absolute name of ``from <dots><rest> import`` written in package ``package``."""
+    base = package.split(".")
+    base = base[:len(base) - (dots - 1)] if dots > 1 else base
+    return ".".join(base + ([rest] if rest else []))
+
+
+def relative(target: str, package: str) -> tuple[int, str]:
+    """``(dots, rest)`` naming ``target`` relative to ``package`` (both inside muva_lib)."""
+    t, p = target.split("."), package.split(".")
+    common = 0
+    while common < min(len(t), len(p)) and t[common] == p[common]:
+        common += 1
+    return len(p) - common + 1, ".".join(t[common:])
+
+
+ABS = None  # compiled per moves in rewrite_text
+FROM_REL = re.compile(r"^(?P<indent>[ \t]*)from[ \t]+(?P<dots>\.+)(?P<rest>[\w.]*)[ \t]+import[ \t]+(?P<names>.*)$",
+                      re.MULTILINE)
+FROM_ABS = re.compile(r"^(?P<indent>[ \t]*)from[ \t]+(?P<mod>muva_lib(?:\.\w+)*)[ \t]+import[ \t]+(?P<names>[\w, \t]+"
+                      r"(?:[ \t]+as[ \t]+\w+)?)[ \t]*(?P<tail>#.*)?$", re.MULTILINE)
+
+
+def _single_name(names: str) -> tuple[str, str | None] | None:
+    """``(name, alias)`` when an import list holds exactly one name (no parentheses)."""
+    m = re.fullmatch(r"\s*(\w+)(?:\s+as\s+(\w+))?\s*(#.*)?", names)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def _from_submodule(parent: str, names: str, moves: dict[str, str]) -> tuple[str, str] | None:
+    """New ``(parent, names)`` for ``from parent import y`` when ``parent.y`` is a moved module."""
+    one = _single_name(names)
+    if one is None:
+        return None
+    name, alias = one
+    old = f"{parent}.{name}"
+    new = map_module(old, moves)
+    if new == old:
+        return None
+    new_parent, new_name = new.rsplit(".", 1)
+    bound = alias or name
+    tail = names[names.index("#"):] if "#" in names else ""
+    text = new_name if new_name == bound else f"{new_name} as {bound}"
+    return new_parent, text + (f"  {tail}" if tail else "")
+
+
+def rewrite_text(text: str, path: Path, moves: dict[str, str]) -> str:
+    """``text`` of the file at ``path`` with every moved module path rewritten."""
+    where = module_of(path)
+    reverse = {v: k for k, v in moves.items()}
+
+    def rel_sub(m: re.Match[str]) -> str:
+        if where is None:
+            return m.group(0)
+        module, is_init = where
+        package = module if is_init else module.rsplit(".", 1)[0]
+        dots, rest, names = len(m.group("dots")), m.group("rest"), m.group("names")
+        target = written = resolve(dots, rest, package)
+        if not exists(target) and map_module(target, moves) == target:
+            old_module = map_module(module, reverse)
+            old_package = old_module if is_init else old_module.rsplit(".", 1)[0]
+            target = resolve(dots, rest, old_package)
+        new_target = map_module(target, moves)
+        sub = _from_submodule(new_target, names, moves)
+        if sub is not None:
+            new_target, names = sub
+        if new_target == written and sub is None:
+            return m.group(0)
+        d, r = relative(new_target, package)
+        return f"{m.group('indent')}from {'.' * d}{r} import {names}"
+
+    def abs_from_sub(m: re.Match[str]) -> str:
+        sub = _from_submodule(map_module(m.group("mod"), moves), m.group("names"), moves)
+        if sub is None:
+            return m.group(0)
+        tail = f"  {m.group('tail')}" if m.group("tail") else ""
+        return f"{m.group('indent')}from {sub[0]} import {sub[1]}{tail}"
+
+    text = FROM_REL.sub(rel_sub, text)
+    text = FROM_ABS.sub(abs_from_sub, text)
+    olds = sorted(moves, key=len, reverse=True)
+    dotted = re.compile(r"(?<![\w.])(" + "|".join(re.escape(o) for o in olds) + r")(?![\w])")
+    text = dotted.sub(lambda m: moves[m.group(1)], text)
+    short = [o[len(PKG) + 1:] for o in olds if o.count(".") >= 2]
+    if short:  # lazy-import strings relative to the package, e.g. config's _lazy("data.loading", ...)
+        quoted = re.compile(r"([\"'])(" + "|".join(re.escape(o) for o in short) + r")\1")
+        text = quoted.sub(lambda m: m.group(1) + moves[f"{PKG}.{m.group(2)}"][len(PKG) + 1:] + m.group(1), text)
+    slashed = re.compile(r"(?<![\w/])(" + "|".join(re.escape(o.replace(".", "/")) for o in olds) + r")(?=\.py\b|/)")
+    return slashed.sub(lambda m: moves[m.group(1).replace("/", ".")].replace(".", "/"), text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--map", type=Path, default=ROOT / "MOVES.txt")
+    ap.add_argument("--check", action="store_true", help="only list the files that would change")
+    ap.add_argument("files", nargs="+", type=Path)
+    args = ap.parse_args(argv)
+    moves = read_moves(args.map)
+    changed = []
+    for f in args.files:
+        old = f.read_text()
+        new = rewrite_text(old, f, moves)
+        if new != old:
+            changed.append(f)
+            if not args.check:
+                f.write_text(new)
+    for f in changed:
+        print(f)
+    return 1 if args.check and changed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
