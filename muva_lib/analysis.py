@@ -337,7 +337,7 @@ def retrieval_probe(run: str | Path, n_queries: int = 4, topk: int = 10, target:
     from .batches.loaders import make_test_loader
     from .data.protocols import build
     from .eval import extract_features, pairwise_distance
-    from .grounding.report import evenly_spaced
+    from .utils import evenly_spaced
     from .train import test_encoder
 
     model, cfg = _model(run, device)

@@ -94,7 +94,7 @@ class VgeCfg:
     min_spread: float = 0.05  # fences at least this far (fraction of the image side) from the median
     min_samples: int = 20  # fewer usable boxes of a part: its statistics come from the fixed prior bands
     fence_core: str = "quartiles"  # quartiles (q25, median, q75) | shorth (densest half: robust to >25 % bad)
-    # rasterisation (muva_lib.grounding.rasterize): centre-in-box on the patch grid
+    # rasterisation (muva_lib.geometry.patch_grid): centre-in-box on the patch grid
     ensure_one_patch: bool = True  # a part box holding no patch centre still marks the patch of its centre
 
 

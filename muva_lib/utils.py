@@ -1,4 +1,4 @@
-"""Seeding, device and AMP choice, atomic file writes: the small helpers every entry point uses."""
+"""Seeding, device and AMP choice, atomic file writes, sampling and rounding: small helpers every stage may use."""
 from __future__ import annotations
 
 import contextlib
@@ -6,12 +6,14 @@ import json
 import os
 import random
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping, Sequence, TypeVar
 
 import numpy as np
 
 __all__ = ["seed_everything", "resolve_device", "autocast", "atomic_write_bytes", "atomic_write_text",
-           "atomic_write_json", "set_threads"]
+           "atomic_write_json", "set_threads", "evenly_spaced", "rounded"]
+
+T = TypeVar("T")
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
@@ -78,3 +80,15 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def evenly_spaced(items: Sequence[T], n: int) -> list[T]:
+    """``n`` items spread evenly over the list (all of them when ``n <= 0`` or ``n >= len``)."""
+    if n <= 0 or n >= len(items):
+        return list(items)
+    return [items[i * len(items) // n] for i in range(n)]
+
+
+def rounded(rows: Sequence[Mapping[str, Any]], digits: int = 4) -> list[dict[str, Any]]:
+    """Rows with every float rounded (stable printed tables)."""
+    return [{k: round(v, digits) if isinstance(v, float) else v for k, v in r.items()} for r in rows]

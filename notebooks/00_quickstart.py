@@ -60,10 +60,9 @@ from muva_lib.data.protocols import build, get_protocol
 from muva_lib.data.readers import read_dataset
 from muva_lib.data.synthetic import generate
 from muva_lib.grounding import grid_for, part_masks_for
-from muva_lib.grounding.report import evenly_spaced
 from muva_lib.paths import synth_root
 from muva_lib.train import evaluate_run, load_run
-from muva_lib.utils import set_threads
+from muva_lib.utils import evenly_spaced, set_threads
 from muva_lib.viz import data as vd
 from muva_lib.viz import masks as vm
 from muva_lib.viz import save_figure

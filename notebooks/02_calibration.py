@@ -61,9 +61,9 @@ from muva_lib import config, runs
 from muva_lib.data.real import ensure_real_vtest, real_items, real_vtest_missing
 from muva_lib.grounding.backends.cascade import agreement_rows
 from muva_lib.grounding.backends.pose import pose_missing
-from muva_lib.grounding.report import build_views, rounded, training_sample
+from muva_lib.grounding.report import build_views, training_sample
 from muva_lib.tables import export_table, format_table
-from muva_lib.utils import set_threads
+from muva_lib.utils import rounded, set_threads
 from muva_lib.viz import grounding as vg
 from muva_lib.viz import save_figure
 
@@ -270,8 +270,8 @@ if not real_missing and "pose" in real_views:
 
 # %%
 from muva_lib.grounding import CalibCfg
-from muva_lib.grounding.report import evenly_spaced
 from muva_lib.grounding.robustness import sweep_failure_rate
+from muva_lib.utils import evenly_spaced
 from muva_lib.viz.robustness import iou_vs_rate
 
 RATES = (0.0, 0.15, 0.3, 0.45, 0.6)

@@ -57,8 +57,7 @@ import torch
 from muva_lib import analysis, config, runs, tables
 from muva_lib.data.protocols import build
 from muva_lib.data.types import PARTS
-from muva_lib.grounding.report import evenly_spaced
-from muva_lib.utils import resolve_device, set_threads
+from muva_lib.utils import evenly_spaced, resolve_device, set_threads
 from muva_lib.viz import masks as vm
 from muva_lib.viz import save_figure
 

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from muva_lib.config import VgeCfg
+from muva_lib.data.types import PARTS
 from muva_lib.grounding import (Answer, Backend, GroundingStore, boxes_to_masks, get_backend, ground_items,
                                 list_backends, part_masks_for)
 from muva_lib.grounding.backends.synthetic import NOISE_PRESETS, cogvlm_text, corrupt, gt_boxes
@@ -193,7 +194,7 @@ def test_part_masks_for_sources_and_cache(synth_items, tmp_path):
     assert npz.stat().st_mtime_ns == stamp and all((again[k] == cal[k]).all() for k in cal)
     gt = part_masks_for(synth_items, VgeCfg(source="gt"), grid)
     truth = gt_boxes(synth_items[:1])[synth_items[0].key]
-    assert (gt[synth_items[0].key] == boxes_to_masks(truth, (128, 64), grid)).all()
+    assert (gt[synth_items[0].key] == boxes_to_masks(truth, (128, 64), grid, PARTS)).all()
     raw = part_masks_for(synth_items, VgeCfg(source="raw"), grid, root=tmp_path)
     assert set(raw) == set(cal) and store.masks_path("raw", grid).is_file()
     agree = np.mean([(cal[k] == gt[k]).mean() for k in cal])

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from muva_lib.grounding.rasterize import (box_to_mask, boxes_to_masks, grid_for, hflip_box, hflip_mask, joint_hflip,
+from muva_lib.data.types import PARTS
+from muva_lib.geometry.patch_grid import (box_to_mask, boxes_to_masks, grid_for, hflip_box, hflip_mask, joint_hflip,
                                           patch_centres)
 
 HW = (256, 128)  # image height, width
@@ -34,7 +35,7 @@ def test_paper_example_boxes():
     legs = box_to_mask((2, 145, 103, 255), HW, GRID)
     assert indices(legs) == [a * 8 + b for a in range(9, 16) for b in range(0, 6)]
     masks = boxes_to_masks({"head": (38, 3, 73, 44), "upper": (10, 49, 126, 142), "legs": (2, 145, 103, 255)},
-                           HW, GRID)
+                           HW, GRID, PARTS)
     assert masks.shape == (3, 128) and masks.dtype == bool
     assert (masks[0] == head).all() and (masks[2] == legs).all()
 
@@ -76,7 +77,7 @@ def test_joint_hflip_numpy_and_torch():
     import torch
 
     img = np.arange(3 * 256 * 128, dtype=np.float32).reshape(3, 256, 128)
-    mask = boxes_to_masks({"head": (10, 5, 50, 60), "upper": None, "legs": (0, 128, 64, 256)}, HW, GRID)
+    mask = boxes_to_masks({"head": (10, 5, 50, 60), "upper": None, "legs": (0, 128, 64, 256)}, HW, GRID, PARTS)
     fi, fm = joint_hflip(img, mask, GRID)
     assert (fi[:, :, 0] == img[:, :, -1]).all() and (fm == hflip_mask(mask, GRID)).all()
     ti, tm = joint_hflip(torch.from_numpy(img)[None], torch.from_numpy(mask)[None], GRID)  # batched

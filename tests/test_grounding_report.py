@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from muva_lib.config import VgeCfg
-from muva_lib.grounding.report import build_views, evenly_spaced, rounded, training_sample
+from muva_lib.grounding.report import build_views, training_sample
+from muva_lib.utils import evenly_spaced, rounded
 from muva_lib.viz import grounding as vg
 
 

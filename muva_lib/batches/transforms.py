@@ -14,7 +14,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from ..grounding.rasterize import hflip_mask, joint_hflip
+from ..geometry.patch_grid import hflip_mask, joint_hflip
 
 __all__ = ["TrainAugment", "random_erase"]
 

@@ -45,7 +45,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..data.types import PARTS
-from .boxes import Box, box_iou, denormalise, normalise
+from ..geometry.boxes import Box, box_iou, denormalise, normalise
 
 __all__ = ["CalibCfg", "PartStats", "CalibStats", "QUANTITIES", "REASONS", "shorth", "fit_stats", "calibrate_image",
            "calibrate_many", "mean_iou", "quantity"]

@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .boxes import Box, box_union
+from ..geometry.boxes import Box, box_union
 
 __all__ = ["Parsed", "FORMATS", "ANSWER_FORMATS", "check_answer_format", "parse_answer", "extract_boxes",
            "validate_box", "MAX_ANSWER_CHARS"]

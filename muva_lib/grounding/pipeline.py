@@ -14,12 +14,12 @@ import numpy as np
 from PIL import Image
 
 from ..data.types import PARTS, Item
+from ..geometry.boxes import Box, as_box
+from ..geometry.patch_grid import boxes_to_masks
 from .backends import Answer, Backend, backend_from_cfg, failed_answers
 from .backends.prior import prior_box
-from .boxes import Box, as_box
 from .calibrate import CalibCfg, CalibStats, calibrate_many
 from .parse import validate_box
-from .rasterize import boxes_to_masks
 from .store import GroundingStore, load_masks, save_masks
 
 __all__ = ["GroundReport", "Calibration", "ground_items", "calibrate_store", "store_masks", "part_masks_for",
@@ -374,9 +374,9 @@ def part_masks_for(items: Sequence[Item], vge: Any, grid_hw: tuple[int, int] = (
     ground with ``vge.backend`` what the store lacks, calibrate over the records of ``items`` (per
     dataset; never over other records the store holds), rasterise; ``raw``: parsed boxes, missing parts from the fixed prior bands; ``gt``:
     the synthetic ground truth, no store). ``grid_hw`` is the patch grid of the model input
-    (``(16, 8)`` for 256 x 128 at patch 16; see :func:`muva_lib.grounding.rasterize.grid_for`).
+    (``(16, 8)`` for 256 x 128 at patch 16; see :func:`muva_lib.geometry.patch_grid.grid_for`).
     Row ``r`` is ``parts[r]`` (head, upper, legs); ``True`` = the patch centre lies in the box;
-    flip with :func:`muva_lib.grounding.rasterize.joint_hflip`. Masks of a store are cached in
+    flip with :func:`muva_lib.geometry.patch_grid.joint_hflip`. Masks of a store are cached in
     ``<data>/grounding/<dataset>/<tag>__masks_<source>_<h>x<w>.npz``; a second call only reads.
     Items whose image cannot be read are left out (a warning says how many). More than
     ``vge.max_fallback_share`` of the images of a dataset without a usable box for a part, or

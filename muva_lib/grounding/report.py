@@ -10,14 +10,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..data.types import PARTS, Item
+from ..geometry.boxes import Box, as_box
+from ..utils import evenly_spaced
 from .backends import Backend, backend_from_cfg
-from .boxes import Box, as_box
 from .calibrate import CalibCfg, calibrate_many, mean_iou, quantity
 from .pipeline import Calibration, group_by_dataset, ground_items, raw_boxes
 from .store import GroundingStore
 
-__all__ = ["iou_table", "store_iou", "GroundingView", "Case", "build_views", "evenly_spaced", "training_sample",
-           "rounded"]
+__all__ = ["iou_table", "store_iou", "GroundingView", "Case", "build_views", "training_sample"]
 
 
 def iou_table(keys: Sequence[str], raw: Mapping[str, Mapping[str, Box | None]],
@@ -218,13 +218,6 @@ class GroundingView:
         return out
 
 
-def evenly_spaced(items: Sequence[Item], n: int) -> list[Item]:
-    """``n`` items spread evenly over the list (all of them when ``n <= 0`` or ``n >= len``)."""
-    if n <= 0 or n >= len(items):
-        return list(items)
-    return [items[i * len(items) // n] for i in range(n)]
-
-
 def training_sample(dataset: str, n: int = 0, root: str | Path | None = None) -> list[Item]:
     """A dataset's training items sorted by relpath, ``n`` of them evenly spaced (0: all).
 
@@ -260,7 +253,3 @@ def build_views(items: Sequence[Item], vge: Any, backends: Sequence[str], models
                                         root=root, progress=progress)
     return out
 
-
-def rounded(rows: Sequence[Mapping[str, Any]], digits: int = 4) -> list[dict[str, Any]]:
-    """Rows with every float rounded (stable printed tables)."""
-    return [{k: round(v, digits) if isinstance(v, float) else v for k, v in r.items()} for r in rows]

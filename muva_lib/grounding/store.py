@@ -41,9 +41,9 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from ..geometry.boxes import is_finite_box
 from ..jsonl import append_lines, complete_lines, cut_torn_tail
 from ..utils import atomic_write_bytes, atomic_write_json
-from .boxes import is_finite_box
 
 __all__ = ["GroundingStore", "grounding_root", "StoreError", "StoreWriteError", "save_masks", "load_masks",
            "write_failure"]

@@ -43,7 +43,7 @@ def majority_labels(label_map: np.ndarray, grid_hw: tuple[int, int], num_classes
     """Class map [H, W] (ints in 0..num_classes-1) -> labels [h*w] (row-major) of a grid of h x w cells.
 
     A pixel belongs to the cell under its centre: row ``floor((y + 0.5) * h / H)``, the same for columns
-    (the patch rule of :mod:`muva_lib.grounding.rasterize`). A cell takes the class most of its pixels
+    (the patch rule of :mod:`muva_lib.geometry.patch_grid`). A cell takes the class most of its pixels
     have; ties go to the smaller class index (background wins a tie). A cell holding no pixel centre
     (grid finer than the map) takes the pixel under the cell's centre. Returns uint8.
     """
@@ -83,6 +83,6 @@ def vote_labels(label_map: np.ndarray, grid_hw: tuple[int, int], num_classes: in
 
 def hflip_labels(labels: Any, grid_hw: tuple[int, int]) -> Any:
     """Mirror row-major grid labels ``[..., h*w]`` (numpy array or torch tensor) along the width."""
-    from ..grounding.rasterize import hflip_mask
+    from ..geometry.patch_grid import hflip_mask
 
     return hflip_mask(labels, grid_hw)

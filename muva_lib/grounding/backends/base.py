@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Sequence
 from PIL import Image
 
 from ...data.types import PARTS, Item
-from ..boxes import Box, as_box
+from ...geometry.boxes import Box, as_box
 
 __all__ = ["Answer", "Backend", "STATUSES", "failed_answers"]
 

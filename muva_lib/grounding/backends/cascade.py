@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from ...data.types import PARTS, Item
-from ..boxes import Box, box_iou
+from ...geometry.boxes import Box, box_iou
 from .base import Answer, Backend
 
 __all__ = ["CASCADE_FILES", "CascadeCfg", "CascadeBackend", "cascade_windows", "boxes_from_windows",

@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image
 
 from ...data.types import PARTS, Item
-from ..boxes import Box
+from ...geometry.boxes import Box
 from .base import Answer, Backend
 from .cascade import rule_answers
 

@@ -6,7 +6,7 @@ from typing import Sequence
 from PIL import Image
 
 from ...data.types import Item
-from ..boxes import Box, denormalise
+from ...geometry.boxes import Box, denormalise
 from .base import Answer, Backend
 
 __all__ = ["PRIOR_BANDS", "PriorBackend", "prior_box"]

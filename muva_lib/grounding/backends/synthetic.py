@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from ...data.types import PARTS, Item
-from ..boxes import Box, box_union
+from ...geometry.boxes import Box, box_union
 from ..parse import parse_answer
 from .base import Answer, Backend
 

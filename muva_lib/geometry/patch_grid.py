@@ -15,7 +15,6 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..data.types import PARTS
 from .boxes import Box
 
 __all__ = ["grid_for", "patch_centres", "box_to_mask", "boxes_to_masks", "hflip_mask", "hflip_box", "joint_hflip"]
@@ -54,8 +53,9 @@ def box_to_mask(box: Box | None, image_hw: tuple[int, int], grid_hw: tuple[int, 
 
 
 def boxes_to_masks(boxes: Mapping[str, Box | None], image_hw: tuple[int, int], grid_hw: tuple[int, int],
-                   parts: Sequence[str] = PARTS, ensure_one: bool = True) -> np.ndarray:
-    """Boolean ``[R, h*w]`` masks of one image's part boxes, rows in ``parts`` order."""
+                   parts: Sequence[str], ensure_one: bool = True) -> np.ndarray:
+    """Boolean ``[R, h*w]`` masks of one image's part boxes, rows in ``parts`` order (MUVA's:
+    :data:`muva_lib.data.types.PARTS`; this module imports nothing of the package)."""
     return np.stack([box_to_mask(boxes.get(p), image_hw, grid_hw, ensure_one) for p in parts])
 
 
