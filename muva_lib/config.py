@@ -643,7 +643,7 @@ def _protocol_problem(v: Any) -> str | None:
         return (f"{v!r} ends in '-': an unquoted '->' in a shell makes a redirection; quote the protocol, "
                 f"e.g. --protocol \"{v.rstrip()}>synth-b\" or data.protocol='{v.rstrip()}>synth-b'")
     from .data.protocols import get_protocol
-    from .data.readers import DatasetError
+    from .data.errors import DatasetError
     try:
         get_protocol(v)
     except DatasetError as exc:

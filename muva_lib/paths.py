@@ -5,7 +5,7 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["repo_root", "data_root", "raw_root", "synth_root", "figures_root", "runs_root", "slug"]
+__all__ = ["repo_root", "data_root", "raw_root", "synth_root", "real_vtest_root", "figures_root", "runs_root", "slug"]
 
 
 def repo_root() -> Path:
@@ -38,6 +38,13 @@ def raw_root() -> Path:
 def synth_root() -> Path:
     """``$MUVA_SYNTH`` or ``<data>/synth``: the synthetic benchmark, one folder per domain."""
     return _env_path("MUVA_SYNTH", data_root() / "synth")
+
+
+def real_vtest_root(max_frames: int | None = None) -> Path:
+    """``<data>/real-vtest`` for the whole clip, ``<data>/real-vtest-f<N>`` for its first N frames
+    (a separate folder, hence a separate dataset key: grounding stores never mix the two). The real
+    set's builder writes there and its reader reads there."""
+    return data_root() / ("real-vtest" if max_frames is None else f"real-vtest-f{max_frames}")
 
 
 def figures_root() -> Path:

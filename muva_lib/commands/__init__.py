@@ -7,7 +7,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     bad input and its refusals (``ValueError``: ConfigError, ConfigMismatchError, ParsingError, checkpoint
     mismatch or corruption ...), missing files, and the library's data and store errors. Anything else
     is unexpected and keeps its traceback. Imported on first use, so ``--help`` stays fast."""
-    from ..data.readers.base import DatasetError
+    from ..data.errors import DatasetError
     from ..data.synth.generate import SynthError
     from ..grounding.store import StoreError as GroundingStoreError
     from ..parsing.store import StoreError as ParsingStoreError

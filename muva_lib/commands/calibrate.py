@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.readers import DatasetError
+    from ..data.errors import DatasetError
     from ..grounding import GroundingStore, backend_from_cfg
 
     try:

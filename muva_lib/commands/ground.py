@@ -100,7 +100,7 @@ def finish(store: Any, items: Sequence[Item], vge: Any, grid: tuple[int, int]) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.readers import DatasetError
+    from ..data.errors import DatasetError
     from ..grounding import GroundingStore, backend_from_cfg, ground_items
     from ..grounding.store import StoreError
 

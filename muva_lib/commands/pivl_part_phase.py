@@ -48,7 +48,7 @@ def split_arguments(args: argparse.Namespace) -> tuple[list[int], list[int], lis
 
 def run(args: argparse.Namespace) -> int:
     from ..config import ConfigError
-    from ..data.readers.base import DatasetError
+    from ..data.errors import DatasetError
     from ..runs import RunNotFoundError, part_phase_runs
     from ..tables import export_table, part_phase_row, part_phase_table, to_markdown
 

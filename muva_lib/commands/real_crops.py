@@ -29,10 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.readers.base import DatasetError
-    from ..data.real.build import RealCfg, build_real_set, default_folder, summary_lines
+    from ..data.errors import DatasetError
+    from ..data.real.build import RealCfg, build_real_set, summary_lines
+    from ..paths import real_vtest_root
 
-    out = args.out if args.out is not None else default_folder(args.max_frames)
+    out = args.out if args.out is not None else real_vtest_root(args.max_frames)
     try:
         if args.max_frames is not None and args.max_frames < 1 or args.step < 1:
             raise ValueError("--max-frames and --step must be at least 1")

@@ -93,7 +93,7 @@ class SyntheticSource(ParsingSource):
         self.num_classes = len(PARSING_CLASSES)
 
     def full_map(self, item: Item) -> np.ndarray:
-        from ..data.readers.base import DatasetError
+        from ..data.errors import DatasetError
         from ..data.synthetic import load_parsing
         from ..grounding.backends.synthetic import domain_root
 

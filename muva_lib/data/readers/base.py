@@ -1,4 +1,4 @@
-"""The reader contract: registry, errors, image checks, Market-style name parsing, relabelling.
+"""The reader contract: registry, image checks, Market-style name parsing, relabelling.
 
 A reader knows one dataset's folder layout and nothing else. Its ``collect`` lists the raw
 items; ``read`` returns a :class:`Split` of :class:`Item` with absolute ``path``,
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ClassVar, Iterable, Sequence
 
+from ..errors import DatasetError, UnreadableImageWarning
 from ..types import Item, Split
 
 __all__ = [
@@ -28,14 +29,6 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 #: How to make unreadable images errors, for every message that mentions it.
 STRICT_HINT = ("Set data.strict=true (a key=value override of train / eval / run; "
                "strict=True in read_dataset / build)")
-
-
-class DatasetError(RuntimeError):
-    """Bad or missing dataset input; the message names the file or folder and what was expected."""
-
-
-class UnreadableImageWarning(UserWarning):
-    """Some images could not be read and were skipped (counted); ``data.strict=true`` makes it an error."""
 
 
 # ----------------------------------------------------------------------------- image checks

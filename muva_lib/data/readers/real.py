@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import DatasetError, register
+from ...paths import real_vtest_root
+from ..errors import VTEST_INSTALL_HINT, DatasetError
+from .base import register
 from .market import MarketStyleReader
 
 __all__ = ["RealVtest"]
@@ -34,9 +36,7 @@ class RealVtest(MarketStyleReader):
     cam_range = (1, 2)
 
     def __init__(self, root: str | Path | None = None, strict: bool = False) -> None:
-        from ..real.build import default_folder
-
-        super().__init__(root if root is not None else default_folder(), strict)
+        super().__init__(root if root is not None else real_vtest_root(), strict)
         stem = self.root.name
         if stem != "real-vtest":
             self.name = stem if stem.startswith("real-vtest") else f"real-vtest-{stem}"  # type: ignore[misc]
@@ -46,9 +46,7 @@ class RealVtest(MarketStyleReader):
 
     def require(self, *relative: str) -> None:
         if not self.root.is_dir():
-            from ..real.video import INSTALL_HINT
-
             raise DatasetError(
                 f"{self.name}: the real set is not built yet ({self.root} is missing). "
-                f"Run: python -m muva_lib real-crops --out {self.root} (it needs vtest.avi: {INSTALL_HINT})")
+                f"Run: python -m muva_lib real-crops --out {self.root} (it needs vtest.avi: {VTEST_INSTALL_HINT})")
         super().require(*relative)

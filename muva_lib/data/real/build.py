@@ -33,13 +33,14 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from ..readers.base import DatasetError
+from ...paths import real_vtest_root
+from ..errors import DatasetError
 from ..types import Item
 from .track import TrackCfg, Tracklet, link
 from .video import HogCfg, detect_video, find_video, import_cv2, video_info
 
 __all__ = ["BUILDER_VERSION", "SUBSET_DIRS", "RealCfg", "build_real_set", "split_frame", "plan_crops",
-           "default_folder", "ensure_real_vtest", "real_vtest_missing", "read_manifest", "real_items", "summary_lines"]
+           "ensure_real_vtest", "real_vtest_missing", "read_manifest", "real_items", "summary_lines"]
 
 #: bump whenever the same video and config would give different files
 BUILDER_VERSION = 1
@@ -226,14 +227,6 @@ def build_real_set(out: str | Path, video: str | Path | None = None, cfg: RealCf
     return {**meta, "status": "built"}
 
 
-def default_folder(max_frames: int | None = None) -> Path:
-    """``<data>/real-vtest`` for the whole clip, ``<data>/real-vtest-f<N>`` for its first N frames
-    (a separate folder, hence a separate dataset key: grounding stores never mix the two)."""
-    from ...paths import data_root
-
-    return data_root() / ("real-vtest" if max_frames is None else f"real-vtest-f{max_frames}")
-
-
 def real_vtest_missing(video: str | Path | None = None) -> str | None:
     """``None`` when the set can be built here, else why not with what to install (for skips)."""
     try:
@@ -246,12 +239,12 @@ def real_vtest_missing(video: str | Path | None = None) -> str | None:
 
 def ensure_real_vtest(max_frames: int | None = None, out: str | Path | None = None,
                       video: str | Path | None = None, progress: bool = False) -> Path:
-    """The folder of the real set, built first when missing (default config; see :func:`default_folder`).
+    """The folder of the real set, built first when missing (default config; see :func:`muva_lib.paths.real_vtest_root`).
 
     Read it with ``read_dataset("real-vtest", root=folder)``; the protocols ``real-vtest`` and
     ``synth-a->real-vtest`` use ``ensure_real_vtest()``'s default folder.
     """
-    folder = Path(out) if out is not None else default_folder(max_frames)
+    folder = Path(out) if out is not None else real_vtest_root(max_frames)
     build_real_set(folder, video, RealCfg(max_frames=max_frames), progress=progress)
     return folder
 

@@ -9,7 +9,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..readers.base import DatasetError
+from ..errors import VTEST_INSTALL_HINT, DatasetError
 
 __all__ = ["VIDEO_CANDIDATES", "INSTALL_HINT", "OPENCV_HINT", "HogCfg", "Detection", "VideoInfo", "find_video",
            "video_info", "iter_frames", "nms", "detect_people", "people_detector", "import_cv2", "box_iou_matrix",
@@ -20,8 +20,7 @@ VIDEO_CANDIDATES: tuple[str, ...] = (
     "/usr/share/doc/opencv-doc/examples/data/vtest.avi",
     "/usr/share/opencv4/samples/data/vtest.avi",
 )
-INSTALL_HINT = ("install Debian's opencv-doc package (as root: apt-get install -y opencv-doc), which ships "
-                "/usr/share/doc/opencv-doc/examples/data/vtest.avi, or pass --video PATH / set MUVA_VTEST")
+INSTALL_HINT = VTEST_INSTALL_HINT
 OPENCV_HINT = "OpenCV is missing: pip install 'opencv-python-headless>=4.8,<5' (the project's [real] extra)"
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from ...jsonl import append_lines, complete_lines, cut_torn_tail
-from ..readers.base import DatasetError
+from ..errors import DatasetError
 from .domains import DOMAINS, CameraScene, DomainStyle, make_cameras
 from .identity import Identity, caption, sample_attributes, sample_families
 from .render import PARSING_CLASSES, PART_CLASSES, render_person
