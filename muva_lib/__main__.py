@@ -10,9 +10,9 @@ from typing import Sequence
 #: command name -> (module under muva_lib.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("synth", "generate the synthetic multi-domain benchmark (Market-1501 layout)"),
-    "protocols": ("protocols", "print the table of named protocols"),
+    "protocols": ("list_protocols", "print the table of named protocols"),
     "ground": ("ground", "ground a dataset's part boxes with a VGE backend, calibrate, write patch masks"),
-    "calibrate": ("calibrate", "re-calibrate an existing grounding store and rewrite its masks"),
+    "calibrate": ("recalibrate", "re-calibrate an existing grounding store and rewrite its masks"),
     "demo": ("demo", "run the end-to-end demo on the embedded default"),
     "train": ("train", "train a method on a protocol (both stages) into a run folder; --resume continues one"),
     "eval": ("eval", "evaluate a run folder or checkpoint on a protocol's targets"),
@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "train / find a method run and execute its notebooks with papermill (--all-synthetic: the sweep)"),
     "pivl-part-phase": ("pivl_part_phase", "pi-VL's stage-1 part phase per part-epoch setting and seed: the runs "
                                            "(found or trained) and figures/tables/pivl_part_phase.md"),
-    "readme": ("readme", "rewrite the README's generated results blocks from figures/ (--check: only compare)"),
+    "readme": ("write_readme", "rewrite the README's generated results blocks from figures/ (--check: only compare)"),
 }
 
 

@@ -10,10 +10,10 @@ from typing import Sequence
 
 #: name -> "module:function" taking argv and returning an exit code
 BENCHMARKS: dict[str, str] = {
-    "eval": "muva_lib.eval.bench:main",
+    "eval": "muva_lib.eval.bench_rank:main",
     "rerank": "muva_lib.eval.bench_rerank:main",
-    "encoder": "muva_lib.models.bench:main",
-    "train": "muva_lib.train.bench:main",
+    "encoder": "muva_lib.models.bench_encoder:main",
+    "train": "muva_lib.train.bench_step:main",
 }
 
 

@@ -72,7 +72,7 @@ class VgeCfg:
     calibrate: bool = True
     source: str = "calibrated"  # which boxes feed the masks: raw | calibrated | gt
     noise_seed: int = 0  # synthetic backend: seed of the noise draws (per image: seed + key)
-    # synthetic backend failure rates (muva_lib.grounding.backends.synthetic.NOISE_RATES): () = the
+    # synthetic backend failure rates (muva_lib.grounding.backends.noisy_truth.NOISE_RATES): () = the
     # `noise` preset's rate; one value sets every part, three set head, upper, legs (fractions 0..1)
     noise_jitter: tuple[float, ...] = ()  # std of each coordinate, fraction of the box side (one value)
     noise_oversize: tuple[float, ...] = ()  # box = the whole person
@@ -105,7 +105,7 @@ class ParsingCfg:
     source: str = "auto"  # parsing.PARSING_SOURCES: auto (synthetic; pose on real-vtest) | synthetic | png | hf | pose
     png_root: str = ""  # png: <png_root>/<dataset>/<relpath with .png>, LIP/SCHP 20-class index maps
     model: str = ""  # hf: hub id or local folder of a transformers semantic-segmentation model
-    grouping: str = "auto"  # auto (the source's default) | lip | synth | pose | "head=1,2;upper=5,7;..." (muva_lib.parsing)
+    grouping: str = "auto"  # auto (the source's default) | lip | synth | pose | "head=1,2;upper=5,7;..." (muva_lib.human_parsing)
     store_size: tuple[int, int] = (64, 32)  # (H, W) of the stored maps (majority vote per cell, uint8)
     vote: str = "majority"  # patch labels from the map: majority | foreground (parts covering >= fg_share of a patch)
     fg_share: float = 0.25  # foreground vote: share of a patch the parts together must cover
@@ -654,7 +654,7 @@ def _protocol_problem(v: Any) -> str | None:
 def _grouping_ok(v: Any) -> bool:
     if not isinstance(v, str):
         return False
-    from .parsing.classes import GROUPINGS, parse_grouping
+    from .human_parsing.classes import GROUPINGS, parse_grouping
     if v in ("", "auto") or v in GROUPINGS:
         return True
     try:
@@ -667,7 +667,7 @@ def _grouping_ok(v: Any) -> bool:
 def _noise_rate(name: str) -> Rule:
     """``vge.noise_<name>``: () for the preset's rate, one rate for every part, or (for per-part rates) three."""
     def lengths() -> tuple[int, ...]:
-        from .grounding.backends.synthetic import NOISE_RATES
+        from .grounding.backends.noisy_truth import NOISE_RATES
         return (0, 1, 3) if NOISE_RATES[name] == "part" else (0, 1)
     return _tuple(_PROB, lengths_of=lengths)
 
@@ -718,9 +718,9 @@ FIELD_RULES: dict[str, Rule] = {
     "vge.backend": _choice(_lazy("grounding.backends", "BACKENDS")),
     "vge.model": _ANY_STR,  # a hub id or a local folder: checked when the backend loads it
     "vge.trust_remote_code": _BOOL,
-    "vge.noise": _choice(_lazy("grounding.backends.synthetic", "NOISE_PRESETS")),
+    "vge.noise": _choice(_lazy("grounding.backends.noisy_truth", "NOISE_PRESETS")),
     "vge.calibrate": _BOOL,
-    "vge.source": _choice(_lazy("grounding.pipeline", "MASK_SOURCES")),
+    "vge.source": _choice(_lazy("grounding.part_masks", "MASK_SOURCES")),
     "vge.noise_seed": _int(0),
     "vge.noise_jitter": _noise_rate("jitter"),
     "vge.noise_oversize": _noise_rate("oversize"),
@@ -731,7 +731,7 @@ FIELD_RULES: dict[str, Rule] = {
     "vge.max_fallback_share": _PROB,
     "vge.prompt_template": Rule(lambda v: isinstance(v, str) and "{phrase}" in v,
                                 "a string holding {phrase} (where the part phrase goes)"),
-    "vge.answer_format": _choice(_lazy("grounding.parse", "ANSWER_FORMATS")),
+    "vge.answer_format": _choice(_lazy("grounding.answers", "ANSWER_FORMATS")),
     "vge.max_new_tokens": _int(1),
     "vge.batch_size": _int(1),
     "vge.detector_min_score": _num(),
@@ -742,13 +742,13 @@ FIELD_RULES: dict[str, Rule] = {
     "vge.fence_core": _choice(_lazy("grounding.calibrate", "CORES")),
     "vge.ensure_one_patch": _BOOL,
     # parsing
-    "parsing.source": _choice(_lazy("parsing.sources", "PARSING_SOURCES")),
+    "parsing.source": _choice(_lazy("human_parsing.sources", "PARSING_SOURCES")),
     "parsing.png_root": _ANY_STR,  # a folder: checked when the png source reads it
     "parsing.model": _ANY_STR,  # a hub id or a local folder: checked when the hf source loads it
     "parsing.grouping": Rule(_grouping_ok, "auto, lip, synth, pose or a grouping such as 'head=1,2;upper=5,7' "
-                             "(muva_lib.parsing.classes.parse_grouping)"),
+                             "(muva_lib.human_parsing.classes.parse_grouping)"),
     "parsing.store_size": _tuple(_int(1), (2,)),
-    "parsing.vote": _choice(_lazy("parsing.labels", "VOTES")),
+    "parsing.vote": _choice(_lazy("human_parsing.labels", "VOTES")),
     "parsing.fg_share": _num(0.0, 1.0, lo_open=True),
     "parsing.batch_size": _int(1),
     # model
@@ -768,7 +768,7 @@ FIELD_RULES: dict[str, Rule] = {
     "model.mask_max_value": _NONNEG,
     "model.ctx_num": _int(1),
     "model.ctx_init_std": _NONNEG,
-    "model.template_type": _choice(_lazy("models.prompts", "TEMPLATE_TYPES")),
+    "model.template_type": _choice(_lazy("models.prompt_learner", "TEMPLATE_TYPES")),
     "model.domain_context": _ANY_STR,
     "model.text_context_length": _int(1),
     "model.activation": _choice(ACTIVATIONS),

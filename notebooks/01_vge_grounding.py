@@ -69,11 +69,11 @@ from muva_lib.geometry.patch_grid import grid_for
 from muva_lib.grounding.backends.cascade import agreement_rows
 from muva_lib.grounding.backends.pose import pose_missing
 from muva_lib.grounding.report import build_views, training_sample
-from muva_lib.parsing.pipeline import grid_labels, parsing_maps_for
+from muva_lib.human_parsing.maps import grid_labels, parsing_maps_for
 from muva_lib.tables import export_table, format_table
 from muva_lib.utils import evenly_spaced, rounded, set_threads
 from muva_lib.viz import grounding as vg
-from muva_lib.viz import parsing as vp
+from muva_lib.viz import human_parsing as vp
 from muva_lib.viz import save_figure
 
 NOTEBOOK = "01_vge_grounding"

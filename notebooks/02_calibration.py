@@ -270,7 +270,7 @@ if not real_missing and "pose" in real_views:
 
 # %%
 from muva_lib.grounding import CalibCfg
-from muva_lib.grounding.robustness import sweep_failure_rate
+from muva_lib.grounding.failure_sweep import sweep_failure_rate
 from muva_lib.utils import evenly_spaced
 from muva_lib.viz.robustness import iou_vs_rate
 

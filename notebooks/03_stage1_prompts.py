@@ -52,7 +52,7 @@ check_notebook_parameters(globals(), "03_stage1_prompts")  # an undeclared name 
 # %%
 
 from muva_lib import analysis, config, runs, tables
-from muva_lib.models.prompts import build_templates
+from muva_lib.models.prompt_learner import build_templates
 from muva_lib.train import load_run, stage1_weights
 from muva_lib.utils import resolve_device, set_threads
 from muva_lib.viz import save_figure

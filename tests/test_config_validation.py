@@ -276,9 +276,9 @@ def test_load_validates_and_names_the_file(tmp_path):
 def test_enumerations_are_the_consumers_lists():
     """The allowed names are read from the modules that use them: every one passes, nothing else does."""
     from muva_lib.eval.distance import METRICS
+    from muva_lib.grounding.answers import FORMATS
     from muva_lib.grounding.backends import BACKENDS
-    from muva_lib.grounding.parse import FORMATS
-    from muva_lib.parsing.sources import PARSING_SOURCES
+    from muva_lib.human_parsing.sources import PARSING_SOURCES
     from muva_lib.train.optim import PART_SCHEDULES, STAGE1_SCHEDULES
 
     for key, names in [("eval.metric", METRICS), ("vge.backend", BACKENDS), ("vge.answer_format", ["auto", *FORMATS]),

@@ -10,7 +10,7 @@ import torch
 from muva_lib.eval import (average_results, evaluate_features, evaluate_rank, evaluate_rank_reference,
                            extract_features, pairwise_distance, re_ranking)
 from muva_lib.eval import rank as rank_mod
-from muva_lib.eval.bench import main as bench_main
+from muva_lib.eval.bench_rank import main as bench_main
 from muva_lib.eval.rank import NoValidQueryError
 from muva_lib.eval.rerank import RerankTooLargeError
 
@@ -352,7 +352,7 @@ def test_classical_protocol_reports_the_mean_of_its_10_splits_by_default(tmp_pat
     from muva_lib.data.protocols import build
     from muva_lib.data.readers import read_dataset
     from muva_lib.eval import evaluate_split
-    from muva_lib.train.evaluate import evaluate_model, test_encoder
+    from muva_lib.train.run_eval import evaluate_model, test_encoder
 
     roots = fakes.classical_roots(tmp_path, "viper", lambda root: fakes.recolour(fakes.viper_tree(root)))
     cfg = resolve("clipreid", "smoke", "classic->viper", overrides=["data.height=16", "data.width=8"])
@@ -379,7 +379,7 @@ def test_classical_protocol_reports_the_mean_of_its_10_splits_by_default(tmp_pat
 
 
 def test_metrics_rows_show_the_spread_over_splits():
-    from muva_lib.train.evaluate import metrics_rows
+    from muva_lib.train.run_eval import metrics_rows
 
     ten = {"mAP": 0.5, "mAP_std": 0.1, "rank1": 0.625, "rank1_std": 0.05, "rank5": 1.0, "rank5_std": 0.0,
            "rank10": 1.0, "rank10_std": 0.0, "mINP": 0.25, "mINP_std": 0.125, "num_splits": 10}

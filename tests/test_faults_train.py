@@ -19,7 +19,7 @@ import torch
 from muva_lib.__main__ import main
 from muva_lib.config import resolve
 from muva_lib.train import RunDir, find_resumable, train
-from muva_lib.train.checkpoint import load_train_state
+from muva_lib.train.train_state import load_train_state
 
 PROTOCOL = "synth-a->synth-b"
 #: the smoke preset at seconds per epoch; stage-1 batches of 8 give each epoch a dozen steps to kill it in

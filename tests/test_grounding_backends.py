@@ -12,7 +12,7 @@ from muva_lib.config import VgeCfg
 from muva_lib.data.types import PARTS
 from muva_lib.grounding import (Answer, Backend, GroundingStore, boxes_to_masks, get_backend, ground_items,
                                 list_backends, part_masks_for)
-from muva_lib.grounding.backends.synthetic import NOISE_PRESETS, cogvlm_text, corrupt, gt_boxes
+from muva_lib.grounding.backends.noisy_truth import NOISE_PRESETS, cogvlm_text, corrupt, gt_boxes
 
 
 @pytest.fixture(scope="module")

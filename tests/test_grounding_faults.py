@@ -17,13 +17,13 @@ import pytest
 from muva_lib.commands import ground as ground_cmd
 from muva_lib.config import RunCfg, VgeCfg, apply_overrides, parse_overrides
 from muva_lib.grounding import GroundingStore, backend_from_cfg, ground_items, part_masks_for, part_masks_with_health
+from muva_lib.grounding.answers import ANSWER_FORMATS, FORMATS
 from muva_lib.grounding.backends import list_backends
 from muva_lib.grounding.backends.mllm import MllmBackend
+from muva_lib.grounding.backends.noisy_truth import NOISE_PRESETS, SyntheticBackend
 from muva_lib.grounding.backends.prior import PriorBackend
-from muva_lib.grounding.backends.synthetic import NOISE_PRESETS, SyntheticBackend
-from muva_lib.grounding.parse import ANSWER_FORMATS, FORMATS
-from muva_lib.grounding.robustness import sweep_failure_rate
-from muva_lib.grounding.store import StoreWriteError
+from muva_lib.grounding.box_store import StoreWriteError
+from muva_lib.grounding.failure_sweep import sweep_failure_rate
 
 from killing import kill_when
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from muva_lib.grounding.parse import extract_boxes, parse_answer, validate_box
+from muva_lib.grounding.answers import extract_boxes, parse_answer, validate_box
 
 W, H = 128, 256  # image (width, height) as PIL reports it
 

@@ -12,7 +12,7 @@ from killing import kill_when
 
 from muva_lib.grounding import GroundingStore, ground_items, load_masks
 from muva_lib.grounding.backends.prior import PriorBackend
-from muva_lib.grounding.store import StoreError, save_masks
+from muva_lib.grounding.box_store import StoreError, save_masks
 
 N_IMAGES = 20
 

@@ -6,7 +6,7 @@ import torch
 
 import muva_lib
 from muva_lib.config import resolve
-from muva_lib.models.checkpoint import (COMPONENTS, CheckpointMismatchError, CorruptCheckpointError, component_state,
+from muva_lib.models.weights import (COMPONENTS, CheckpointMismatchError, CorruptCheckpointError, component_state,
                                         load_checkpoint, payload_sha256, read_metadata, save_checkpoint)
 from muva_lib.models.factory import create_model
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from muva_lib.config import ModelCfg, resolve
-from muva_lib.models import bench
+from muva_lib.models import bench_encoder as bench
 from muva_lib.models.factory import create_model, list_methods
 
 

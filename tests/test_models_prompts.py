@@ -6,7 +6,7 @@ import pytest
 import torch
 from test_models_common import tiny_clip
 
-from muva_lib.models.prompts import PromptLearner, TextEncoder, build_templates
+from muva_lib.models.prompt_learner import PromptLearner, TextEncoder, build_templates
 
 EOT = 49407
 

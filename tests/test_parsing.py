@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from muva_lib.parsing import (GROUPINGS, LIP_GROUPING, PARSING_SOURCES, POSE_GROUPING, SYNTH_GROUPING, HfSource,
+from muva_lib.human_parsing import (GROUPINGS, LIP_GROUPING, PARSING_SOURCES, POSE_GROUPING, SYNTH_GROUPING, HfSource,
                               ParsingError, ParsingStore, PngSource, PoseSource, SyntheticSource, foreground_labels,
                               make_source, grid_labels, majority_labels, parse_grouping, parsing_labels_for,
                               parsing_maps_for, resolve_grouping, resolve_source, vote_labels)
 from muva_lib.config import ParsingCfg
-from muva_lib.parsing.pipeline import fill_store
-from muva_lib.parsing.sources import ParsingModelNotFound
-from muva_lib.parsing.store import StoreError
+from muva_lib.human_parsing.map_store import StoreError
+from muva_lib.human_parsing.maps import fill_store
+from muva_lib.human_parsing.sources import ParsingModelNotFound
 
 
 def test_majority_vote_by_hand():
@@ -98,7 +98,7 @@ class _Counting(SyntheticSource):
 
 def test_synthetic_source_store_is_resumable(synth_small, tmp_path):
     from muva_lib.data.synthetic import load_parsing
-    from muva_lib.grounding.backends.synthetic import domain_root
+    from muva_lib.grounding.backends.noisy_truth import domain_root
 
     items = _synth_items(synth_small.root, 20)
     src = _Counting()
@@ -271,7 +271,7 @@ def test_hf_source_with_a_tiny_random_segformer(fake_items, tmp_path):
 
 
 def test_grid_labels_and_figure(synth_small, tmp_path):
-    from muva_lib.viz.parsing import parsing_figure
+    from muva_lib.viz.human_parsing import parsing_figure
 
     items = _synth_items(synth_small.root, 2)
     maps = {k: SYNTH_GROUPING.lut()[m] for k, m in fill_store(items, SyntheticSource(), (32, 16), tmp_path).items()}
@@ -282,7 +282,7 @@ def test_grid_labels_and_figure(synth_small, tmp_path):
 
 
 def test_parsing_rows_one_column_per_image(synth_small, tmp_path):
-    from muva_lib.viz.parsing import parsing_rows
+    from muva_lib.viz.human_parsing import parsing_rows
 
     items = _synth_items(synth_small.root, 3)
     maps = {k: SYNTH_GROUPING.lut()[m] for k, m in fill_store(items, SyntheticSource(), (32, 16), tmp_path).items()}

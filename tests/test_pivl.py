@@ -14,7 +14,7 @@ import torch
 from muva_lib.config import ablation_overrides, resolve
 from muva_lib.models.factory import create_model
 from muva_lib.models.fusion import ResNetFusionHead, ViTFusionHead, fusion_blocks
-from muva_lib.models.prompts import PartPromptLearner, encode_part_text
+from muva_lib.models.prompt_learner import PartPromptLearner, encode_part_text
 from muva_lib.train import prepare, run_stage1, run_stage2, stage1_weights, stage2_weights
 from muva_lib.train.stage1 import stage1_epoch_lr
 
@@ -230,9 +230,9 @@ def test_pivl_trains_on_the_real_crops_with_no_parsing_flag(real_vtest_small, tm
 @pytest.mark.slow
 def test_cli_run_resume_and_clipreid_checkpoint(train_env, capsys):
     from muva_lib.__main__ import main
-    from muva_lib.models.checkpoint import load_checkpoint
+    from muva_lib.models.weights import load_checkpoint
     from muva_lib.train import LambdaCallback, find_resumable, train
-    from muva_lib.train.checkpoint import load_train_state
+    from muva_lib.train.train_state import load_train_state
 
     argv = ["train", "--protocol", train_env.protocol, "--method", "pivl", "--preset", "smoke", "--no-progress",
             *train_env.overrides, "stage1.part_epochs=1"]

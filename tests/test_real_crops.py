@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from muva_lib.data.readers import DatasetError, read_dataset
-from muva_lib.data.readers.base import parse_market_name
+from muva_lib.data.readers.reader import parse_market_name
 from muva_lib.data.real import (RealCfg, TrackCfg, build_real_set, find_video, link, nms, plan_crops,
                                 read_manifest, real_vtest_missing, split_frame)
 from muva_lib.data.real.video import Detection

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from muva_lib.config import resolve
 from muva_lib.eval import evaluate_features, evaluate_rank, pairwise_distance, re_ranking
-from muva_lib.eval.bench import synthetic_problem
+from muva_lib.eval.bench_rank import synthetic_problem
 from muva_lib.eval.rerank import (_expanded, column_normalised, expansion_k, re_ranking_full,
                                   re_ranking_reference)
 

@@ -14,7 +14,7 @@ from PIL import Image
 from muva_lib.baselines import colour_features, cosine_distance, fit_lda
 from muva_lib.commands import synth as synth_cmd
 from muva_lib.data.readers import read_dataset
-from muva_lib.data.readers.base import DatasetError, parse_market_name
+from muva_lib.data.readers.reader import DatasetError, parse_market_name
 from muva_lib.data.synthetic import (DOMAINS, PARSING_CLASSES, PART_CLASSES, PART_KEYS, SUBSETS, GtRecord, SynthCfg,
                                      SynthError, differing_parts, generate, load_gt, load_parsing, part_boxes,
                                      render_person)

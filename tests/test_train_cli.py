@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from muva_lib.__main__ import main
-from muva_lib.models.checkpoint import read_metadata
+from muva_lib.models.weights import read_metadata
 from muva_lib.train import model_from_checkpoint
-from muva_lib.train.checkpoint import load_train_state
+from muva_lib.train.train_state import load_train_state
 
 ARTEFACTS = ("config.json", "manifest.json", "logs/stage1.csv", "logs/stage2.csv", "logs/eval.csv",
              "checkpoints/last.pt", "checkpoints/stage1.pt", "checkpoints/final.pt", "cache/stage1_feats.pt",

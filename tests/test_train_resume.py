@@ -7,7 +7,7 @@ import torch
 
 from muva_lib.config import resolve
 from muva_lib.train import ConfigMismatchError, LambdaCallback, find_resumable, load_run, train
-from muva_lib.train.checkpoint import load_train_state
+from muva_lib.train.train_state import load_train_state
 
 
 class Killed(Exception):

@@ -97,7 +97,7 @@ def test_method_recipes_for_test_features_and_augmentation():
 
 
 def test_train_benchmark_runs(capsys):
-    from muva_lib.train import bench
+    from muva_lib.train import bench_step as bench
 
     assert bench.main(["--size", "64x32", "--batch", "8", "--ids", "4", "--images-per-id", "4", "--context", "16",
                        "--steps", "1", "--repeats", "1", "--device", "cpu"]) == 0

@@ -9,8 +9,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
     is unexpected and keeps its traceback. Imported on first use, so ``--help`` stays fast."""
     from ..data.errors import DatasetError
     from ..data.synth.generate import SynthError
-    from ..grounding.store import StoreError as GroundingStoreError
-    from ..parsing.store import StoreError as ParsingStoreError
+    from ..grounding.box_store import StoreError as GroundingStoreError
+    from ..human_parsing.map_store import StoreError as ParsingStoreError
 
     return (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotImplementedError, DatasetError,
             SynthError, GroundingStoreError, ParsingStoreError)

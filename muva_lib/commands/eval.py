@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     """Errors of the checkpoint, config or data propagate to ``python -m muva_lib`` (one line, exit 2)."""
     from ..tables import format_table
     from ..train import evaluate_run
-    from ..train.evaluate import metrics_rows
+    from ..train.run_eval import metrics_rows
 
     overrides = list(args.overrides)
     if args.all_splits:

@@ -102,7 +102,7 @@ def finish(store: Any, items: Sequence[Item], vge: Any, grid: tuple[int, int]) -
 def run(args: argparse.Namespace) -> int:
     from ..data.errors import DatasetError
     from ..grounding import GroundingStore, backend_from_cfg, ground_items
-    from ..grounding.store import StoreError
+    from ..grounding.box_store import StoreError
 
     try:
         vge = vge_from_args(args)

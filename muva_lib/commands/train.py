@@ -32,8 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from ..config import resolve
     from ..tables import format_table
     from ..train import train
-    from ..train.evaluate import metrics_rows
     from ..train.ddp import from_env, shutdown
+    from ..train.run_eval import metrics_rows
 
     overrides = list(args.overrides)
     if args.resume and "=" in args.resume and not Path(args.resume).exists():  # `--resume key=value ...`

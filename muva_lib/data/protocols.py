@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from .readers import DatasetError, get_reader, read_all, read_dataset
-from .readers.base import ImageCheck, decode_problem, relabel
+from .readers.reader import ImageCheck, decode_problem, relabel
 from .types import Item, Split
 
 __all__ = [

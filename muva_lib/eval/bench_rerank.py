@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..utils import set_threads
-from .bench import synthetic_problem
+from .bench_rank import synthetic_problem
 from .distance import pairwise_distance
 from .rank import evaluate_rank
 from .rerank import re_ranking_full, re_ranking_reference

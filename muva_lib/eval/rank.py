@@ -22,7 +22,7 @@ than its farthest true match (everything beyond cannot change any metric), count
 per-query distance histogram and sorts exactly, by (distance, index), only the few that share a
 bin with a true match; that gives the exact rank of every true match. It runs in torch on the
 distances' device, a block of query rows at a time, and :func:`accumulate` lets callers feed it
-distance chunks that are never assembled into a full matrix (see ``muva_lib.eval.evaluate``).
+distance chunks that are never assembled into a full matrix (see ``muva_lib.eval.evaluator``).
 """
 from __future__ import annotations
 

@@ -13,9 +13,9 @@ from ..data.types import PARTS, Item
 from ..geometry.boxes import Box, as_box
 from ..utils import evenly_spaced
 from .backends import Backend, backend_from_cfg
+from .box_store import GroundingStore
 from .calibrate import CalibCfg, calibrate_many, mean_iou, quantity
-from .pipeline import Calibration, group_by_dataset, ground_items, raw_boxes
-from .store import GroundingStore
+from .part_masks import Calibration, group_by_dataset, ground_items, raw_boxes
 
 __all__ = ["iou_table", "store_iou", "GroundingView", "Case", "build_views", "training_sample"]
 
@@ -38,7 +38,7 @@ def iou_table(keys: Sequence[str], raw: Mapping[str, Mapping[str, Box | None]],
 
 
 def _truth(items: Sequence[Item]) -> dict[str, dict[str, Box | None]] | None:
-    from .backends.synthetic import gt_boxes
+    from .backends.noisy_truth import gt_boxes
 
     try:
         return gt_boxes(items)

@@ -13,7 +13,7 @@ from ..utils import resolve_device
 from .ammsa import AMMSAEncoder, EncoderOutput
 from .clip_backbone import create_clip
 from .heads import BNNeck, IdClassifier
-from .prompts import PromptLearner, TextEncoder, build_templates
+from .prompt_learner import PromptLearner, TextEncoder, build_templates
 
 __all__ = ["ReidOutput", "ReidModel", "create_model", "list_methods"]
 

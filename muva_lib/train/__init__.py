@@ -10,7 +10,7 @@ Typical use::
 Step by step: ``setup = prepare(cfg)``, ``run_stage1(setup)``, ``run_stage2(setup)``, ``finish(setup)``.
 """
 from .api import TrainResult, evaluate_run, finish, load_run, model_from_checkpoint, open_run, train
-from .evaluate import evaluate_model, test_encoder
+from .run_eval import evaluate_model, test_encoder
 from .loop import Callback, LambdaCallback, StepOutput, train_epoch
 from .optim import describe_groups, stage1_lr, stage2_lr_factor
 from .rundir import ConfigMismatchError, NotResumableError, RunDir, find_resumable

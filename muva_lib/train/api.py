@@ -11,12 +11,12 @@ import torch
 
 from ..config import RunCfg, apply_overrides, from_dict, load as load_config, parse_overrides, to_dict, validate
 from ..data.protocols import build
-from ..models.checkpoint import load_checkpoint, read_metadata, save_checkpoint, self_contained
+from ..models.weights import load_checkpoint, read_metadata, save_checkpoint, self_contained
 from ..models.factory import ReidModel, create_model
 from ..utils import resolve_device
-from .checkpoint import load_model_train_state, load_train_state, set_rng_state
+from .train_state import load_model_train_state, load_train_state, set_rng_state
 from .ddp import barrier, broadcast_object, init_distributed
-from .evaluate import SUMMARY_KEYS, evaluate_model
+from .run_eval import SUMMARY_KEYS, evaluate_model
 from .loop import Callback
 from .rundir import NotResumableError, RunDir, find_resumable
 from .setup import TrainSetup, prepare

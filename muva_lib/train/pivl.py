@@ -28,8 +28,8 @@ from ..data.types import Item
 from ..losses import dense_part_nce
 from ..models.factory import ReidModel
 from ..models.fusion import ViTFusionHead, fusion_blocks, tokens_to_map
-from ..models.prompts import PartPromptLearner, encode_part_text
-from ..parsing import Grouping, grid_labels, parsing_maps_for
+from ..models.prompt_learner import PartPromptLearner, encode_part_text
+from ..human_parsing import Grouping, grid_labels, parsing_maps_for
 from ..utils import atomic_write_bytes
 from .ddp import DistInfo, barrier
 from .loop import StepOutput
@@ -75,7 +75,7 @@ def training_parsing(cfg: RunCfg, items: Sequence[Item], device: torch.device, d
                      progress: bool = False) -> tuple[dict[str, np.ndarray], Grouping]:
     """Grouped parsing maps ``{key: uint8 [H, W]}`` of the training items; rank 0 fills the store first.
     A bad ``parsing.vote`` / ``parsing.fg_share`` is refused here, before any parsing or training."""
-    from ..parsing import VOTES
+    from ..human_parsing import VOTES
 
     if cfg.parsing.vote not in VOTES:
         raise ValueError(f"parsing.vote={cfg.parsing.vote!r} is not one of {', '.join(VOTES)}")

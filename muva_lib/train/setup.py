@@ -15,7 +15,7 @@ from ..data.protocols import ProtocolData, build
 from ..data.types import Item
 from ..models.factory import ReidModel, ReidOutput, create_model
 from ..utils import autocast, resolve_device, seed_everything, set_threads
-from .checkpoint import save_train_state
+from .train_state import save_train_state
 from .ddp import DistInfo, barrier, gather_in_order
 from .loop import Callback, notify
 from .pivl import create_aux, pivl_enabled, training_parsing

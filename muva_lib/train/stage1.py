@@ -31,9 +31,9 @@ from ..config import STAGE1_LOSSES, RunCfg
 from ..batches.sampler import PKSampler, ShuffledBatchSampler
 from ..losses import cluster_nce, supcon
 from ..memory import visual_prototypes
-from ..models.checkpoint import save_checkpoint, self_contained
+from ..models.weights import save_checkpoint, self_contained
 from ..utils import atomic_write_bytes
-from .checkpoint import restore_train_state
+from .train_state import restore_train_state
 from .loop import StepOutput, make_scaler, notify, train_epoch
 from .optim import make_adam, set_epoch_lr, stage1_param_groups, stage1_phase_lr, stage1_trainable
 from .pivl import load_or_compute_patch_cache, part_step

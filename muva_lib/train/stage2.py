@@ -27,9 +27,9 @@ from ..losses import (i2t_ce, label_smoothed_ce, mask_bce, mask_dice, mask_mse, 
                       triplet_hard)
 from ..memory import PrototypeMemory
 from ..models.factory import ReidOutput
-from .checkpoint import restore_train_state
+from .train_state import restore_train_state
 from .ddp import OutputAsDict, all_gather_cat, barrier, sync_buffers
-from .evaluate import SUMMARY_KEYS, evaluate_model
+from .run_eval import SUMMARY_KEYS, evaluate_model
 from .loop import StepOutput, make_scaler, notify, train_epoch
 from .optim import make_adam, set_epoch_lr, stage2_lr_factor, stage2_param_groups, stage2_trainable
 from .pivl import all_part_text, fused_features, fusion_grid, part_text_ids
@@ -157,7 +157,7 @@ def run_stage2(setup: TrainSetup, state: Mapping[str, Any] | None = None) -> lis
     setup.history["eval"] = [r for r in setup.history["eval"] if r["epoch"] < start]
     parsing = pgrid = None
     if use_fusion:
-        from ..parsing import grid_labels
+        from ..human_parsing import grid_labels
 
         pgrid = fusion_grid(cfg)
         parsing = grid_labels(setup.parsing, pgrid, aux.grouping.num_parts + 1, cfg.parsing.vote, cfg.parsing.fg_share)

@@ -14,7 +14,7 @@ __all__ = ["iou_vs_rate"]
 
 def iou_vs_rate(rows: Sequence[Mapping[str, Any]], parts: Sequence[str] = PARTS) -> Figure:
     """One panel per swept rate: mean IoU per part against the rate, calibrated (solid) and raw
-    (dashed). ``rows`` are those of :func:`muva_lib.grounding.robustness.sweep_failure_rate`
+    (dashed). ``rows`` are those of :func:`muva_lib.grounding.failure_sweep.sweep_failure_rate`
     (several rates may be concatenated)."""
     rates = list(dict.fromkeys(r["rate"] for r in rows))
     if not rates:

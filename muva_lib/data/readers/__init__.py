@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..types import Item
-from .base import (READERS, DatasetError, Reader, Subsets, UnreadableImageWarning, check_image, describe,
+from .reader import (READERS, DatasetError, Reader, Subsets, UnreadableImageWarning, check_image, describe,
                    get_reader, layout_markdown, list_readers, read_dataset, register)
 from . import market, msmt17, cuhk03, cuhk02, cuhk_sysu, small, real  # noqa: F401,E402  (register the readers)
 

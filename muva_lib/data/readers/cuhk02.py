@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from ..types import Item
-from .base import ImageCheck, Reader, Subsets, list_images, match_name, register
+from .reader import ImageCheck, Reader, Subsets, list_images, match_name, register
 
 __all__ = ["CUHK02", "CUHK02_NAME"]
 

@@ -1,8 +1,8 @@
 """CUHK03-NP (the new 767/700 protocol), detected boxes (the DG default) and labeled boxes."""
 from __future__ import annotations
 
-from .base import register
 from .market import MarketStyleReader
+from .reader import register
 
 __all__ = ["CUHK03NPDetected", "CUHK03NPLabeled"]
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..types import Item
-from .base import DatasetError, ImageCheck, Reader, Subsets, register, relabel
 from .derived import derived_candidates, find_derived, write_derived
 from .matfile import as_box, as_text, get_field, load_mat, records
+from .reader import DatasetError, ImageCheck, Reader, Subsets, register, relabel
 
 __all__ = ["CUHKSYSU", "PersonBox", "person_boxes", "test_boxes"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...utils import atomic_write_bytes
-from .base import DatasetError
+from .reader import DatasetError
 
 __all__ = ["derived_candidates", "find_derived", "write_derived"]
 

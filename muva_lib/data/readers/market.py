@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from .base import ImageCheck, Reader, Subsets, market_style_items, register
+from .reader import ImageCheck, Reader, Subsets, market_style_items, register
 
 __all__ = ["MarketStyleReader", "Market1501", "DukeMTMC", "OccludedDuke", "SynthA", "SynthB", "SynthC"]
 
@@ -111,7 +111,7 @@ class _SynthDomain(MarketStyleReader):
 
     def require(self, *relative: str) -> None:
         if not self.root.is_dir():
-            from .base import DatasetError
+            from .reader import DatasetError
 
             raise DatasetError(
                 f"{self.name}: the synthetic domain is not generated yet ({self.root} is missing). "

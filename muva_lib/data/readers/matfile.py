@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import DatasetError
+from .reader import DatasetError
 
 __all__ = ["load_mat", "records", "get_field", "as_text", "as_ints", "as_box"]
 

@@ -5,7 +5,7 @@ import re
 from pathlib import PurePosixPath
 
 from ..types import Item
-from .base import (DatasetError, ImageCheck, Reader, Subsets, check_camera, market_style_items, match_name,
+from .reader import (DatasetError, ImageCheck, Reader, Subsets, check_camera, market_style_items, match_name,
                    register)
 
 __all__ = ["MSMT17", "MSMT17_NAME"]

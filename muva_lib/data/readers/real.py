@@ -5,8 +5,8 @@ from pathlib import Path
 
 from ...paths import real_vtest_root
 from ..errors import VTEST_INSTALL_HINT, DatasetError
-from .base import register
 from .market import MarketStyleReader
+from .reader import register
 
 __all__ = ["RealVtest"]
 

@@ -8,8 +8,8 @@ from typing import Callable
 import numpy as np
 
 from ..types import Item
-from .base import DatasetError, ImageCheck, Reader, Subsets, list_images, match_name, register, relabel
 from .matfile import as_ints, load_mat, records
+from .reader import DatasetError, ImageCheck, Reader, Subsets, list_images, match_name, register, relabel
 from .splits import SPLIT_SEED, check_split_ids, half_splits, load_or_make_splits
 
 __all__ = ["GRID", "PRID", "VIPeR", "ILIDS", "folder_items"]

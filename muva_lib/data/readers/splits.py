@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .base import DatasetError
 from .derived import derived_candidates, find_derived, write_derived
+from .reader import DatasetError
 
 if TYPE_CHECKING:
-    from .base import Reader
+    from .reader import Reader
 
 __all__ = ["SPLIT_SEED", "SPLITS_FILE", "half_splits", "load_or_make_splits", "check_split_ids"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .base import STATUSES, Answer, Backend, failed_answers
+from .backend import STATUSES, Answer, Backend, failed_answers
 
 __all__ = ["BACKENDS", "Answer", "Backend", "STATUSES", "failed_answers", "get_backend", "list_backends",
            "backend_from_cfg"]
@@ -38,7 +38,7 @@ def backend_from_cfg(vge: Any, device: Any = "auto", **extra: Any) -> Backend:
     if vge.backend in ("prior", "cascade", "pose"):
         opts: dict[str, Any] = {}
     elif vge.backend == "synthetic":
-        from .synthetic import NOISE_RATES
+        from .noisy_truth import NOISE_RATES
 
         opts = {"noise": vge.noise, "seed": vge.noise_seed, "tolerance": vge.parse_tolerance,
                 "rates": {name: getattr(vge, f"noise_{name}") for name in NOISE_RATES}}

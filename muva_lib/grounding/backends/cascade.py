@@ -33,7 +33,7 @@ from PIL import Image
 
 from ...data.types import PARTS, Item
 from ...geometry.boxes import Box, box_iou
-from .base import Answer, Backend
+from .backend import Answer, Backend
 
 __all__ = ["CASCADE_FILES", "CascadeCfg", "CascadeBackend", "cascade_windows", "boxes_from_windows",
            "rule_answers", "vertical_order", "agreement_rows"]

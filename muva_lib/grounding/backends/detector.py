@@ -15,9 +15,9 @@ from typing import Any, Mapping, Sequence
 from PIL import Image
 
 from ...data.types import PARTS, Item
-from ..parse import validate_box
+from ..answers import validate_box
 from ..prompts import DETECTOR_PHRASES
-from .base import Answer
+from .backend import Answer
 from .hf import HfBackend, to_device
 
 __all__ = ["DetectorBackend"]

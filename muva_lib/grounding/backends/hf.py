@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 from ...data.types import PARTS
-from .base import Backend
+from .backend import Backend
 
 __all__ = ["load_pretrained", "model_slug", "HfBackend", "to_device"]
 

@@ -3,7 +3,7 @@
 Works with processor-based chat VLMs (Qwen2-VL / Qwen2.5-VL, LLaVA, Idefics, Florence-2 with a
 task-token template, ...): one prompt per part per image, the processor's chat template when it
 has one, left-padded batched greedy ``generate`` capped at ``max_new_tokens``, answers decoded
-and parsed by :func:`muva_lib.grounding.parse.parse_answer`. CogVLM itself ships its own input
+and parsed by :func:`muva_lib.grounding.answers.parse_answer`. CogVLM itself ships its own input
 builder as remote code and is not driven by a processor; use its answers through the parser.
 """
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any, Mapping, Sequence
 from PIL import Image
 
 from ...data.types import PARTS, Item
-from ..parse import check_answer_format, parse_answer
+from ..answers import check_answer_format, parse_answer
 from ..prompts import GROUNDING_TEMPLATE, part_prompts
-from .base import Answer
+from .backend import Answer
 from .hf import HfBackend, to_device
 
 __all__ = ["MllmBackend"]
@@ -27,7 +27,7 @@ class MllmBackend(HfBackend):
     ``model``: hub id or local directory; ``device``: ``auto`` / ``cpu`` / ``cuda:N``;
     ``trust_remote_code`` is forwarded only when True; ``template`` must contain ``{phrase}``
     (``phrases`` maps parts to the phrase, default :data:`PART_PHRASES`); ``answer_format``:
-    a :data:`muva_lib.grounding.parse.FORMATS` name or ``auto``; ``batch_size``: images per
+    a :data:`muva_lib.grounding.answers.FORMATS` name or ``auto``; ``batch_size``: images per
     call (each gives ``len(parts)`` prompts to one ``generate``); ``generate_kwargs`` go to
     ``model.generate`` unchanged (e.g. ``num_beams``).
     """

@@ -39,7 +39,7 @@ from PIL import Image
 
 from ...data.types import PARTS, Item
 from ...geometry.boxes import Box
-from .base import Answer, Backend
+from .backend import Answer, Backend
 from .cascade import rule_answers
 
 __all__ = ["POSE_INSTALL_HINT", "PoseCfg", "PoseResult", "PoseBackend", "pose_missing", "boxes_from_keypoints",

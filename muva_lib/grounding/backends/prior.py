@@ -7,7 +7,7 @@ from PIL import Image
 
 from ...data.types import Item
 from ...geometry.boxes import Box, denormalise
-from .base import Answer, Backend
+from .backend import Answer, Backend
 
 __all__ = ["PRIOR_BANDS", "PriorBackend", "prior_box"]
 

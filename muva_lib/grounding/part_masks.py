@@ -16,11 +16,11 @@ from PIL import Image
 from ..data.types import PARTS, Item
 from ..geometry.boxes import Box, as_box
 from ..geometry.patch_grid import boxes_to_masks
+from .answers import validate_box
 from .backends import Answer, Backend, backend_from_cfg, failed_answers
 from .backends.prior import prior_box
+from .box_store import GroundingStore, load_masks, save_masks
 from .calibrate import CalibCfg, CalibStats, calibrate_many
-from .parse import validate_box
-from .store import GroundingStore, load_masks, save_masks
 
 __all__ = ["GroundReport", "Calibration", "ground_items", "calibrate_store", "store_masks", "part_masks_for",
            "raw_boxes", "group_by_dataset", "MASK_SOURCES", "CALIBRATION_VERSION", "part_masks_with_health"]
@@ -354,7 +354,7 @@ def store_masks(store: GroundingStore, grid_hw: tuple[int, int], source: str = "
 
 def _gt_masks(items: Sequence[Item], grid_hw: tuple[int, int], parts: Sequence[str], ensure_one: bool
               ) -> dict[str, np.ndarray]:
-    from .backends.synthetic import gt_boxes
+    from .backends.noisy_truth import gt_boxes
 
     truth = gt_boxes(items)
     out = {}

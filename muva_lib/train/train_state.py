@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models.checkpoint import read_verified, serialize_verified
+from ..models.weights import read_verified, serialize_verified
 from ..utils import atomic_write_bytes
 
 __all__ = ["TRAIN_STATE_FORMAT", "rng_state", "set_rng_state", "model_train_state", "load_model_train_state",
@@ -72,7 +72,7 @@ def save_train_state(path: str | Path, *, stage: str, epoch: int, model: nn.Modu
 
 def load_train_state(path: str | Path) -> dict[str, Any]:
     """Read a state written by :func:`save_train_state` (``weights_only``: plain values and tensors); a
-    damaged file raises :class:`muva_lib.models.checkpoint.CorruptCheckpointError`."""
+    damaged file raises :class:`muva_lib.models.weights.CorruptCheckpointError`."""
     return read_verified(path, "restore a copy of it, or start the run again (train without --resume)",
                          lambda b: isinstance(b, dict) and b.get("format") == TRAIN_STATE_FORMAT,
                          f"muva_lib training state (expected format {TRAIN_STATE_FORMAT})")

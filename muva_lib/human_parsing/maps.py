@@ -10,8 +10,8 @@ import numpy as np
 from ..data.types import Item
 from .classes import Grouping, resolve_grouping
 from .labels import vote_labels
+from .map_store import ParsingStore
 from .sources import ParsingError, ParsingSource, make_source
-from .store import ParsingStore
 
 __all__ = ["ParsingError", "is_synthetic", "is_real_crops", "resolve_source", "fill_store", "parsing_maps_for",
            "grid_labels", "parsing_labels_for", "CHUNK"]
@@ -22,7 +22,7 @@ CHUNK = 256
 
 def is_synthetic(item: Item) -> bool:
     """The item belongs to a generated synthetic domain (its ground-truth parsing folder exists)."""
-    from ..grounding.backends.synthetic import domain_root
+    from ..grounding.backends.noisy_truth import domain_root
 
     return (domain_root(item) / "gt" / "parsing").is_dir()
 
@@ -49,7 +49,7 @@ def resolve_source(pcfg: Any, items: Sequence[Item]) -> str:
         "parsing.png_root=<folder with <dataset>/<relpath>.png class maps in LIP / SCHP 20-class order, e.g. "
         "from SCHP's exp-schp-201908261155-lip.pth> or parsing.source=hf parsing.model=<hub id or folder of a "
         "transformers semantic-segmentation model>; parsing.grouping maps their classes to head / upper / "
-        "lower / shoes (see muva_lib.parsing.classes). Without a parsing model, parsing.source=pose cuts the pose "
+        "lower / shoes (see muva_lib.human_parsing.classes). Without a parsing model, parsing.source=pose cuts the pose "
         "backend's person mask into head / upper / lower (coarse; needs mediapipe).")
 
 
@@ -106,7 +106,7 @@ def parsing_maps_for(items: Sequence[Item], pcfg: Any, *, device: Any = "cpu", r
 def grid_labels(maps: Mapping[str, np.ndarray], grid_hw: tuple[int, int], num_classes: int,
                 vote: str = "majority", min_share: float = 0.25) -> dict[str, np.ndarray]:
     """Grouped maps -> per-cell labels ``{key: uint8 [h*w]}`` (``vote``: ``majority`` or ``foreground``
-    with ``min_share``, :func:`muva_lib.parsing.labels.vote_labels`)."""
+    with ``min_share``, :func:`muva_lib.human_parsing.labels.vote_labels`)."""
     return {k: vote_labels(m, grid_hw, num_classes, vote, min_share) for k, m in maps.items()}
 
 

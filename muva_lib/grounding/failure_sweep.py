@@ -12,7 +12,7 @@ from typing import Any, Sequence
 from PIL import Image
 
 from ..data.types import PARTS, Item
-from .backends.synthetic import NOISE_RATES, SyntheticBackend, gt_boxes
+from .backends.noisy_truth import NOISE_RATES, SyntheticBackend, gt_boxes
 from .calibrate import CalibCfg, calibrate_many
 from .report import iou_table
 
@@ -24,7 +24,7 @@ def sweep_failure_rate(items: Sequence[Item], rate: str, values: Sequence[float]
                        ) -> list[dict[str, Any]]:
     """Mean IoU to the ground truth, raw and calibrated, per part, as one failure rate varies.
 
-    ``rate`` is a :data:`~muva_lib.grounding.backends.synthetic.NOISE_RATES` name (``missing``,
+    ``rate`` is a :data:`~muva_lib.grounding.backends.noisy_truth.NOISE_RATES` name (``missing``,
     ``oversize``, ...); each of ``values`` replaces it for every part, the other rates stay the
     ``preset``'s. ``items`` must be synthetic (their domains hold ``gt/parts.jsonl``). Returns
     the rows of :func:`~muva_lib.grounding.report.iou_table` (``part``, ``n``, ``raw``,

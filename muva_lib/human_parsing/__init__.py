@@ -6,9 +6,9 @@ Training code needs one call: :func:`parsing_labels_for` (items + ``ParsingCfg``
 from .classes import (DEFAULT_PART_CLASSES, GROUPINGS, LIP_CLASSES, PART_WORDS, POSE_GROUPING, SYNTH_GROUPING,
                       LIP_GROUPING, Grouping, parse_grouping, resolve_grouping)
 from .labels import VOTES, foreground_labels, hflip_labels, majority_labels, vote_labels
-from .pipeline import ParsingError, grid_labels, parsing_labels_for, parsing_maps_for, resolve_source
+from .map_store import ParsingStore, parsing_root
+from .maps import ParsingError, grid_labels, parsing_labels_for, parsing_maps_for, resolve_source
 from .sources import PARSING_SOURCES, HfSource, ParsingSource, PngSource, PoseSource, SyntheticSource, make_source
-from .store import ParsingStore, parsing_root
 
 __all__ = [
     "LIP_CLASSES", "DEFAULT_PART_CLASSES", "PART_WORDS", "LIP_GROUPING", "SYNTH_GROUPING", "POSE_GROUPING", "GROUPINGS",

@@ -29,8 +29,8 @@ from PIL import Image
 
 from ...data.types import PARTS, Item
 from ...geometry.boxes import Box, box_union
-from ..parse import parse_answer
-from .base import Answer, Backend
+from ..answers import parse_answer
+from .backend import Answer, Backend
 
 __all__ = ["NoiseModel", "NOISE_PRESETS", "NOISE_RATES", "get_noise", "noise_model", "corrupt", "cogvlm_text", "domain_root",
            "gt_boxes", "SyntheticBackend"]

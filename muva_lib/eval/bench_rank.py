@@ -35,7 +35,7 @@ import torch
 
 from ..utils import resolve_device, set_threads
 from .distance import pairwise_distance
-from .evaluate import evaluate_features
+from .evaluator import evaluate_features
 from .rank import evaluate_features_reference, evaluate_rank, evaluate_rank_reference
 
 __all__ = ["SCALES", "synthetic_problem", "peak_rss", "main"]

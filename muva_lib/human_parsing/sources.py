@@ -22,7 +22,7 @@ __all__ = ["PARSING_SOURCES", "ParsingError", "ParsingModelNotFound", "ParsingSo
            "HfSource", "PoseSource", "make_source"]
 
 #: the values ``parsing.source`` may take (``auto`` picks one of the others:
-#: :func:`muva_lib.parsing.pipeline.resolve_source`); the one list config validation and :func:`make_source` use
+#: :func:`muva_lib.human_parsing.maps.resolve_source`); the one list config validation and :func:`make_source` use
 PARSING_SOURCES: tuple[str, ...] = ("auto", "synthetic", "png", "hf", "pose")
 
 
@@ -53,7 +53,7 @@ def _checked(m: np.ndarray, num_classes: int, path: Any, image_hw: tuple[int, in
 
 class ParsingSource:
     """Base: ``tag`` (store folder name), ``num_classes``, ``default_grouping`` (a name of
-    :data:`muva_lib.parsing.GROUPINGS`), ``batch_size``; :meth:`maps` does the work."""
+    :data:`muva_lib.human_parsing.GROUPINGS`), ``batch_size``; :meth:`maps` does the work."""
 
     tag = "base"
     num_classes = 0
@@ -72,7 +72,7 @@ class ParsingSource:
         return {"source": self.tag, "num_classes": self.num_classes}
 
     def summary(self) -> str:
-        """What went wrong so far, in words (``""``: nothing); :func:`~muva_lib.parsing.pipeline.fill_store`
+        """What went wrong so far, in words (``""``: nothing); :func:`~muva_lib.human_parsing.maps.fill_store`
         warns with it."""
         return ""
 
@@ -95,7 +95,7 @@ class SyntheticSource(ParsingSource):
     def full_map(self, item: Item) -> np.ndarray:
         from ..data.errors import DatasetError
         from ..data.synthetic import load_parsing
-        from ..grounding.backends.synthetic import domain_root
+        from ..grounding.backends.noisy_truth import domain_root
 
         root = domain_root(item)
         try:

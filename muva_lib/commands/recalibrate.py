@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: no grounding store at {store.path}: run `python -m muva_lib ground --dataset "
               f"{args.dataset} --backend {vge.backend}` first", file=sys.stderr)
         return 2
-    from ..grounding.store import StoreError
+    from ..grounding.box_store import StoreError
 
     try:
         finish(store, items, vge, grid)
