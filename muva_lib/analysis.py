@@ -336,9 +336,10 @@ def retrieval_probe(run: str | Path, n_queries: int = 4, topk: int = 10, target:
     its top ``topk`` gallery items (0: the whole ranked gallery, e.g. for per-query AP)."""
     from .batches.loaders import make_test_loader
     from .data.protocols import build
-    from .eval import extract_features, pairwise_distance
-    from .utils import evenly_spaced
+    from .eval import pairwise_distance
+    from .features import extract_features
     from .train import test_encoder
+    from .utils import evenly_spaced
 
     model, cfg = _model(run, device)
     data = build(cfg.data.protocol, split_index=cfg.data.split_index, strict=cfg.data.strict)

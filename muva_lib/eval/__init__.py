@@ -1,7 +1,7 @@
-"""Evaluation: ranking metrics, distances, re-ranking, feature extraction and the chunked evaluator."""
+"""Evaluation: ranking metrics, distances, re-ranking and the chunked evaluator (features: :mod:`muva_lib.features`)."""
+from ..features import extract_features
 from .distance import pairwise_distance
 from .evaluator import evaluate_features, evaluate_split
-from .features import extract_features
 from .rank import evaluate_features_reference, evaluate_rank, evaluate_rank_reference
 from .rerank import re_ranking
 from .split_stats import average_results

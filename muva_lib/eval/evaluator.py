@@ -9,8 +9,8 @@ from tqdm.auto import tqdm
 from ..batches.loaders import make_test_loader
 from ..config import DataCfg, EvalCfg
 from ..data.types import Split
+from ..features import extract_features
 from .distance import as_features, distance_chunks, pairwise_distance
-from .features import extract_features
 from .rank import GalleryIndex, accumulate, evaluate_rank
 from .rerank import RERANK_MAX_N, check_rerank_size, re_ranking_full
 

@@ -13,7 +13,7 @@ __all__ = ["BACKENDS", "Answer", "Backend", "STATUSES", "failed_answers", "get_b
 #: backend name -> "module:Class" (imported on demand, so transformers loads only for mllm / detector)
 BACKENDS: dict[str, str] = {
     "prior": "prior:PriorBackend",
-    "synthetic": "synthetic:SyntheticBackend",
+    "synthetic": "noisy_truth:SyntheticBackend",
     "mllm": "mllm:MllmBackend",
     "detector": "detector:DetectorBackend",
     "cascade": "cascade:CascadeBackend",

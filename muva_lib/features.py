@@ -1,4 +1,10 @@
-"""Batched, gradient-free feature extraction from a test loader, with optional flip averaging."""
+"""Batched, gradient-free feature extraction from a test loader, with optional flip averaging.
+
+The feature stage: evaluation (:mod:`muva_lib.eval.evaluator`) and the notebooks' retrieval probe
+(:func:`muva_lib.analysis.retrieval_probe`) extract test features here. The training passes
+(stage-1 cache, stage-2 memory, pi-VL patch cache) still run ``train.setup.feature_pass``, which
+adds masks, AMP and DDP gathering; it is to move here once ``train/`` is reorganised per method.
+"""
 from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Mapping
