@@ -103,7 +103,8 @@ def _single_name(names: str) -> tuple[str, str | None] | None:
 
 
 def _from_submodule(parent: str, names: str, moves: dict[str, str]) -> tuple[str, str] | None:
-    """New ``(parent, names)`` for ``from parent import y`` when ``parent.y`` is a moved module."""
+    """New ``(parent, names)`` for ``from parent import y`` (``parent`` as written, before the moves)
+    when ``parent.y`` is a moved module."""
     one = _single_name(names)
     if one is None:
         return None
@@ -136,7 +137,7 @@ def rewrite_text(text: str, path: Path, moves: dict[str, str]) -> str:
             old_package = old_module if is_init else old_module.rsplit(".", 1)[0]
             target = resolve(dots, rest, old_package)
         new_target = map_module(target, moves)
-        sub = _from_submodule(new_target, names, moves)
+        sub = _from_submodule(target, names, moves)
         if sub is not None:
             new_target, names = sub
         if new_target == written and sub is None:
@@ -145,7 +146,7 @@ def rewrite_text(text: str, path: Path, moves: dict[str, str]) -> str:
         return f"{m.group('indent')}from {'.' * d}{r} import {names}"
 
     def abs_from_sub(m: re.Match[str]) -> str:
-        sub = _from_submodule(map_module(m.group("mod"), moves), m.group("names"), moves)
+        sub = _from_submodule(m.group("mod"), m.group("names"), moves)
         if sub is None:
             return m.group(0)
         tail = f"  {m.group('tail')}" if m.group("tail") else ""
