@@ -15,9 +15,9 @@ longest matching entry wins. Rewritten forms:
   back relative to it. A relative import that does not resolve to an existing module from the
   file's place is resolved against the file's old place (a file moved by a merge whose body still
   imports relative to where it was).
-* ``from muva_lib.x import y`` where ``muva_lib.x.y`` moved: becomes ``from <new parent> import
-  <new name> as y`` (the name the code uses stays bound) when renamed, or ``from <new parent>
-  import y`` when only the parent changed.
+* ``from muva_lib.x import y, z`` where ``muva_lib.x.y`` moved: ``y`` gets its own statement
+  ``from <new parent> import <new name> as y`` (the name the code uses stays bound; no ``as`` when
+  the name did not change), ``z`` stays in ``from muva_lib.x import z`` (one-line lists only).
 
 ``--check`` prints the files that would change and exits 1 when any would.
 """
@@ -96,28 +96,38 @@ FROM_ABS = re.compile(r"^(?P<indent>[ \t]*)from[ \t]+(?P<mod>muva_lib(?:\.\w+)*)
                       r"(?:[ \t]+as[ \t]+\w+)?)[ \t]*(?P<tail>#.*)?$", re.MULTILINE)
 
 
-def _single_name(names: str) -> tuple[str, str | None] | None:
-    """``(name, alias)`` when an import list holds exactly one name (no parentheses)."""
-    m = re.fullmatch(r"\s*(\w+)(?:\s+as\s+(\w+))?\s*(#.*)?", names)
-    return (m.group(1), m.group(2)) if m else None
+def _names(names: str) -> tuple[list[tuple[str, str | None]], str] | None:
+    """``([(name, alias), ...], comment)`` of a one-line import list (``None`` for a parenthesised one)."""
+    body, _, comment = names.partition("#")
+    items = [re.fullmatch(r"\s*(\w+)(?:\s+as\s+(\w+))?\s*", part) for part in body.split(",")]
+    if not items or any(m is None for m in items):
+        return None
+    return [(m.group(1), m.group(2)) for m in items], (f"#{comment}" if comment else "")
 
 
-def _from_submodule(parent: str, names: str, moves: dict[str, str]) -> tuple[str, str] | None:
-    """New ``(parent, names)`` for ``from parent import y`` (``parent`` as written, before the moves)
-    when ``parent.y`` is a moved module."""
-    one = _single_name(names)
-    if one is None:
+def _split_import(parent: str, names: str, moves: dict[str, str]) -> list[tuple[str, str]] | None:
+    """``from parent import a, b`` (``parent`` as written, before the moves) as new ``[(parent, names)]``
+    statements when some imported name is itself a moved module (it keeps its local name), else ``None``."""
+    parsed = _names(names)
+    if parsed is None:
         return None
-    name, alias = one
-    old = f"{parent}.{name}"
-    new = map_module(old, moves)
-    if new == old:
+    items, comment = parsed
+    if all(map_module(f"{parent}.{n}", moves) == f"{parent}.{n}" for n, _ in items):
         return None
-    new_parent, new_name = new.rsplit(".", 1)
-    bound = alias or name
-    tail = names[names.index("#"):] if "#" in names else ""
-    text = new_name if new_name == bound else f"{new_name} as {bound}"
-    return new_parent, text + (f"  {tail}" if tail else "")
+    out: dict[str, list[str]] = {}
+    for name, alias in items:
+        old = f"{parent}.{name}"
+        new = map_module(old, moves)
+        if new == old:
+            out.setdefault(map_module(parent, moves), []).append(name if alias is None else f"{name} as {alias}")
+            continue
+        new_parent, new_name = new.rsplit(".", 1)
+        bound = alias or name
+        out.setdefault(new_parent, []).append(new_name if new_name == bound else f"{new_name} as {bound}")
+    stmts = [(mod, ", ".join(parts)) for mod, parts in out.items()]
+    if comment:
+        stmts[0] = (stmts[0][0], f"{stmts[0][1]}  {comment}")
+    return stmts
 
 
 def rewrite_text(text: str, path: Path, moves: dict[str, str]) -> str:
@@ -137,20 +147,21 @@ def rewrite_text(text: str, path: Path, moves: dict[str, str]) -> str:
             old_package = old_module if is_init else old_module.rsplit(".", 1)[0]
             target = resolve(dots, rest, old_package)
         new_target = map_module(target, moves)
-        sub = _from_submodule(target, names, moves)
-        if sub is not None:
-            new_target, names = sub
-        if new_target == written and sub is None:
+        stmts = _split_import(target, names, moves) or [(new_target, names)]
+        if stmts == [(written, names)]:
             return m.group(0)
-        d, r = relative(new_target, package)
-        return f"{m.group('indent')}from {'.' * d}{r} import {names}"
+        lines = []
+        for mod, text in stmts:
+            d, r = relative(mod, package)
+            lines.append(f"{m.group('indent')}from {'.' * d}{r} import {text}")
+        return "\n".join(lines)
 
     def abs_from_sub(m: re.Match[str]) -> str:
-        sub = _from_submodule(m.group("mod"), m.group("names"), moves)
-        if sub is None:
+        names = m.group("names") + (f"  {m.group('tail')}" if m.group("tail") else "")
+        stmts = _split_import(m.group("mod"), names, moves)
+        if stmts is None:
             return m.group(0)
-        tail = f"  {m.group('tail')}" if m.group("tail") else ""
-        return f"{m.group('indent')}from {sub[0]} import {sub[1]}{tail}"
+        return "\n".join(f"{m.group('indent')}from {mod} import {text}" for mod, text in stmts)
 
     text = FROM_REL.sub(rel_sub, text)
     text = FROM_ABS.sub(abs_from_sub, text)

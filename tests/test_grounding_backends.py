@@ -210,7 +210,7 @@ def _run(module, argv, capsys):
 
 
 def test_ground_and_calibrate_commands(synth_small, tmp_path, capsys):
-    from muva_lib.commands import calibrate, ground
+    from muva_lib.commands import recalibrate as calibrate, ground
 
     args = ["--dataset", "synth-a", "--root", str(synth_small.root / "synth-a"), "--store-root", str(tmp_path),
             "--grid", "8x4"]
