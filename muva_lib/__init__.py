@@ -3,6 +3,25 @@
 MUVA, CLIP-ReID and pi-VL on one pipeline: grounding -> protocols -> two-stage training ->
 evaluation -> tables and figures. The public API is re-exported here; notebooks use only this.
 Heavier entry points (``require_run``, ``execute_notebook``, ``collect_results``) load on first use.
+
+Code map, in pipeline order (each stage builds on the ones above it)::
+
+    paths, utils, jsonl  where things live; seeding, devices, atomic writes, small helpers; kill-safe JSONL
+    config               the typed run config, methods' overrides, presets, validation
+    geometry/            boxes, the patch grid, box -> patch masks, the joint flip (a leaf)
+    data/                item types and errors, readers, synthetic benchmark (synth/), real set (real/), protocols
+    grounding/           the VGE: backends, model answers, calibration, part masks, the box store
+    human_parsing/       parsing maps (pi-VL): sources, class grouping, the map store, per-patch labels
+    batches/             transforms, P x K samplers, loaders
+    models/              CLIP backbone, AMMSA encoder, prompt learner, heads, weights on disk
+    losses, memory       loss functions; prototype memories
+    features             test-feature extraction (evaluation and the probes)
+    eval/                distances, ranking metrics, re-ranking, the chunked evaluator
+    train/               the two training stages, optimisers, resume state, DDP, run folders
+    runs, analysis       notebook runs; diagnostics of finished runs
+    baselines, tables    training-free baselines; results tables
+    readme, viz/         the README's generated blocks; figures
+    commands/, bench     the command line (python -m muva_lib) and the benchmarks (python -m muva_lib.bench)
 """
 from __future__ import annotations
 
