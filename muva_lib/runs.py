@@ -418,7 +418,7 @@ def prepare_inputs(cfg: RunCfg, progress: bool = False) -> None:
     synthetic domains are generated when missing), the VGE store and masks (MUVA) and the parsing
     store (pi-VL) of the training items. Parallel runs then only read them."""
     from .data.protocols import build
-    from .grounding import grid_for
+    from .geometry import grid_for
     from .train.pivl import pivl_enabled, training_parsing
     from .train.setup import training_masks
     from .utils import resolve_device

@@ -59,7 +59,8 @@ from muva_lib.baselines import colour_metrics
 from muva_lib.data.protocols import build, get_protocol
 from muva_lib.data.readers import read_dataset
 from muva_lib.data.synthetic import generate
-from muva_lib.grounding import grid_for, part_masks_for
+from muva_lib.geometry import grid_for
+from muva_lib.grounding import part_masks_for
 from muva_lib.paths import synth_root
 from muva_lib.train import evaluate_run, load_run
 from muva_lib.utils import evenly_spaced, set_threads

@@ -65,7 +65,7 @@ from PIL import Image
 
 from muva_lib import analysis, config, runs
 from muva_lib.data.real import ensure_real_vtest, real_items, real_vtest_missing, summary_lines
-from muva_lib.geometry.patch_grid import grid_for
+from muva_lib.geometry import grid_for
 from muva_lib.grounding.backends.cascade import agreement_rows
 from muva_lib.grounding.backends.pose import pose_missing
 from muva_lib.grounding.report import build_views, training_sample

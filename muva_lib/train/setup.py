@@ -121,7 +121,7 @@ def prepare(cfg: RunCfg, device: str | torch.device | None = None, *, run: RunDi
                      strict=cfg.data.strict)
     masks = None
     if cfg.model.num_parts:
-        from ..grounding import grid_for
+        from ..geometry import grid_for
         masks = training_masks(cfg, data.train, grid_for((cfg.data.height, cfg.data.width)), device, dist, progress,
                                run)
     parsing = grouping = None
