@@ -89,7 +89,6 @@ def relative(target: str, package: str) -> tuple[int, str]:
     return len(p) - common + 1, ".".join(t[common:])
 
 
-ABS = None  # compiled per moves in rewrite_text
 FROM_REL = re.compile(r"^(?P<indent>[ \t]*)from[ \t]+(?P<dots>\.+)(?P<rest>[\w.]*)[ \t]+import[ \t]+(?P<names>.*)$",
                       re.MULTILINE)
 FROM_ABS = re.compile(r"^(?P<indent>[ \t]*)from[ \t]+(?P<mod>muva_lib(?:\.\w+)*)[ \t]+import[ \t]+(?P<names>[\w, \t]+"
