@@ -336,8 +336,8 @@ def run_parameters(cfg: RunCfg, run_dir: str | Path = "", overrides: Sequence[st
             "DEVICE": device, "RUN_DIR": str(run_dir), "OVERRIDES": text}
 
 
-def run_method(protocol: str, method: str, preset: str = "smoke", seed: int = 0,
-               notebooks: Iterable[str] = RUN_NOTEBOOKS, overrides: Sequence[str] = (), device: str = "auto", *,
+def run_method(protocol: str, method: str, preset: str = "smoke", seed: int = 0, *,
+               notebooks: Iterable[str] = RUN_NOTEBOOKS, overrides: Sequence[str] = (), device: str = "auto",
                force: bool = False, prepare_only: bool = False, progress: bool = True
                ) -> tuple[RunDir | None, list[NotebookRecord]]:
     """Train (or find) the run of one method / protocol / preset / seed, then execute ``notebooks`` into

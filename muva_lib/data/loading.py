@@ -162,7 +162,7 @@ def make_test_loader(items: Sequence[Item], cfg_data: DataCfg, device: torch.dev
 
 
 def make_train_loader(items: Sequence[Item], cfg_data: DataCfg, device: torch.device | str, sampler: PKSampler,
-                      grid_hw: tuple[int, int], masks: Mapping[str, Any] | None = None, seed: int = 0,
+                      *, grid_hw: tuple[int, int], masks: Mapping[str, Any] | None = None, seed: int = 0,
                       parsing: Mapping[str, Any] | None = None, parsing_grid_hw: tuple[int, int] | None = None
                       ) -> DataLoader:
     """Stage-2 loader: ``sampler`` (a :class:`PKSampler`, call its ``set_epoch`` each epoch) picks the
@@ -170,7 +170,6 @@ def make_train_loader(items: Sequence[Item], cfg_data: DataCfg, device: torch.de
     their part mask (``masks``, patch grid ``grid_hw``) and parsing labels (``parsing`` on
     ``parsing_grid_hw``), padded / cropped / erased as ``cfg_data`` says. Batches: img [B, 3, H, W],
     pid [B], camid [B], domain [B], index [B], key (list), mask Bool[B, R, L], parsing Long[B, L']."""
-    augment = TrainAugment(grid_hw, cfg_data.flip_prob, cfg_data.pad, cfg_data.erase_prob,
-                           cfg_data.pixel_mean, cfg_data.pixel_std, labels_grid_hw=parsing_grid_hw)
+    augment = TrainAugment.from_config(grid_hw, cfg_data, labels_grid_hw=parsing_grid_hw)
     dataset = TrainDataset(items, train_transform(cfg_data), augment, masks, parsing)
     return DataLoader(dataset, batch_sampler=sampler, **_loader_kwargs(cfg_data, device, seed))

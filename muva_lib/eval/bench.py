@@ -52,7 +52,7 @@ GIB = 2**30
 
 
 def synthetic_problem(num_query: int, num_gallery: int, num_ids: int, num_cams: int, num_distractors: int,
-                      dim: int = 2048, structured: bool = True, noise: float = 3.0, seed: int = 0
+                      *, dim: int = 2048, structured: bool = True, noise: float = 3.0, seed: int = 0
                       ) -> dict[str, Any]:
     """Random features with re-ID structure: {"qf" [Q, D], "gf" [G, D] float32 tensors, pids, camids}.
 

@@ -162,8 +162,8 @@ def plan_domain(style: DomainStyle, seed: int, cfg: SynthCfg) -> tuple[dict[int,
 def _render_job(root: str, style: DomainStyle, cams: tuple[CameraScene, ...], cfg: SynthCfg, job: _Job) -> dict:
     """Render and write one image and its parsing map; return its ``parts.jsonl`` record."""
     rng = _rng(*job.key)
-    out = render_person(job.attributes, style, cams[job.camid], rng, cfg.height, cfg.width,
-                        cfg.occlusion, cfg.jitter, cfg.degrade)
+    out = render_person(job.attributes, style, cams[job.camid], rng, height=cfg.height, width=cfg.width,
+                        occlusion=cfg.occlusion, jitter=cfg.jitter, degrade=cfg.degrade)
     relpath, parsing = f"{job.subset}/{job.file}.jpg", f"gt/parsing/{job.subset}/{job.file}.png"
     _save_atomic(out.image, Path(root, relpath), "JPEG", quality=style.jpeg_quality)
     _save_atomic(Image.fromarray(out.parsing, "L"), Path(root, parsing), "PNG", compress_level=6)

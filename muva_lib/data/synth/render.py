@@ -279,7 +279,7 @@ def _part_counts(parsing: np.ndarray) -> dict[str, int]:
 
 
 def render_person(attrs: Mapping[str, str], style: DomainStyle, cam: CameraScene, rng: np.random.Generator,
-                  height: int = 256, width: int = 128, occlusion: float = 1.0, jitter: float = 1.0,
+                  *, height: int = 256, width: int = 128, occlusion: float = 1.0, jitter: float = 1.0,
                   degrade: float = 1.0) -> Rendered:
     """Draw one image of an identity in a domain's style, seen by camera ``cam``.
 
