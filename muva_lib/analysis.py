@@ -157,8 +157,8 @@ def token_attention(attn: Tensor, num_parts: int, grid_hw: tuple[int, int]) -> T
     return rows.reshape(b, 1 + num_parts, gh, gw)
 
 
-def ranked_gallery(dist: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any, topk: int = 10
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def ranked_gallery(dist: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any, *,
+                   topk: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Each query's top-``topk`` gallery items under the Market rule (same id AND same camera removed,
     as the evaluator does; ties by gallery index): dist [Q, G] -> (indices [Q, k] into the gallery,
     -1 where the list is shorter; true match [Q, k] bool)."""
@@ -312,8 +312,9 @@ def mask_probe(run: str | Path, items: Sequence[Item], device: str | torch.devic
         logits.append(torch.stack([m.float().cpu() for m in out.mask_logits]))
         attn.append(torch.stack([a.float().cpu() for a in out.attn_weights]))
     stacked, weights = torch.cat(logits, 1), torch.cat(attn, 1)
-    return MaskProbe(list(items), torch.cat(vge).bool(), list(stacked), list(weights),
-                     tuple(model.image_encoder.grid_size), cfg.model.rmp_sigmoid_tau, cfg.model.gate_thresh)
+    return MaskProbe(list(items), torch.cat(vge).bool(), logits=list(stacked), attn=list(weights),
+                     grid_hw=tuple(model.image_encoder.grid_size), tau=cfg.model.rmp_sigmoid_tau,
+                     thresh=cfg.model.gate_thresh)
 
 
 @dataclass
@@ -350,5 +351,5 @@ def retrieval_probe(run: str | Path, n_queries: int = 4, topk: int = 10, target:
                              progress=False) for its in (queries, list(split.gallery)))
     dist = pairwise_distance(q["feats"], g["feats"], cfg.eval.metric, cfg.eval.feat_norm)
     index, match = ranked_gallery(dist.numpy(), q["pids"], g["pids"], q["camids"], g["camids"],
-                                  topk or len(split.gallery))
+                                  topk=topk or len(split.gallery))
     return RetrievalProbe(target, queries, list(split.gallery), index, match)

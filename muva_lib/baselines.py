@@ -108,7 +108,7 @@ def evaluate_colour_baseline(train: Sequence["Item"], query: Sequence["Item"], g
         q, g = proj(q), proj(g)
     return evaluate_features(q, g, [it.pid for it in query], [it.pid for it in gallery],
                              [it.camid for it in query], [it.camid for it in gallery],
-                             EvalCfg(metric="cosine", feat_norm=True))
+                             cfg=EvalCfg(metric="cosine", feat_norm=True))
 
 
 def colour_metrics(train: Sequence["Item"], query: Sequence["Item"], gallery: Sequence["Item"], lda_dim: int = 64

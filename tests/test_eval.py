@@ -224,7 +224,7 @@ def test_chunked_evaluate_features_equals_full_matrix(metric, normalize):
     ref = evaluate_rank_reference(full, ids["q_pids"], ids["g_pids"], ids["q_camids"], ids["g_camids"])
     for chunk in (7, 20, 1000):
         res = evaluate_features(qf, gf, ids["q_pids"], ids["g_pids"], ids["q_camids"], ids["g_camids"],
-                                EvalCfg(metric=metric, feat_norm=normalize, chunk_size=chunk))
+                                cfg=EvalCfg(metric=metric, feat_norm=normalize, chunk_size=chunk))
         assert_same(ref, res)
     cos = evaluate_features(qf, gf, **ids, cfg=EvalCfg(metric="cosine"))
     assert_same(cos, evaluate_features(qf, gf, **ids, cfg=EvalCfg(metric="euclidean", feat_norm=True)))
@@ -294,7 +294,8 @@ def test_rerank_lambda_one_determinism_and_size_guard():
         re_ranking(qg, qq, gg, max_n=50)
     with pytest.raises(RerankTooLargeError, match="11659 queries x 82161"):
         evaluate_features(torch.zeros(11659, 2), torch.zeros(82161, 2), np.zeros(11659, int),
-                          np.zeros(82161, int), np.zeros(11659, int), np.zeros(82161, int), EvalCfg(rerank=True))
+                          np.zeros(82161, int), np.zeros(11659, int), np.zeros(82161, int),
+                          cfg=EvalCfg(rerank=True))
 
 
 # ----------------------------------------------------------------------------- splits and benchmark

@@ -87,7 +87,7 @@ def finish(store: Any, items: Sequence[Item], vge: Any, grid: tuple[int, int]) -
     keys = [it.key for it in items]  # fitted on the images asked for, as training does
     cal = calibrate_store(store, cfg, keys=keys)
     source = "calibrated" if vge.calibrate else "raw"
-    masks = store_masks(store, grid, source, cfg, ensure_one=vge.ensure_one_patch, keys=keys)
+    masks = store_masks(store, grid, source, cfg=cfg, ensure_one=vge.ensure_one_patch, keys=keys)
     print(f"\ncalibration ({store.calibrated_path.name}):")
     for part, counts in cal.reason_counts().items():
         print(f"  {part:<6} " + ", ".join(f"{r} {n}" for r, n in counts.items()))

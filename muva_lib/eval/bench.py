@@ -154,7 +154,8 @@ def run_scale(name: str, args: argparse.Namespace, device: torch.device) -> dict
 
     with peak_rss() as mem:
         fast, t_fast = _timed(evaluate_features, prob["qf"], prob["gf"], *ids,
-                              EvalCfg(metric="euclidean", feat_norm=True, chunk_size=args.chunk_size), device=device)
+                              cfg=EvalCfg(metric="euclidean", feat_norm=True, chunk_size=args.chunk_size),
+                              device=device)
     print(f"  fast evaluate_features: {t_fast:.2f} s, peak RSS {mem.peak / GIB:.2f} GiB "
           f"(+{(mem.peak - mem.start) / GIB:.2f} GiB over {mem.start / GIB:.2f} GiB at the call; {mem.method})")
     print(f"    mAP {fast['mAP']:.4f}  mINP {fast['mINP']:.4f}  R1 {fast['rank1']:.4f}  "

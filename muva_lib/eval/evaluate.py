@@ -17,8 +17,8 @@ from .rerank import RERANK_MAX_N, check_rerank_size, re_ranking_full
 __all__ = ["evaluate_features", "evaluate_split"]
 
 
-def evaluate_features(qf: Any, gf: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any,
-                      cfg: EvalCfg | None = None, *, device: torch.device | str | None = None,
+def evaluate_features(qf: Any, gf: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any, *,
+                      cfg: EvalCfg | None = None, device: torch.device | str | None = None,
                       progress: bool = False, rerank_max_n: int = RERANK_MAX_N) -> dict[str, Any]:
     """CMC / mAP / mINP of query features qf [Q, D] against gallery features gf [G, D].
 
@@ -70,4 +70,4 @@ def evaluate_split(encode: Callable[[torch.Tensor], torch.Tensor], split: Split,
                                        flip=eval_cfg.flip, progress=progress, desc=f"{split.dataset} {name}")
     q, g = feats["query"], feats["gallery"]
     return evaluate_features(q["feats"], g["feats"], q["pids"], g["pids"], q["camids"], g["camids"],
-                             eval_cfg, device=device, progress=progress)
+                             cfg=eval_cfg, device=device, progress=progress)

@@ -334,7 +334,7 @@ def _box_source(store: GroundingStore, source: str, cfg: CalibCfg, parts: Sequen
     raise ValueError(f"mask source must be one of {MASK_SOURCES}, got {source!r}")
 
 
-def store_masks(store: GroundingStore, grid_hw: tuple[int, int], source: str = "calibrated",
+def store_masks(store: GroundingStore, grid_hw: tuple[int, int], source: str = "calibrated", *,
                 cfg: CalibCfg = CalibCfg(), parts: Sequence[str] = PARTS, ensure_one: bool = True,
                 keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """Masks ``{key: bool [R, h*w]}`` of the records of ``keys`` (default: every record; calibrated over
@@ -417,8 +417,8 @@ def part_masks_with_health(items: Sequence[Item], vge: Any, grid_hw: tuple[int, 
     cfg = CalibCfg.from_vge(vge)
     out: dict[str, np.ndarray] = {}
     for dataset, its in group_by_dataset(items).items():
-        masks = store_masks(GroundingStore(dataset, backend.tag, root), grid_hw, source, cfg, parts,
-                            vge.ensure_one_patch, keys=[it.key for it in its])
+        masks = store_masks(GroundingStore(dataset, backend.tag, root), grid_hw, source, cfg=cfg, parts=parts,
+                            ensure_one=vge.ensure_one_patch, keys=[it.key for it in its])
         out.update({it.key: masks[it.key] for it in its if it.key in masks})
     if len(out) < len(items):
         warnings.warn(f"part_masks_for: {len(items) - len(out)} of {len(items)} images have no mask "
