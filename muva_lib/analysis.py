@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -16,6 +16,10 @@ from torch import Tensor
 
 from .data.types import PARTS, Item
 from .memory import visual_prototypes
+
+if TYPE_CHECKING:
+    from .config import RunCfg, VgeCfg
+    from .models.factory import ReidModel
 
 __all__ = ["granularity_names", "text_to_prototype_accuracy", "text_prototype_similarity", "memory_similarities",
            "memory_stats", "mask_iou", "predicted_masks", "mask_iou_per_layer", "token_attention",
@@ -226,13 +230,13 @@ def placement_row(boxes: Sequence[Mapping[str, Any]], parts: Sequence[str] = PAR
 
 # ----------------------------------------------------------------------------- probes of a run folder
 
-def _model(run: str | Path, device: str | torch.device) -> tuple[Any, Any]:
+def _model(run: str | Path, device: str | torch.device) -> tuple[ReidModel, RunCfg]:
     from .train import model_from_checkpoint
 
     return model_from_checkpoint(run, torch.device(device))
 
 
-def probe_masks(train: Sequence[Item], items: Sequence[Item], vge: Any, grid_hw: tuple[int, int],
+def probe_masks(train: Sequence[Item], items: Sequence[Item], vge: VgeCfg, grid_hw: tuple[int, int],
                 device: str | torch.device = "cpu") -> dict[str, Any]:
     """VGE masks ``{key: bool [R, h*w]}`` of ``train`` and ``items`` as training sees them: calibrated over
     the training set (plus any of ``items`` outside it), not over ``items`` alone, whose few boxes would
@@ -243,7 +247,7 @@ def probe_masks(train: Sequence[Item], items: Sequence[Item], vge: Any, grid_hw:
     return part_masks_for(list(train) + [it for it in items if it.key not in known], vge, grid_hw, device=device)
 
 
-def _setup(model: Any, cfg: Any, device: str | torch.device, items: Sequence[Item] | None = None) -> Any:
+def _setup(model: ReidModel, cfg: RunCfg, device: str | torch.device, items: Sequence[Item] | None = None) -> Any:
     """A TrainSetup around a loaded model (protocol data, VGE masks of the training set and of ``items``).
 
     The masks are those training used: calibrated over the whole training set (calibration is fitted

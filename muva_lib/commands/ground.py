@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Any, Sequence
 
-from ..config import ConfigError, RunCfg, apply_overrides, parse_overrides, validate
+from ..config import ConfigError, RunCfg, VgeCfg, apply_overrides, parse_overrides, validate
 from ..data.types import Item
 
 __all__ = ["add_arguments", "run", "add_common_arguments", "vge_from_args", "read_items", "finish"]
@@ -78,7 +78,7 @@ def _grid(text: str) -> tuple[int, int]:
         raise ConfigError(f"--grid must look like 16x8, got {text!r}") from None
 
 
-def finish(store: Any, items: Sequence[Item], vge: Any, grid: tuple[int, int]) -> None:
+def finish(store: Any, items: Sequence[Item], vge: VgeCfg, grid: tuple[int, int]) -> None:
     """Calibrate, write masks, print reasons and the IoU table (shared with ``calibrate``)."""
     from ..grounding import CalibCfg, calibrate_store, store_iou, store_masks
     from ..tables import format_table

@@ -8,7 +8,7 @@ import warnings
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -21,6 +21,9 @@ from .calibrate import CalibCfg, CalibStats, calibrate_many
 from .parse import validate_box
 from .rasterize import boxes_to_masks
 from .store import GroundingStore, load_masks, save_masks
+
+if TYPE_CHECKING:
+    from ..config import VgeCfg
 
 __all__ = ["GroundReport", "Calibration", "ground_items", "calibrate_store", "store_masks", "part_masks_for",
            "raw_boxes", "group_by_dataset", "MASK_SOURCES", "CALIBRATION_VERSION", "part_masks_with_health"]
@@ -365,7 +368,7 @@ def _gt_masks(items: Sequence[Item], grid_hw: tuple[int, int], parts: Sequence[s
     return out
 
 
-def part_masks_for(items: Sequence[Item], vge: Any, grid_hw: tuple[int, int] = (16, 8), *,
+def part_masks_for(items: Sequence[Item], vge: VgeCfg, grid_hw: tuple[int, int] = (16, 8), *,
                    device: Any = "auto", root: str | Path | None = None, progress: bool = False,
                    parts: Sequence[str] = PARTS) -> dict[str, np.ndarray]:
     """Part masks for training: ``{item.key: bool [R, h*w]}`` for every item (``R = len(parts)``).
@@ -386,7 +389,7 @@ def part_masks_for(items: Sequence[Item], vge: Any, grid_hw: tuple[int, int] = (
                                   parts=parts)[0]
 
 
-def part_masks_with_health(items: Sequence[Item], vge: Any, grid_hw: tuple[int, int] = (16, 8), *,
+def part_masks_with_health(items: Sequence[Item], vge: VgeCfg, grid_hw: tuple[int, int] = (16, 8), *,
                            device: Any = "auto", root: str | Path | None = None, progress: bool = False,
                            parts: Sequence[str] = PARTS) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """:func:`part_masks_for`, plus what a run manifest records about the boxes behind the masks:

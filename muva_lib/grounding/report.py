@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from .boxes import Box, as_box
 from .calibrate import CalibCfg, calibrate_many, mean_iou, quantity
 from .pipeline import Calibration, group_by_dataset, ground_items, raw_boxes
 from .store import GroundingStore
+
+if TYPE_CHECKING:
+    from ..config import VgeCfg
 
 __all__ = ["iou_table", "store_iou", "GroundingView", "Case", "build_views", "evenly_spaced", "training_sample",
            "rounded"]
@@ -241,7 +244,7 @@ def training_sample(dataset: str, n: int = 0, root: str | Path | None = None) ->
     return evenly_spaced(items, n)
 
 
-def build_views(items: Sequence[Item], vge: Any, backends: Sequence[str], models: Mapping[str, str] | None = None,
+def build_views(items: Sequence[Item], vge: VgeCfg, backends: Sequence[str], models: Mapping[str, str] | None = None,
                 device: Any = "auto", root: str | Path | None = None, progress: bool = False
                 ) -> dict[str, GroundingView]:
     """A :class:`GroundingView` per backend name, all with ``vge``'s options (``dataclasses.replace``
