@@ -353,9 +353,9 @@ def run_method(protocol: str, method: str, preset: str = "smoke", seed: int = 0,
     return run, records
 
 
-#: the methods of the real tracklet set's rows (06_results trains what is missing: about a minute
-#: per method and run with ``smoke``; pi-VL's parsing maps on the real crops come from the pose
-#: backend's person mask, ``parsing.source=auto`` -> ``pose``, about 30 s once for its 346 crops)
+#: the methods of the real tracklet set's rows (06_results trains what is missing with ``smoke``;
+#: pi-VL's parsing maps on the real crops come from the pose backend's person mask,
+#: ``parsing.source=auto`` -> ``pose``, computed once and stored)
 REAL_METHODS: tuple[str, ...] = ("muva", "clipreid", "pivl")
 #: the real set has 15 training identities: stage 1's PK batches of 16 x 4 cannot be filled; its part boxes
 #: come from the pose backend (the synthetic backend needs a synthetic domain's ground truth)

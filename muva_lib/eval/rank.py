@@ -53,8 +53,8 @@ DENSE_FRACTION = 0.3
 
 #: torch CPU threads while ranking (0: leave torch's setting). The ranking is a string of short
 #: memory-bound torch calls: extra threads gain little there, and on a shared machine each
-#: multi-threaded call can stall on a busy core (measured 10x slower with 2 threads on 2 shared
-#: cores). Distances (one large matrix product) keep every thread.
+#: multi-threaded call waits for its thread that landed on a busy core, so every call pays the
+#: stall. Distances (one large matrix product) keep every thread.
 RANK_CPU_THREADS = 1
 
 

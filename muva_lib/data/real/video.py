@@ -108,7 +108,7 @@ def iter_frames(path: str | Path, max_frames: int | None = None, step: int = 1) 
 class HogCfg:
     """HOG people detection, then non-maximum suppression (defaults tuned on ``vtest.avi``).
 
-    ``scale``: pyramid factor (1.1 halves the time of OpenCV's 1.05 and still finds the 130 to
+    ``scale``: pyramid factor (1.1 builds half the levels of OpenCV's 1.05 and still finds the 130 to
     200 pixel tall walkers); ``win_stride`` / ``padding`` in pixels; raw windows (no OpenCV
     grouping) scoring below ``min_score`` (the SVM margin) are dropped; NMS keeps the best window
     of every group overlapping by more than ``nms_iou``; boxes are clipped to the frame and kept
@@ -267,7 +267,8 @@ def detect_video(path: str | Path, cfg: HogCfg = HogCfg(), max_frames: int | Non
 
     # spawn, never fork: a forked child inherits OpenCV's (and torch's) thread pools with whatever
     # locks their threads held at the fork, and can hang on its first cv2 call (seen in CI after
-    # other tests had run OpenCV multi-threaded in the parent). Spawning costs ~0.3 s per worker.
+    # other tests had run OpenCV multi-threaded in the parent). Spawning costs one interpreter start
+    # per worker, paid once per video.
     ctx = mp.get_context("spawn")
     with ctx.Pool(workers) as pool:
         yield from pool.imap(work, frames, chunksize=2)
