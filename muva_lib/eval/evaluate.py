@@ -43,8 +43,8 @@ def evaluate_features(qf: Any, gf: Any, q_pids: Any, g_pids: Any, q_camids: Any,
         feats = torch.cat([as_features(qf, "qf", device), as_features(gf, "gf", device)])
         dist = pairwise_distance(feats, feats, cfg.metric, cfg.feat_norm, chunk_size=chunk_size,
                                  device=device).numpy()
-        dist = re_ranking_full(dist, nq, cfg.k1, cfg.k2, cfg.lambda_value, variant=cfg.rerank_variant,
-                               max_n=rerank_max_n)
+        dist = re_ranking_full(dist, nq, k1=cfg.k1, k2=cfg.k2, lambda_value=cfg.lambda_value,
+                               variant=cfg.rerank_variant, max_n=rerank_max_n)
         return evaluate_rank(dist, q_pids, g_pids, q_camids, g_camids, cfg.max_rank, chunk_size=chunk_size)
     gallery = GalleryIndex.build(g_pids, g_camids, device)
     chunks = distance_chunks(qf, gf, cfg.metric, cfg.feat_norm, chunk_size=chunk_size, device=device)

@@ -76,7 +76,8 @@ class CalibCfg:
 
     @classmethod
     def from_vge(cls, vge: VgeCfg) -> "CalibCfg":
-        return cls(vge.fence_k, vge.min_spread, vge.min_samples, vge.fence_core)
+        return cls(fence_k=vge.fence_k, min_spread=vge.min_spread, min_samples=vge.min_samples,
+                   core=vge.fence_core)
 
 
 def quantity(nbox: Box, name: str) -> float:

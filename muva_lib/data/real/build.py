@@ -189,7 +189,8 @@ def build_real_set(out: str | Path, video: str | Path | None = None, cfg: RealCf
     per_frame: list[tuple[int, list]] = []
     pixels: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}  # (frame, box) -> RGB crop
     with tqdm(total=-(-total // cfg.step), desc="detect people", unit="frame", disable=not progress) as bar:
-        for index, dets, crops in detect_video(path, cfg.hog, cfg.max_frames, cfg.step, workers):
+        for index, dets, crops in detect_video(path, cfg.hog, max_frames=cfg.max_frames, step=cfg.step,
+                                                     workers=workers):
             per_frame.append((index, dets))
             pixels.update({(index, d.box): crop for d, crop in zip(dets, crops)})
             bar.update(1)

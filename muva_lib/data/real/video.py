@@ -242,7 +242,7 @@ def _detect_frame(cfg: HogCfg, job: tuple[int, np.ndarray]) -> tuple[int, list[D
     return index, dets, crops
 
 
-def detect_video(path: str | Path, cfg: HogCfg = HogCfg(), max_frames: int | None = None, step: int = 1,
+def detect_video(path: str | Path, cfg: HogCfg = HogCfg(), *, max_frames: int | None = None, step: int = 1,
                  workers: int = 2) -> Iterator[tuple[int, list[Detection], list[np.ndarray]]]:
     """``(frame index, detections, RGB crops [h, w, 3] of those detections)`` for every processed frame,
     in frame order.
