@@ -103,10 +103,11 @@ class GroundingView:
             records.update({it.key: stored[it.key] for it in its if it.key in stored})
         keys, sizes, boxes = raw_boxes(records, backend.parts)
         stats, fixed = calibrate_many(boxes, sizes, cfg, backend.parts)
-        cal = Calibration(stats, {k: {p: f[p][0] for p in backend.parts} for k, f in zip(keys, fixed)},
-                          {k: {p: f[p][1] for p in backend.parts} for k, f in zip(keys, fixed)}, "")
+        cal = Calibration(stats, boxes={k: {p: f[p][0] for p in backend.parts} for k, f in zip(keys, fixed)},
+                          reasons={k: {p: f[p][1] for p in backend.parts} for k, f in zip(keys, fixed)}, digest="")
         kept = [it for it in items if it.key in cal.boxes]
-        return cls(backend.tag, kept, records, cal, _truth(kept), tuple(backend.parts), cfg)
+        return cls(backend.tag, kept, records=records, calibration=cal, truth=_truth(kept),
+                   parts=tuple(backend.parts), cfg=cfg)
 
     # ------------------------------------------------------------------ per image
 
@@ -121,8 +122,9 @@ class GroundingView:
 
     def case(self, item: Item, part: str) -> Case:
         a = self.records[item.key]["parts"][part]
-        return Case(item, part, as_box(a["box"]), self.calibration.boxes[item.key][part], a["raw"], a["status"],
-                    a["reason"], self.calibration.reasons[item.key][part])
+        return Case(item, part, raw_box=as_box(a["box"]), calibrated_box=self.calibration.boxes[item.key][part],
+                    answer=a["raw"], status=a["status"], reason=a["reason"],
+                    calibration=self.calibration.reasons[item.key][part])
 
     # ------------------------------------------------------------------ tables
 

@@ -151,8 +151,8 @@ def plan_domain(style: DomainStyle, seed: int, cfg: SynthCfg) -> tuple[dict[int,
     for _ in range(cfg.distractors):
         attrs = sample_attributes(plan, style.priors)
         entries.append(("bounding_box_test", 0, int(plan.integers(style.cameras)), attrs))
-    jobs = [_Job(subset, f"{pid:04d}_c{cam + 1}s1_{index:06d}_00", pid, cam,
-                 (seed, style.index, _SALT_IMAGE, pid, index), attrs)
+    jobs = [_Job(subset, f"{pid:04d}_c{cam + 1}s1_{index:06d}_00", pid=pid, camid=cam,
+                 key=(seed, style.index, _SALT_IMAGE, pid, index), attributes=attrs)
             for index, (subset, pid, cam, attrs) in enumerate(entries)]
     info = {pid: {"split": split, "family": ident.family, "varying_part": ident.varying_part}
             for pid, (split, ident) in people.items()}
