@@ -123,7 +123,8 @@ def plan_crops(tracklets: Sequence[Tracklet], split: int, cfg: RealCfg) -> tuple
         else:
             counts["crossing_dropped"] += 1
             continue
-        crops += [Crop(sub, pid, cam[k], t.frames[k], t.boxes[k], t.scores[k]) for sub, k in picks]
+        crops += [Crop(sub, pid, camera=cam[k], frame=t.frames[k], box=t.boxes[k], score=t.scores[k])
+                  for sub, k in picks]
     crops.sort(key=lambda c: c.relpath)
     return crops, counts
 

@@ -72,9 +72,9 @@ def video_info(path: str | Path) -> VideoInfo:
     try:
         if not cap.isOpened():
             raise DatasetError(f"{path}: OpenCV cannot open this video")
-        return VideoInfo(path.name, path.stat().st_size, digest, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)),
-                         round(float(cap.get(cv2.CAP_PROP_FPS)), 3), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
-                         int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        return VideoInfo(path.name, bytes=path.stat().st_size, sha256=digest,
+                         frames=int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), fps=round(float(cap.get(cv2.CAP_PROP_FPS)), 3),
+                         width=int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), height=int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
     finally:
         cap.release()
 
