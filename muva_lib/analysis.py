@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -16,6 +16,10 @@ from torch import Tensor
 
 from .data.types import PARTS, Item
 from .memory import visual_prototypes
+
+if TYPE_CHECKING:
+    from .config import RunCfg, VgeCfg
+    from .models.factory import ReidModel
 
 __all__ = ["granularity_names", "text_to_prototype_accuracy", "text_prototype_similarity", "memory_similarities",
            "memory_stats", "mask_iou", "predicted_masks", "mask_iou_per_layer", "token_attention",
@@ -157,8 +161,8 @@ def token_attention(attn: Tensor, num_parts: int, grid_hw: tuple[int, int]) -> T
     return rows.reshape(b, 1 + num_parts, gh, gw)
 
 
-def ranked_gallery(dist: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any, topk: int = 10
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def ranked_gallery(dist: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any, *,
+                   topk: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Each query's top-``topk`` gallery items under the Market rule (same id AND same camera removed,
     as the evaluator does; ties by gallery index): dist [Q, G] -> (indices [Q, k] into the gallery,
     -1 where the list is shorter; true match [Q, k] bool)."""
@@ -226,13 +230,13 @@ def placement_row(boxes: Sequence[Mapping[str, Any]], parts: Sequence[str] = PAR
 
 # ----------------------------------------------------------------------------- probes of a run folder
 
-def _model(run: str | Path, device: str | torch.device) -> tuple[Any, Any]:
+def _model(run: str | Path, device: str | torch.device) -> tuple[ReidModel, RunCfg]:
     from .train import model_from_checkpoint
 
     return model_from_checkpoint(run, torch.device(device))
 
 
-def probe_masks(train: Sequence[Item], items: Sequence[Item], vge: Any, grid_hw: tuple[int, int],
+def probe_masks(train: Sequence[Item], items: Sequence[Item], vge: VgeCfg, grid_hw: tuple[int, int],
                 device: str | torch.device = "cpu") -> dict[str, Any]:
     """VGE masks ``{key: bool [R, h*w]}`` of ``train`` and ``items`` as training sees them: calibrated over
     the training set (plus any of ``items`` outside it), not over ``items`` alone, whose few boxes would
@@ -243,7 +247,7 @@ def probe_masks(train: Sequence[Item], items: Sequence[Item], vge: Any, grid_hw:
     return part_masks_for(list(train) + [it for it in items if it.key not in known], vge, grid_hw, device=device)
 
 
-def _setup(model: Any, cfg: Any, device: str | torch.device, items: Sequence[Item] | None = None) -> Any:
+def _setup(model: ReidModel, cfg: RunCfg, device: str | torch.device, items: Sequence[Item] | None = None) -> Any:
     """A TrainSetup around a loaded model (protocol data, VGE masks of the training set and of ``items``).
 
     The masks are those training used: calibrated over the whole training set (calibration is fitted
@@ -312,8 +316,9 @@ def mask_probe(run: str | Path, items: Sequence[Item], device: str | torch.devic
         logits.append(torch.stack([m.float().cpu() for m in out.mask_logits]))
         attn.append(torch.stack([a.float().cpu() for a in out.attn_weights]))
     stacked, weights = torch.cat(logits, 1), torch.cat(attn, 1)
-    return MaskProbe(list(items), torch.cat(vge).bool(), list(stacked), list(weights),
-                     tuple(model.image_encoder.grid_size), cfg.model.rmp_sigmoid_tau, cfg.model.gate_thresh)
+    return MaskProbe(list(items), torch.cat(vge).bool(), logits=list(stacked), attn=list(weights),
+                     grid_hw=tuple(model.image_encoder.grid_size), tau=cfg.model.rmp_sigmoid_tau,
+                     thresh=cfg.model.gate_thresh)
 
 
 @dataclass
@@ -351,5 +356,5 @@ def retrieval_probe(run: str | Path, n_queries: int = 4, topk: int = 10, target:
                              progress=False) for its in (queries, list(split.gallery)))
     dist = pairwise_distance(q["feats"], g["feats"], cfg.eval.metric, cfg.eval.feat_norm)
     index, match = ranked_gallery(dist.numpy(), q["pids"], g["pids"], q["camids"], g["camids"],
-                                  topk or len(split.gallery))
+                                  topk=topk or len(split.gallery))
     return RetrievalProbe(target, queries, list(split.gallery), index, match)

@@ -98,6 +98,7 @@ def evaluate_colour_baseline(train: Sequence["Item"], query: Sequence["Item"], g
     :func:`muva_lib.eval.evaluate_features` (mAP, CMC, mINP; Market rule). ``lda_dim=None``
     scores the raw histograms (training-free).
     """
+    from .config import EvalCfg
     from .eval import evaluate_features
 
     q = colour_features([it.path for it in query])
@@ -107,7 +108,7 @@ def evaluate_colour_baseline(train: Sequence["Item"], query: Sequence["Item"], g
         q, g = proj(q), proj(g)
     return evaluate_features(q, g, [it.pid for it in query], [it.pid for it in gallery],
                              [it.camid for it in query], [it.camid for it in gallery],
-                             metric="cosine", normalize=True)
+                             cfg=EvalCfg(metric="cosine", feat_norm=True))
 
 
 def colour_metrics(train: Sequence["Item"], query: Sequence["Item"], gallery: Sequence["Item"], lda_dim: int = 64

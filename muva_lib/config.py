@@ -249,8 +249,8 @@ class RunCfg:
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "smoke": {
-        # one thread: on a 2-core machine shared with other work, 2 threads made element-wise ops
-        # 20-50x slower (OpenMP waiting on the busy core); fixed anyway for reproducible reductions
+        # one thread: on a 2-core machine shared with other work, every multi-threaded element-wise op
+        # waits for its thread on the busy core (OpenMP); fixed anyway for reproducible reductions
         "threads": 1,
         "model.arch": "muva-tiny",
         "model.pretrained": "",
@@ -258,7 +258,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data.width": 64,
         "data.batch_size": 16,  # 4 ids x 4: twice the steps of 32 at the same cost, better from scratch
         "data.test_batch_size": 128,
-        "model.text_context_length": 16,  # the longest prompt is 15 tokens; 2.6x cheaper than 32
+        "model.text_context_length": 16,  # the longest prompt is 15 tokens; the text tower's cost grows with it
         "stage1.epochs": 4,
         "stage1.lr": 2e-3,
         "stage1.warmup_epochs": 1,

@@ -336,8 +336,8 @@ def run_parameters(cfg: RunCfg, run_dir: str | Path = "", overrides: Sequence[st
             "DEVICE": device, "RUN_DIR": str(run_dir), "OVERRIDES": text}
 
 
-def run_method(protocol: str, method: str, preset: str = "smoke", seed: int = 0,
-               notebooks: Iterable[str] = RUN_NOTEBOOKS, overrides: Sequence[str] = (), device: str = "auto", *,
+def run_method(protocol: str, method: str, preset: str = "smoke", seed: int = 0, *,
+               notebooks: Iterable[str] = RUN_NOTEBOOKS, overrides: Sequence[str] = (), device: str = "auto",
                force: bool = False, prepare_only: bool = False, progress: bool = True
                ) -> tuple[RunDir | None, list[NotebookRecord]]:
     """Train (or find) the run of one method / protocol / preset / seed, then execute ``notebooks`` into
@@ -353,9 +353,9 @@ def run_method(protocol: str, method: str, preset: str = "smoke", seed: int = 0,
     return run, records
 
 
-#: the methods of the real tracklet set's rows (06_results trains what is missing: about a minute
-#: per method and run with ``smoke``; pi-VL's parsing maps on the real crops come from the pose
-#: backend's person mask, ``parsing.source=auto`` -> ``pose``, about 30 s once for its 346 crops)
+#: the methods of the real tracklet set's rows (06_results trains what is missing with ``smoke``;
+#: pi-VL's parsing maps on the real crops come from the pose backend's person mask,
+#: ``parsing.source=auto`` -> ``pose``, computed once and stored)
 REAL_METHODS: tuple[str, ...] = ("muva", "clipreid", "pivl")
 #: the real set has 15 training identities: stage 1's PK batches of 16 x 4 cannot be filled; its part boxes
 #: come from the pose backend (the synthetic backend needs a synthetic domain's ground truth)

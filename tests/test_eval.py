@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from muva_lib.config import EvalCfg
 from muva_lib.eval import (average_results, evaluate_features, evaluate_rank, evaluate_rank_reference,
                            extract_features, pairwise_distance, re_ranking)
 from muva_lib.eval import rank as rank_mod
@@ -223,10 +224,10 @@ def test_chunked_evaluate_features_equals_full_matrix(metric, normalize):
     ref = evaluate_rank_reference(full, ids["q_pids"], ids["g_pids"], ids["q_camids"], ids["g_camids"])
     for chunk in (7, 20, 1000):
         res = evaluate_features(qf, gf, ids["q_pids"], ids["g_pids"], ids["q_camids"], ids["g_camids"],
-                                metric=metric, normalize=normalize, chunk_size=chunk)
+                                cfg=EvalCfg(metric=metric, feat_norm=normalize, chunk_size=chunk))
         assert_same(ref, res)
-    cos = evaluate_features(qf, gf, **ids, metric="cosine")
-    assert_same(cos, evaluate_features(qf, gf, **ids, metric="euclidean", normalize=True))
+    cos = evaluate_features(qf, gf, **ids, cfg=EvalCfg(metric="cosine"))
+    assert_same(cos, evaluate_features(qf, gf, **ids, cfg=EvalCfg(metric="euclidean", feat_norm=True)))
 
 
 def test_extract_features_batches_flip_and_labels():
@@ -287,13 +288,14 @@ def test_rerank_lambda_one_determinism_and_size_guard():
     a, b = re_ranking(qg, qq, gg), re_ranking(qg, qq, gg)
     np.testing.assert_array_equal(a, b)
     assert a.shape == (15, 40) and np.isfinite(a).all()
-    assert_same(evaluate_features(qf, gf, **ids, rerank=True),
+    assert_same(evaluate_features(qf, gf, **ids, cfg=EvalCfg(rerank=True)),
                 evaluate_rank(a, ids["q_pids"], ids["g_pids"], ids["q_camids"], ids["g_camids"]))
     with pytest.raises(RerankTooLargeError, match="GiB"):
         re_ranking(qg, qq, gg, max_n=50)
     with pytest.raises(RerankTooLargeError, match="11659 queries x 82161"):
         evaluate_features(torch.zeros(11659, 2), torch.zeros(82161, 2), np.zeros(11659, int),
-                          np.zeros(82161, int), np.zeros(11659, int), np.zeros(82161, int), rerank=True)
+                          np.zeros(82161, int), np.zeros(11659, int), np.zeros(82161, int),
+                          cfg=EvalCfg(rerank=True))
 
 
 # ----------------------------------------------------------------------------- splits and benchmark

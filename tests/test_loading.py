@@ -34,7 +34,7 @@ def small_cfg(**kw) -> DataCfg:
 def test_dataset_returns_dict_samples(tmp_path):
     items = write_items(tmp_path, [(1, 0), (2, 1), (3, 2)])
     cfg = small_cfg()
-    ds = ImageDataset(items, make_transform(cfg.height, cfg.width, cfg.pixel_mean, cfg.pixel_std))
+    ds = ImageDataset(items, make_transform(cfg.height, cfg.width, mean=cfg.pixel_mean, std=cfg.pixel_std))
     sample = ds[1]
     assert set(sample) == {"img", "pid", "camid", "domain", "index", "key"}
     assert sample["img"].shape == (3, 16, 8) and sample["img"].dtype == torch.float32
@@ -57,7 +57,7 @@ def test_loader_keeps_order_and_batches(tmp_path):
 
 def test_bad_interpolation_and_unreadable_image(tmp_path):
     with pytest.raises(ValueError, match="interpolation"):
-        make_transform(16, 8, (0.5,) * 3, (0.5,) * 3, interpolation="area51")
+        make_transform(16, 8, mean=(0.5,) * 3, std=(0.5,) * 3, interpolation="area51")
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not a jpeg")
     ds = ImageDataset([Item(path=str(bad), pid=1, camid=0, dataset="toy", relpath="broken.jpg")])

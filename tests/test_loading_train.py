@@ -171,7 +171,7 @@ def test_train_loader_batches_and_determinism(tmp_path):
         c = DataCfg(**{**cfg.__dict__, "num_workers": workers})
         sampler = PKSampler([it.pid for it in items], 4, 2, seed=0)
         sampler.set_epoch(1)
-        loader = make_train_loader(items, c, "cpu", sampler, (2, 1), masks, seed=0)
+        loader = make_train_loader(items, c, "cpu", sampler, grid_hw=(2, 1), masks=masks, seed=0)
         return list(loader)
 
     a, b = epoch(0), epoch(0)
@@ -211,7 +211,7 @@ def test_an_image_that_does_not_decode_is_counted_and_skipped_or_refused_when_st
         data = build("c3", roots={"c3": root})
         cfg = _cfg()
         train_keys = [k for batch in make_train_loader(data.train, cfg, "cpu", PKSampler(
-            [it.pid for it in data.train], 4, 2, seed=0), (2, 1)) for k in batch["key"]]
+            [it.pid for it in data.train], 4, 2, seed=0), grid_hw=(2, 1)) for k in batch["key"]]
         (split,) = data.targets["cuhk03np"]
         test_keys = [k for batch in make_test_loader(split.gallery, cfg, "cpu") for k in batch["key"]]
     unreadable = [str(w.message) for w in rec if issubclass(w.category, UnreadableImageWarning)]

@@ -261,3 +261,21 @@ def test_teacher_forced_part_token_ignores_a_blocked_patch():
     torch.testing.assert_close(blocked[:, 1], base[:, 1], atol=1e-6, rtol=0)
     assert (blocked[:, 2] - base[:, 2]).abs().max() > 1e-4  # upper-body part may see it
     assert (allowed[:, 1] - base[:, 1]).abs().max() > 1e-4
+
+
+def test_from_config_passes_every_encoder_field_by_name():
+    """A model slice with no default AM-MSA value reaches the matching encoder attribute (a field passed
+    to the wrong parameter, or not at all, shows up here)."""
+    from muva_lib.config import ModelCfg
+
+    cfg = ModelCfg(num_parts=2, part_token_init="cls", part_token_std=0.5, rmp_num_heads=4, rmp_layernorm=False,
+                   rmp_inner_shortcut=False, rmp_sigmoid_tau=0.25, gating="online", gate_thresh=0.3,
+                   mask_max_value=2.0)
+    enc = AMMSAEncoder.from_config(tiny_clip((128, 64), 0).visual, cfg)
+    assert (enc.num_parts, enc.part_token_init, enc.sigmoid_tau) == (2, "cls", 0.25)
+    assert (enc.gating, enc.gate_thresh, enc.mask_max_value) == ("online", 0.3, 2.0)
+    rmp = enc.rmp[0]
+    assert rmp.num_heads == 4 and not rmp.inner_shortcut and isinstance(rmp.ln_q, torch.nn.Identity)
+    torch.testing.assert_close(enc.part_tokens, enc.visual.class_embedding.expand(2, -1))  # "cls" init
+    random = AMMSAEncoder.from_config(tiny_clip((128, 64), 0).visual, ModelCfg(part_token_std=0.5))
+    assert random.part_tokens.std() > 0.2  # part_token_std reached the random init

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from muva_lib.config import resolve
+from muva_lib.config import EvalCfg, resolve
 from muva_lib.eval import evaluate_features, evaluate_rank, pairwise_distance, re_ranking
 from muva_lib.eval.bench_rank import synthetic_problem
 from muva_lib.eval.rerank import (_expanded, column_normalised, expansion_k, re_ranking_full,
@@ -171,7 +171,7 @@ def test_default_and_paper_variant_differ_and_are_selected_by_the_config():
     assert np.abs(zhong - paper).max() > 1e-2
     assert resolve().eval.rerank_variant == "zhong"
     for variant, expected in (("zhong", zhong), ("paper", paper)):
-        got = evaluate_features(prob["qf"], prob["gf"], **ids, rerank=True, rerank_variant=variant)
+        got = evaluate_features(prob["qf"], prob["gf"], **ids, cfg=EvalCfg(rerank=True, rerank_variant=variant))
         assert metric_gap(got, evaluate_rank(expected, *ids.values())) == 0.0
     with pytest.raises(ValueError, match="unknown re-ranking variant 'torchreid'"):
         re_ranking_full(dist, 30, variant="torchreid")

@@ -170,7 +170,8 @@ def test_occluders_are_labelled_and_lower_visibility():
     rng = np.random.default_rng(5)
     hidden = []
     for _ in range(6):
-        out = render_person(sample_attributes(rng, style.priors), style, cams[0], rng, 128, 64, occlusion=100)
+        out = render_person(sample_attributes(rng, style.priors), style, cams[0], rng, height=128, width=64,
+                            occlusion=100)
         assert (out.parsing == PARSING_CLASSES.index("occluder")).any()
         hidden.append(min(out.visible.values()))
     assert min(hidden) < 0.9

@@ -11,7 +11,7 @@ from muva_lib import tables as tb
 from muva_lib.data.protocols import PROTOCOLS
 
 
-def _fake_run(root: Path, protocol: str, method: str, seed: int, maps: dict[str, tuple[float, float]],
+def _fake_run(root: Path, protocol: str, method: str, seed: int, maps: dict[str, tuple[float, float]], *,
               name: str = "20260101-000000", preset: str = "smoke", status: str = "finished", variant: str = ""
               ) -> Path:
     from muva_lib.paths import slug

@@ -117,7 +117,7 @@ class TrainDataset(ImageDataset):
         return out
 
 
-def test_transform(height: int, width: int, mean: Sequence[float], std: Sequence[float],
+def test_transform(height: int, width: int, *, mean: Sequence[float], std: Sequence[float],
                    interpolation: str = "bilinear") -> T.Compose:
     """Resize to (height, width), to a float tensor in [0, 1], normalise per channel -> Tensor[3, H, W]."""
     return T.Compose([
@@ -130,8 +130,8 @@ def test_transform(height: int, width: int, mean: Sequence[float], std: Sequence
 def train_transform(cfg_data: DataCfg) -> T.Compose:
     """The deterministic part of the training transform: resize (``train_interpolation``, bicubic),
     to tensor, normalise -> Tensor[3, H, W]; the random part is :class:`TrainAugment`."""
-    return test_transform(cfg_data.height, cfg_data.width, cfg_data.pixel_mean, cfg_data.pixel_std,
-                          cfg_data.train_interpolation)
+    return test_transform(cfg_data.height, cfg_data.width, mean=cfg_data.pixel_mean, std=cfg_data.pixel_std,
+                          interpolation=cfg_data.train_interpolation)
 
 
 def seed_worker(worker_id: int) -> None:
@@ -155,14 +155,14 @@ def make_test_loader(items: Sequence[Item], cfg_data: DataCfg, device: torch.dev
     Batch size and workers come from ``cfg_data``; memory is pinned only when ``device`` is CUDA.
     With ``masks`` every batch also holds ``mask`` Bool[B, R, L] (teacher-forced feature passes).
     """
-    transform = test_transform(cfg_data.height, cfg_data.width, cfg_data.pixel_mean, cfg_data.pixel_std,
-                               cfg_data.test_interpolation)
+    transform = test_transform(cfg_data.height, cfg_data.width, mean=cfg_data.pixel_mean, std=cfg_data.pixel_std,
+                               interpolation=cfg_data.test_interpolation)
     return DataLoader(ImageDataset(items, transform, masks), batch_size=cfg_data.test_batch_size, shuffle=False,
                       drop_last=False, **_loader_kwargs(cfg_data, device, 0))
 
 
 def make_train_loader(items: Sequence[Item], cfg_data: DataCfg, device: torch.device | str, sampler: PKSampler,
-                      grid_hw: tuple[int, int], masks: Mapping[str, Any] | None = None, seed: int = 0,
+                      *, grid_hw: tuple[int, int], masks: Mapping[str, Any] | None = None, seed: int = 0,
                       parsing: Mapping[str, Any] | None = None, parsing_grid_hw: tuple[int, int] | None = None
                       ) -> DataLoader:
     """Stage-2 loader: ``sampler`` (a :class:`PKSampler`, call its ``set_epoch`` each epoch) picks the
@@ -170,7 +170,6 @@ def make_train_loader(items: Sequence[Item], cfg_data: DataCfg, device: torch.de
     their part mask (``masks``, patch grid ``grid_hw``) and parsing labels (``parsing`` on
     ``parsing_grid_hw``), padded / cropped / erased as ``cfg_data`` says. Batches: img [B, 3, H, W],
     pid [B], camid [B], domain [B], index [B], key (list), mask Bool[B, R, L], parsing Long[B, L']."""
-    augment = TrainAugment(grid_hw, cfg_data.flip_prob, cfg_data.pad, cfg_data.erase_prob,
-                           cfg_data.pixel_mean, cfg_data.pixel_std, labels_grid_hw=parsing_grid_hw)
+    augment = TrainAugment.from_config(grid_hw, cfg_data, labels_grid_hw=parsing_grid_hw)
     dataset = TrainDataset(items, train_transform(cfg_data), augment, masks, parsing)
     return DataLoader(dataset, batch_sampler=sampler, **_loader_kwargs(cfg_data, device, seed))

@@ -9,12 +9,15 @@ the same whatever the number of loader workers, and a resumed run sees the same 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 from torch import Tensor
 
 from ..geometry.patch_grid import hflip_mask, joint_hflip
+
+if TYPE_CHECKING:
+    from ..config import DataCfg
 
 __all__ = ["TrainAugment", "random_erase"]
 
@@ -50,7 +53,14 @@ class TrainAugment:
     shifted by the crop, not erased either), with the same random draws.
     """
 
-    def __init__(self, grid_hw: tuple[int, int], flip_prob: float = 0.5, pad: int = 0, erase_prob: float = 0.0,
+    @classmethod
+    def from_config(cls, grid_hw: tuple[int, int], cfg: DataCfg, *,
+                    labels_grid_hw: tuple[int, int] | None = None) -> TrainAugment:
+        """The augmentation of the data slice ``cfg`` (flip, pad, erasing, normalisation) on ``grid_hw``."""
+        return cls(grid_hw, flip_prob=cfg.flip_prob, pad=cfg.pad, erase_prob=cfg.erase_prob,
+                   mean=cfg.pixel_mean, std=cfg.pixel_std, labels_grid_hw=labels_grid_hw)
+
+    def __init__(self, grid_hw: tuple[int, int], *, flip_prob: float = 0.5, pad: int = 0, erase_prob: float = 0.0,
                  mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.5, 0.5, 0.5),
                  labels_grid_hw: tuple[int, int] | None = None):
         self.grid_hw = tuple(grid_hw)

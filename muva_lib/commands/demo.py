@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: wall time of the demo from nothing (no data, no runs; the venv installed), in minutes on 2 CPU cores:
-#: the one estimate the command prints. Measured on a clean clone (2026-12-05, 2-core AMD EPYC, the other
-#: core busy): 235 s; `make setup` before it took 145 s. After the run it prints that run's own time.
+#: the one estimate the command prints before it starts, rounded up from a timed run on a clean clone
+#: (time it again there when the pipeline changes). After the run it prints that run's own time.
 ESTIMATE_MINUTES = 4
 
 

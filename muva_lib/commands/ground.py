@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Any, Sequence
 
-from ..config import ConfigError, RunCfg, apply_overrides, parse_overrides, validate
+from ..config import ConfigError, RunCfg, VgeCfg, apply_overrides, parse_overrides, validate
 from ..data.types import Item
 
 __all__ = ["add_arguments", "run", "add_common_arguments", "vge_from_args", "read_items", "finish"]
@@ -78,7 +78,7 @@ def _grid(text: str) -> tuple[int, int]:
         raise ConfigError(f"--grid must look like 16x8, got {text!r}") from None
 
 
-def finish(store: Any, items: Sequence[Item], vge: Any, grid: tuple[int, int]) -> None:
+def finish(store: Any, items: Sequence[Item], vge: VgeCfg, grid: tuple[int, int]) -> None:
     """Calibrate, write masks, print reasons and the IoU table (shared with ``calibrate``)."""
     from ..grounding import CalibCfg, calibrate_store, store_iou, store_masks
     from ..tables import format_table
@@ -87,7 +87,7 @@ def finish(store: Any, items: Sequence[Item], vge: Any, grid: tuple[int, int]) -
     keys = [it.key for it in items]  # fitted on the images asked for, as training does
     cal = calibrate_store(store, cfg, keys=keys)
     source = "calibrated" if vge.calibrate else "raw"
-    masks = store_masks(store, grid, source, cfg, ensure_one=vge.ensure_one_patch, keys=keys)
+    masks = store_masks(store, grid, source, cfg=cfg, ensure_one=vge.ensure_one_patch, keys=keys)
     print(f"\ncalibration ({store.calibrated_path.name}):")
     for part, counts in cal.reason_counts().items():
         print(f"  {part:<6} " + ", ".join(f"{r} {n}" for r, n in counts.items()))

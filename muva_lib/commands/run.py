@@ -181,9 +181,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             for job in jobs:
                 print(f"== {job.title(args.preset)}", flush=True)
-                run_dir, records = run_method(job.protocol, job.method, args.preset, job.seed, per_run,
-                                              [*overrides, *job.overrides], args.device, force=args.force,
-                                              prepare_only=args.prepare_only)
+                run_dir, records = run_method(job.protocol, job.method, args.preset, job.seed, notebooks=per_run,
+                                              overrides=[*overrides, *job.overrides], device=args.device,
+                                              force=args.force, prepare_only=args.prepare_only)
                 print(f"  run folder: {run_dir.root if run_dir is not None else '(none yet: notebooks prepared only)'}")
                 for rec in records:
                     print(f"  {rec.notebook:<20} {rec.status:<8} {rec.seconds:6.0f} s  {rec.output}", flush=True)

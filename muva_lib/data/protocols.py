@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -151,7 +151,7 @@ class ProtocolData:
 def _p(name: str, kind: str, train_all: bool = False, reported_in: str = "") -> Protocol:
     sources, _, targets = name.partition("->")
     return Protocol(name, tuple(sources.split("+")), tuple((targets or sources).split("+")), kind,
-                    train_all, reported_in)
+                    train_all=train_all, reported_in=reported_in)
 
 
 def _named_protocols() -> dict[str, Protocol]:
@@ -240,9 +240,9 @@ def merge_sources(sources: Sequence[tuple[str, Sequence[Item]]]) -> tuple[tuple[
             raise DatasetError(f"{dataset}: training pids are not 0..N-1 after relabelling")
         cams = sorted({it.camid for it in train})
         cam_map = {c: i for i, c in enumerate(cams)}
-        items += [Item(it.path, it.pid + pid_off, cam_map[it.camid] + cam_off, it.dataset, it.relpath, domain)
-                  for it in train]
-        infos.append(SourceInfo(dataset, len(pids), len(train), len(cams), pid_off, cam_off, domain))
+        items += [replace(it, pid=it.pid + pid_off, camid=cam_map[it.camid] + cam_off, domain=domain) for it in train]
+        infos.append(SourceInfo(dataset, num_ids=len(pids), num_images=len(train), num_cams=len(cams),
+                                pid_offset=pid_off, cam_offset=cam_off, domain=domain))
         pid_off += len(pids)
         cam_off += len(cams)
     return tuple(items), tuple(infos)

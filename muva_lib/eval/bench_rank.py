@@ -33,6 +33,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
+from ..config import EvalCfg
 from ..utils import resolve_device, set_threads
 from .distance import pairwise_distance
 from .evaluator import evaluate_features
@@ -51,7 +52,7 @@ GIB = 2**30
 
 
 def synthetic_problem(num_query: int, num_gallery: int, num_ids: int, num_cams: int, num_distractors: int,
-                      dim: int = 2048, structured: bool = True, noise: float = 3.0, seed: int = 0
+                      *, dim: int = 2048, structured: bool = True, noise: float = 3.0, seed: int = 0
                       ) -> dict[str, Any]:
     """Random features with re-ID structure: {"qf" [Q, D], "gf" [G, D] float32 tensors, pids, camids}.
 
@@ -152,8 +153,9 @@ def run_scale(name: str, args: argparse.Namespace, device: torch.device) -> dict
           f"(generated in {t_gen:.1f} s)")
 
     with peak_rss() as mem:
-        fast, t_fast = _timed(evaluate_features, prob["qf"], prob["gf"], *ids, metric="euclidean",
-                              normalize=True, chunk_size=args.chunk_size, device=device)
+        fast, t_fast = _timed(evaluate_features, prob["qf"], prob["gf"], *ids,
+                              cfg=EvalCfg(metric="euclidean", feat_norm=True, chunk_size=args.chunk_size),
+                              device=device)
     print(f"  fast evaluate_features: {t_fast:.2f} s, peak RSS {mem.peak / GIB:.2f} GiB "
           f"(+{(mem.peak - mem.start) / GIB:.2f} GiB over {mem.start / GIB:.2f} GiB at the call; {mem.method})")
     print(f"    mAP {fast['mAP']:.4f}  mINP {fast['mINP']:.4f}  R1 {fast['rank1']:.4f}  "
@@ -168,7 +170,7 @@ def run_scale(name: str, args: argparse.Namespace, device: torch.device) -> dict
     print(f"  reference, per-query NumPy end to end: {t_numpy:.2f} s on {n_ref} queries "
           f"-> {t_numpy * scale:.1f} s for all queries{extrap}")
     dist, t_dist = _timed(pairwise_distance, prob["qf"][sub], prob["gf"], "euclidean", True,
-                          args.chunk_size, device)
+                          chunk_size=args.chunk_size, device=device)
     ref, t_ref = _timed(evaluate_rank_reference, dist.numpy(), *sub_ids)
     quick, t_rank = _timed(evaluate_rank, dist.numpy(), *sub_ids)
     del dist

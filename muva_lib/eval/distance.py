@@ -41,7 +41,7 @@ def _block(q: torch.Tensor, g: torch.Tensor, g_sq: torch.Tensor | None, metric: 
     return dot.mul_(-2.0).add_(q.pow(2).sum(1, keepdim=True)).add_(g_sq).clamp_(min=0.0)
 
 
-def distance_chunks(qf: Any, gf: Any, metric: str = "euclidean", normalize: bool = True,
+def distance_chunks(qf: Any, gf: Any, metric: str = "euclidean", normalize: bool = True, *,
                     chunk_size: int = 512, device: torch.device | str | None = None
                     ) -> Iterator[tuple[int, int, torch.Tensor]]:
     """Yield ``(start, stop, dist[stop - start, G])`` on ``device`` for consecutive query chunks.
@@ -59,10 +59,10 @@ def distance_chunks(qf: Any, gf: Any, metric: str = "euclidean", normalize: bool
         yield s, e, _block(q[s:e], g, g_sq, metric)
 
 
-def pairwise_distance(qf: Any, gf: Any, metric: str = "euclidean", normalize: bool = False,
+def pairwise_distance(qf: Any, gf: Any, metric: str = "euclidean", normalize: bool = False, *,
                       chunk_size: int = 512, device: torch.device | str | None = None) -> torch.Tensor:
     """The full [Q, G] distance matrix (float32, on CPU), computed chunk by chunk on ``device``."""
     out = torch.empty(len(qf), len(gf), dtype=torch.float32)
-    for s, e, d in distance_chunks(qf, gf, metric, normalize, chunk_size, device):
+    for s, e, d in distance_chunks(qf, gf, metric, normalize, chunk_size=chunk_size, device=device):
         out[s:e] = d.cpu()
     return out

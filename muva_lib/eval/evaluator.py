@@ -18,33 +18,38 @@ __all__ = ["evaluate_features", "evaluate_split"]
 
 
 def evaluate_features(qf: Any, gf: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any, *,
-                      metric: str = "euclidean", normalize: bool = True, chunk_size: int = 512,
-                      max_rank: int = 50, rerank: bool = False, k1: int = 20, k2: int = 6,
-                      lambda_value: float = 0.3, rerank_variant: str = "zhong", device: torch.device | str | None = None,
+                      cfg: EvalCfg | None = None, device: torch.device | str | None = None,
                       progress: bool = False, rerank_max_n: int = RERANK_MAX_N) -> dict[str, Any]:
     """CMC / mAP / mINP of query features qf [Q, D] against gallery features gf [G, D].
 
-    Distances (``metric``, ``normalize``: see :func:`~muva_lib.eval.distance.distance_chunks`) are
-    computed on ``device`` (default: qf's device, CPU for arrays) ``chunk_size`` queries at a time
-    and ranked immediately, so memory stays at O(chunk_size x G) beyond the features. With
-    ``rerank`` the full matrices are built for k-reciprocal re-ranking (``rerank_variant``, see
-    :mod:`~muva_lib.eval.rerank`; refused above ``rerank_max_n`` = Q + G). Returns the dict of :func:`~muva_lib.eval.rank.evaluate_rank`.
+    The settings come from the evaluation slice ``cfg`` (default ``EvalCfg()``): distances
+    (``metric``, ``feat_norm``: see :func:`~muva_lib.eval.distance.distance_chunks`) are computed on
+    ``device`` (default: qf's device, CPU for arrays) ``chunk_size`` queries at a time and ranked
+    immediately, so memory stays at O(chunk_size x G) beyond the features. With ``rerank`` the full
+    matrices are built for k-reciprocal re-ranking (``rerank_variant``, ``k1``, ``k2``,
+    ``lambda_value``, see :mod:`~muva_lib.eval.rerank`; refused above ``rerank_max_n`` = Q + G).
+    ``flip`` and the feature choice act before this point. Returns the dict of
+    :func:`~muva_lib.eval.rank.evaluate_rank`.
     """
+    cfg = cfg if cfg is not None else EvalCfg()
     if device is None:
         device = qf.device if isinstance(qf, torch.Tensor) else torch.device("cpu")
     nq, ng = len(qf), len(gf)
     if len(q_pids) != nq or len(g_pids) != ng:
         raise ValueError(f"{nq} query / {ng} gallery features but {len(q_pids)} / {len(g_pids)} pids")
-    if rerank:
+    chunk_size = cfg.chunk_size
+    if cfg.rerank:
         check_rerank_size(nq, ng, rerank_max_n)
         feats = torch.cat([as_features(qf, "qf", device), as_features(gf, "gf", device)])
-        dist = pairwise_distance(feats, feats, metric, normalize, chunk_size, device).numpy()
-        dist = re_ranking_full(dist, nq, k1, k2, lambda_value, variant=rerank_variant, max_n=rerank_max_n)
-        return evaluate_rank(dist, q_pids, g_pids, q_camids, g_camids, max_rank, chunk_size=chunk_size)
+        dist = pairwise_distance(feats, feats, cfg.metric, cfg.feat_norm, chunk_size=chunk_size,
+                                 device=device).numpy()
+        dist = re_ranking_full(dist, nq, k1=cfg.k1, k2=cfg.k2, lambda_value=cfg.lambda_value,
+                               variant=cfg.rerank_variant, max_n=rerank_max_n)
+        return evaluate_rank(dist, q_pids, g_pids, q_camids, g_camids, cfg.max_rank, chunk_size=chunk_size)
     gallery = GalleryIndex.build(g_pids, g_camids, device)
-    chunks = distance_chunks(qf, gf, metric, normalize, chunk_size, device)
+    chunks = distance_chunks(qf, gf, cfg.metric, cfg.feat_norm, chunk_size=chunk_size, device=device)
     chunks = tqdm(chunks, total=-(-nq // chunk_size), desc="rank", disable=not progress, leave=False)
-    return accumulate(chunks, q_pids, q_camids, gallery, max_rank)
+    return accumulate(chunks, q_pids, q_camids, gallery, cfg.max_rank)
 
 
 def evaluate_split(encode: Callable[[torch.Tensor], torch.Tensor], split: Split, data_cfg: DataCfg,
@@ -64,8 +69,5 @@ def evaluate_split(encode: Callable[[torch.Tensor], torch.Tensor], split: Split,
         feats[name] = extract_features(encode, make_test_loader(items, data_cfg, device), device,
                                        flip=eval_cfg.flip, progress=progress, desc=f"{split.dataset} {name}")
     q, g = feats["query"], feats["gallery"]
-    return evaluate_features(
-        q["feats"], g["feats"], q["pids"], g["pids"], q["camids"], g["camids"],
-        metric=eval_cfg.metric, normalize=eval_cfg.feat_norm, chunk_size=eval_cfg.chunk_size,
-        max_rank=eval_cfg.max_rank, rerank=eval_cfg.rerank, k1=eval_cfg.k1, k2=eval_cfg.k2,
-        lambda_value=eval_cfg.lambda_value, rerank_variant=eval_cfg.rerank_variant, device=device, progress=progress)
+    return evaluate_features(q["feats"], g["feats"], q["pids"], g["pids"], q["camids"], g["camids"],
+                             cfg=eval_cfg, device=device, progress=progress)

@@ -53,8 +53,8 @@ DENSE_FRACTION = 0.3
 
 #: torch CPU threads while ranking (0: leave torch's setting). The ranking is a string of short
 #: memory-bound torch calls: extra threads gain little there, and on a shared machine each
-#: multi-threaded call can stall on a busy core (measured 10x slower with 2 threads on 2 shared
-#: cores). Distances (one large matrix product) keep every thread.
+#: multi-threaded call waits for its thread that landed on a busy core, so every call pays the
+#: stall. Distances (one large matrix product) keep every thread.
 RANK_CPU_THREADS = 1
 
 
@@ -197,9 +197,9 @@ class RankStats:
     def __add__(self, other: "RankStats") -> "RankStats":
         if other.max_rank != self.max_rank:
             raise ValueError(f"cannot merge RankStats with max_rank {self.max_rank} and {other.max_rank}")
-        return RankStats(self.max_rank, self.num_queries + other.num_queries,
-                         self.num_valid + other.num_valid, self.ap_sum + other.ap_sum,
-                         self.inp_sum + other.inp_sum, self.first_hit + other.first_hit)
+        return RankStats(self.max_rank, num_queries=self.num_queries + other.num_queries,
+                         num_valid=self.num_valid + other.num_valid, ap_sum=self.ap_sum + other.ap_sum,
+                         inp_sum=self.inp_sum + other.inp_sum, first_hit=self.first_hit + other.first_hit)
 
     def result(self) -> dict[str, Any]:
         """The metric dict of :func:`evaluate_rank_reference`."""
@@ -229,7 +229,7 @@ class GalleryIndex:
         order = torch.sort(pids, stable=True).indices
         uniq, count = torch.unique_consecutive(pids[order], return_counts=True)
         start = torch.cumsum(count, 0) - count
-        return cls(pids, camids, order, uniq, start, count)
+        return cls(pids, camids, order=order, uniq=uniq, start=start, count=count)
 
     @property
     def size(self) -> int:
@@ -358,8 +358,8 @@ def _rank_block(dist: torch.Tensor, q_pids: torch.Tensor, q_camids: torch.Tensor
     last = m_rank64[k == n_match[m_rows] - 1]
     inp = n_match.to(torch.float64) / (last + 1)
     hist = torch.bincount(first.clamp(max=max_rank), minlength=max_rank + 1)[:max_rank]
-    return RankStats(max_rank, b, num_valid, float(ap.sum()), float(inp.sum()),
-                     hist.cpu().numpy().astype(np.int64))
+    return RankStats(max_rank, num_queries=b, num_valid=num_valid, ap_sum=float(ap.sum()),
+                     inp_sum=float(inp.sum()), first_hit=hist.cpu().numpy().astype(np.int64))
 
 
 def rank_stats(dist: torch.Tensor, q_pids: torch.Tensor, q_camids: torch.Tensor, gallery: GalleryIndex,

@@ -188,7 +188,7 @@ def re_ranking(q_g_dist: Any, q_q_dist: Any, g_g_dist: Any, k1: int = 20, k2: in
     return out
 
 
-def _checked(dist: Any, num_query: int, k1: int, k2: int, lambda_value: float, variant: str, max_n: int
+def _checked(dist: Any, num_query: int, k1: int, k2: int, lambda_value: float, *, variant: str, max_n: int
              ) -> np.ndarray:
     """dist as a float NumPy [N, N] after every argument check (shape, k1, k2, lambda, variant, size, NaN)."""
     dist = np.asarray(dist)
@@ -224,7 +224,7 @@ def re_ranking_full(dist: Any, num_query: int, k1: int = 20, k2: int = 6, lambda
     Same as :func:`re_ranking` without assembling the big matrix a second time. ``zhong`` returns
     float32, ``paper`` dist's float dtype.
     """
-    dist = _checked(dist, num_query, k1, k2, lambda_value, variant, max_n)
+    dist = _checked(dist, num_query, k1, k2, lambda_value, variant=variant, max_n=max_n)
     n, nq = dist.shape[0], num_query
     zhong = variant == "zhong"
     d = column_normalised(dist) if zhong else dist
@@ -257,7 +257,7 @@ def re_ranking_reference(dist: Any, num_query: int, k1: int = 20, k2: int = 6, l
 
     dist: [N, N], queries first; returns [Q, G] float32. O(N^2) memory and Python loops: slow.
     """
-    dist = _checked(dist, num_query, k1, k2, lambda_value, "zhong", max_n)
+    dist = _checked(dist, num_query, k1, k2, lambda_value, variant="zhong", max_n=max_n)
     n, nq = dist.shape[0], num_query
     d = column_normalised(dist)
     ranked = np.argsort(d, axis=1)

@@ -40,12 +40,15 @@ normalised by the image size (x / W, y / H).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from ..data.types import PARTS
 from ..geometry.boxes import Box, box_iou, denormalise, normalise
+
+if TYPE_CHECKING:
+    from ..config import VgeCfg
 
 __all__ = ["CalibCfg", "PartStats", "CalibStats", "QUANTITIES", "REASONS", "shorth", "fit_stats", "calibrate_image",
            "calibrate_many", "mean_iou", "quantity"]
@@ -72,8 +75,9 @@ class CalibCfg:
             raise ValueError(f"calibration core must be one of {CORES}, got {self.core!r}")
 
     @classmethod
-    def from_vge(cls, vge: Any) -> "CalibCfg":
-        return cls(vge.fence_k, vge.min_spread, vge.min_samples, vge.fence_core)
+    def from_vge(cls, vge: VgeCfg) -> "CalibCfg":
+        return cls(fence_k=vge.fence_k, min_spread=vge.min_spread, min_samples=vge.min_samples,
+                   core=vge.fence_core)
 
 
 def quantity(nbox: Box, name: str) -> float:

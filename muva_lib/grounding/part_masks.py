@@ -8,7 +8,7 @@ import warnings
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -21,6 +21,9 @@ from .backends import Answer, Backend, backend_from_cfg, failed_answers
 from .backends.prior import prior_box
 from .box_store import GroundingStore, load_masks, save_masks
 from .calibrate import CalibCfg, CalibStats, calibrate_many
+
+if TYPE_CHECKING:
+    from ..config import VgeCfg
 
 __all__ = ["GroundReport", "Calibration", "ground_items", "calibrate_store", "store_masks", "part_masks_for",
            "raw_boxes", "group_by_dataset", "MASK_SOURCES", "CALIBRATION_VERSION", "part_masks_with_health"]
@@ -334,7 +337,7 @@ def _box_source(store: GroundingStore, source: str, cfg: CalibCfg, parts: Sequen
     raise ValueError(f"mask source must be one of {MASK_SOURCES}, got {source!r}")
 
 
-def store_masks(store: GroundingStore, grid_hw: tuple[int, int], source: str = "calibrated",
+def store_masks(store: GroundingStore, grid_hw: tuple[int, int], source: str = "calibrated", *,
                 cfg: CalibCfg = CalibCfg(), parts: Sequence[str] = PARTS, ensure_one: bool = True,
                 keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """Masks ``{key: bool [R, h*w]}`` of the records of ``keys`` (default: every record; calibrated over
@@ -365,7 +368,7 @@ def _gt_masks(items: Sequence[Item], grid_hw: tuple[int, int], parts: Sequence[s
     return out
 
 
-def part_masks_for(items: Sequence[Item], vge: Any, grid_hw: tuple[int, int] = (16, 8), *,
+def part_masks_for(items: Sequence[Item], vge: VgeCfg, grid_hw: tuple[int, int] = (16, 8), *,
                    device: Any = "auto", root: str | Path | None = None, progress: bool = False,
                    parts: Sequence[str] = PARTS) -> dict[str, np.ndarray]:
     """Part masks for training: ``{item.key: bool [R, h*w]}`` for every item (``R = len(parts)``).
@@ -386,7 +389,7 @@ def part_masks_for(items: Sequence[Item], vge: Any, grid_hw: tuple[int, int] = (
                                   parts=parts)[0]
 
 
-def part_masks_with_health(items: Sequence[Item], vge: Any, grid_hw: tuple[int, int] = (16, 8), *,
+def part_masks_with_health(items: Sequence[Item], vge: VgeCfg, grid_hw: tuple[int, int] = (16, 8), *,
                            device: Any = "auto", root: str | Path | None = None, progress: bool = False,
                            parts: Sequence[str] = PARTS) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """:func:`part_masks_for`, plus what a run manifest records about the boxes behind the masks:
@@ -417,8 +420,8 @@ def part_masks_with_health(items: Sequence[Item], vge: Any, grid_hw: tuple[int, 
     cfg = CalibCfg.from_vge(vge)
     out: dict[str, np.ndarray] = {}
     for dataset, its in group_by_dataset(items).items():
-        masks = store_masks(GroundingStore(dataset, backend.tag, root), grid_hw, source, cfg, parts,
-                            vge.ensure_one_patch, keys=[it.key for it in its])
+        masks = store_masks(GroundingStore(dataset, backend.tag, root), grid_hw, source, cfg=cfg, parts=parts,
+                            ensure_one=vge.ensure_one_patch, keys=[it.key for it in its])
         out.update({it.key: masks[it.key] for it in its if it.key in masks})
     if len(out) < len(items):
         warnings.warn(f"part_masks_for: {len(items) - len(out)} of {len(items)} images have no mask "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -16,6 +16,9 @@ from .backends import Backend, backend_from_cfg
 from .box_store import GroundingStore
 from .calibrate import CalibCfg, calibrate_many, mean_iou, quantity
 from .part_masks import Calibration, group_by_dataset, ground_items, raw_boxes
+
+if TYPE_CHECKING:
+    from ..config import VgeCfg
 
 __all__ = ["iou_table", "store_iou", "GroundingView", "Case", "build_views", "training_sample"]
 
@@ -100,10 +103,11 @@ class GroundingView:
             records.update({it.key: stored[it.key] for it in its if it.key in stored})
         keys, sizes, boxes = raw_boxes(records, backend.parts)
         stats, fixed = calibrate_many(boxes, sizes, cfg, backend.parts)
-        cal = Calibration(stats, {k: {p: f[p][0] for p in backend.parts} for k, f in zip(keys, fixed)},
-                          {k: {p: f[p][1] for p in backend.parts} for k, f in zip(keys, fixed)}, "")
+        cal = Calibration(stats, boxes={k: {p: f[p][0] for p in backend.parts} for k, f in zip(keys, fixed)},
+                          reasons={k: {p: f[p][1] for p in backend.parts} for k, f in zip(keys, fixed)}, digest="")
         kept = [it for it in items if it.key in cal.boxes]
-        return cls(backend.tag, kept, records, cal, _truth(kept), tuple(backend.parts), cfg)
+        return cls(backend.tag, kept, records=records, calibration=cal, truth=_truth(kept),
+                   parts=tuple(backend.parts), cfg=cfg)
 
     # ------------------------------------------------------------------ per image
 
@@ -118,8 +122,9 @@ class GroundingView:
 
     def case(self, item: Item, part: str) -> Case:
         a = self.records[item.key]["parts"][part]
-        return Case(item, part, as_box(a["box"]), self.calibration.boxes[item.key][part], a["raw"], a["status"],
-                    a["reason"], self.calibration.reasons[item.key][part])
+        return Case(item, part, raw_box=as_box(a["box"]), calibrated_box=self.calibration.boxes[item.key][part],
+                    answer=a["raw"], status=a["status"], reason=a["reason"],
+                    calibration=self.calibration.reasons[item.key][part])
 
     # ------------------------------------------------------------------ tables
 
@@ -234,7 +239,7 @@ def training_sample(dataset: str, n: int = 0, root: str | Path | None = None) ->
     return evenly_spaced(items, n)
 
 
-def build_views(items: Sequence[Item], vge: Any, backends: Sequence[str], models: Mapping[str, str] | None = None,
+def build_views(items: Sequence[Item], vge: VgeCfg, backends: Sequence[str], models: Mapping[str, str] | None = None,
                 device: Any = "auto", root: str | Path | None = None, progress: bool = False
                 ) -> dict[str, GroundingView]:
     """A :class:`GroundingView` per backend name, all with ``vge``'s options (``dataclasses.replace``

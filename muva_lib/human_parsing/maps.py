@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -12,6 +12,9 @@ from .classes import Grouping, resolve_grouping
 from .labels import vote_labels
 from .map_store import ParsingStore
 from .sources import ParsingError, ParsingSource, make_source
+
+if TYPE_CHECKING:
+    from ..config import ParsingCfg
 
 __all__ = ["ParsingError", "is_synthetic", "is_real_crops", "resolve_source", "fill_store", "parsing_maps_for",
            "grid_labels", "parsing_labels_for", "CHUNK"]
@@ -33,7 +36,7 @@ def is_real_crops(item: Item) -> bool:
     return item.dataset == "real-vtest" or item.dataset.startswith("real-vtest-")
 
 
-def resolve_source(pcfg: Any, items: Sequence[Item]) -> str:
+def resolve_source(pcfg: ParsingCfg, items: Sequence[Item]) -> str:
     """``parsing.source``, with ``auto`` = ``synthetic`` when every item is synthetic, ``pose`` when every
     item is a real crop of vtest.avi (:func:`is_real_crops`); otherwise an error that says what to provide."""
     if pcfg.source != "auto":
@@ -89,7 +92,7 @@ def fill_store(items: Sequence[Item], source: ParsingSource, size_hw: tuple[int,
     return out
 
 
-def parsing_maps_for(items: Sequence[Item], pcfg: Any, *, device: Any = "cpu", root: str | Path | None = None,
+def parsing_maps_for(items: Sequence[Item], pcfg: ParsingCfg, *, device: Any = "cpu", root: str | Path | None = None,
                      progress: bool = False) -> tuple[dict[str, np.ndarray], Grouping]:
     """Grouped part-class maps ``{key: uint8 [H, W]}`` (``pcfg.store_size``; 0 = background, i = part i)
     of every item, and the grouping used. ``pcfg`` is a :class:`muva_lib.config.ParsingCfg`."""
@@ -110,7 +113,7 @@ def grid_labels(maps: Mapping[str, np.ndarray], grid_hw: tuple[int, int], num_cl
     return {k: vote_labels(m, grid_hw, num_classes, vote, min_share) for k, m in maps.items()}
 
 
-def parsing_labels_for(items: Sequence[Item], pcfg: Any, grid_hw: tuple[int, int], *, device: Any = "cpu",
+def parsing_labels_for(items: Sequence[Item], pcfg: ParsingCfg, grid_hw: tuple[int, int], *, device: Any = "cpu",
                        root: str | Path | None = None, progress: bool = False
                        ) -> tuple[dict[str, np.ndarray], Grouping]:
     """Part-class labels ``{key: uint8 [h*w]}`` on a grid (e.g. the encoder's 16 x 8 patches) and the grouping."""

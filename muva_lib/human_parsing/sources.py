@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 from PIL import Image
@@ -17,6 +17,9 @@ from PIL import Image
 from ..data.types import Item
 from .classes import LIP_CLASSES
 from .labels import majority_labels
+
+if TYPE_CHECKING:
+    from ..config import ParsingCfg
 
 __all__ = ["PARSING_SOURCES", "ParsingError", "ParsingModelNotFound", "ParsingSource", "SyntheticSource", "PngSource",
            "HfSource", "PoseSource", "make_source"]
@@ -246,7 +249,7 @@ class PoseSource(ParsingSource):
         self.backend.close()
 
 
-def make_source(name: str, pcfg: Any, device: Any = "cpu") -> ParsingSource:
+def make_source(name: str, pcfg: ParsingCfg, device: Any = "cpu") -> ParsingSource:
     """The source ``name`` (one of :data:`PARSING_SOURCES` but ``auto``) configured from a ``ParsingCfg``."""
     if name == "synthetic":
         return SyntheticSource()

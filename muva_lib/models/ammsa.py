@@ -6,12 +6,16 @@ Token layout, mask template, residual mask predictors (RMP) and gating follow mu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from open_clip.transformer import QuickGELU
 from torch import Tensor, nn
 
 from .attention import block_forward, bool_to_additive, check_block
+
+if TYPE_CHECKING:
+    from ..config import ModelCfg
 
 __all__ = ["GATINGS", "PART_TOKEN_INITS", "template_base", "part_patch_mask", "ResidualMaskPredictor",
            "EncoderOutput", "AMMSAEncoder"]
@@ -114,7 +118,16 @@ class AMMSAEncoder(nn.Module):
     ``positional_embedding``, ``ln_pre``, ``transformer.resblocks``, ``ln_post``, ``proj``).
     """
 
-    def __init__(self, visual: nn.Module, num_parts: int = 3, part_token_init: str = "random",
+    @classmethod
+    def from_config(cls, visual: nn.Module, cfg: ModelCfg) -> AMMSAEncoder:
+        """The encoder of the model slice ``cfg`` around ``visual`` (every AM-MSA field by name, so a new
+        constructor argument cannot shift the others)."""
+        return cls(visual, cfg.num_parts, part_token_init=cfg.part_token_init, part_token_std=cfg.part_token_std,
+                   rmp_num_heads=cfg.rmp_num_heads, rmp_layernorm=cfg.rmp_layernorm,
+                   rmp_inner_shortcut=cfg.rmp_inner_shortcut, sigmoid_tau=cfg.rmp_sigmoid_tau,
+                   gating=cfg.gating, gate_thresh=cfg.gate_thresh, mask_max_value=cfg.mask_max_value)
+
+    def __init__(self, visual: nn.Module, num_parts: int = 3, *, part_token_init: str = "random",
                  part_token_std: float = 0.02, rmp_num_heads: int = 2, rmp_layernorm: bool = True,
                  rmp_inner_shortcut: bool = True, sigmoid_tau: float = 1.0, gating: str = "offline",
                  gate_thresh: float = 0.5, mask_max_value: float = 0.0):

@@ -138,14 +138,13 @@ def create_model(cfg: RunCfg | ModelCfg, num_classes: int, device: str | torch.d
     clip, source, quick_gelu = create_clip(mcfg.arch, mcfg.pretrained, tuple(image_size), device=device,
                                            activation=mcfg.activation, context_length=mcfg.text_context_length,
                                            pos_embed_interp=mcfg.pos_embed_interp)
-    encoder = AMMSAEncoder(clip.visual, mcfg.num_parts, mcfg.part_token_init, mcfg.part_token_std,
-                           mcfg.rmp_num_heads, mcfg.rmp_layernorm, mcfg.rmp_inner_shortcut, mcfg.rmp_sigmoid_tau,
-                           mcfg.gating, mcfg.gate_thresh, mcfg.mask_max_value)
+    encoder = AMMSAEncoder.from_config(clip.visual, mcfg)
     if mcfg.freeze_patch_proj:
         encoder.visual.conv1.requires_grad_(False)
     text = TextEncoder(clip)
-    templates = build_templates(mcfg.num_parts, mcfg.template_type, mcfg.domain_context, mcfg.ctx_num)
-    prompts = PromptLearner(num_classes, templates, text, mcfg.ctx_num, mcfg.ctx_init_std)
+    templates = build_templates(mcfg.num_parts, template_type=mcfg.template_type,
+                                domain_context=mcfg.domain_context, ctx_num=mcfg.ctx_num)
+    prompts = PromptLearner(num_classes, templates, text, ctx_num=mcfg.ctx_num, init_std=mcfg.ctx_init_std)
     meta = {"method": method, "model": to_dict(mcfg), "num_classes": int(num_classes),
             "image_size": [int(s) for s in image_size], "quick_gelu": bool(quick_gelu),
             "weights": source.describe()}

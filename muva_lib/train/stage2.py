@@ -161,8 +161,8 @@ def run_stage2(setup: TrainSetup, state: Mapping[str, Any] | None = None) -> lis
 
         pgrid = fusion_grid(cfg)
         parsing = grid_labels(setup.parsing, pgrid, aux.grouping.num_parts + 1, cfg.parsing.vote, cfg.parsing.fg_share)
-    loader = make_train_loader(setup.data.train, cfg.data, device, sampler, setup.grid_hw, setup.masks, cfg.seed,
-                               parsing=parsing, parsing_grid_hw=pgrid)
+    loader = make_train_loader(setup.data.train, cfg.data, device, sampler, grid_hw=setup.grid_hw, masks=setup.masks,
+                               seed=cfg.seed, parsing=parsing, parsing_grid_hw=pgrid)
     forward = model
     fusion = aux.fusion if use_fusion else None
     if setup.dist.enabled:

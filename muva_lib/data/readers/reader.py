@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, ClassVar, Iterable, Sequence
 
@@ -144,9 +144,7 @@ def parse_market_name(path: str | Path) -> tuple[int, int]:
 def relabel(items: Sequence[Item]) -> tuple[Item, ...]:
     """Map the raw training pids to 0..N-1 in sorted order of the raw ids (deterministic)."""
     mapping = {pid: i for i, pid in enumerate(sorted({it.pid for it in items}))}
-    return tuple(
-        Item(it.path, mapping[it.pid], it.camid, it.dataset, it.relpath, it.domain) for it in items
-    )
+    return tuple(replace(it, pid=mapping[it.pid]) for it in items)
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -300,7 +298,8 @@ class Reader:
         for subset, items in (("train", train), ("query", query), ("gallery", gallery)):
             if not items:
                 raise DatasetError(f"{self.name}: the {subset} split under {self.root} is empty")
-        return Split(self.name, relabel(train), tuple(query), tuple(gallery), split_index, meta or {})
+        return Split(self.name, relabel(train), tuple(query), tuple(gallery), split_index=split_index,
+                     meta=meta or {})
 
 
 READERS: dict[str, type[Reader]] = {}

@@ -17,7 +17,7 @@ __all__ = ["GRID", "PRID", "VIPeR", "ILIDS", "folder_items"]
 Parse = Callable[[re.Match[str]], tuple[int, int]]
 
 
-def folder_items(reader: Reader, subdir: str, pattern: re.Pattern[str], expected: str, parse: Parse,
+def folder_items(reader: Reader, subdir: str, pattern: re.Pattern[str], expected: str, *, parse: Parse,
                  check: ImageCheck) -> list[Item]:
     """Items of the images in ``root/subdir``; ``parse`` turns a name match into ``(pid, camid 0-based)``."""
     out = []
@@ -93,7 +93,7 @@ class GRID(_SmallReader):
     def views(self, check: ImageCheck) -> list[list[Item]]:
         self.require(*self.required)
         return [folder_items(self, sub, GRID_NAME, "'PID_CAM_...jpeg' of GRID",
-                             lambda m: (int(m.group(1)), int(m.group(2)) - 1), check)
+                             parse=lambda m: (int(m.group(1)), int(m.group(2)) - 1), check=check)
                 for sub in ("probe", "gallery")]
 
     def collect(self, split_index: int = 0) -> Subsets:
@@ -169,8 +169,9 @@ class PRID(_SmallReader):
             return (pid if pid <= self.num_paired else self.cam_a_offset + pid), 0
 
         expected = "'person_XXXX.png' of PRID"
-        return [folder_items(self, "single_shot/cam_a", PRID_NAME, expected, parse_a, check),
-                folder_items(self, "single_shot/cam_b", PRID_NAME, expected, lambda m: (int(m.group(1)), 1), check)]
+        return [folder_items(self, "single_shot/cam_a", PRID_NAME, expected, parse=parse_a, check=check),
+                folder_items(self, "single_shot/cam_b", PRID_NAME, expected,
+                             parse=lambda m: (int(m.group(1)), 1), check=check)]
 
     def collect(self, split_index: int = 0) -> Subsets:
         cam_a, cam_b = self.read_views()
@@ -209,7 +210,7 @@ class VIPeR(_SmallReader):
     def views(self, check: ImageCheck) -> list[list[Item]]:
         self.require(*self.required)
         return [folder_items(self, cam, VIPER_NAME, "'NNN_ANGLE.bmp' of VIPeR",
-                             lambda m, c=c: (int(m.group(1)) + 1, c), check)
+                             parse=lambda m, c=c: (int(m.group(1)) + 1, c), check=check)
                 for c, cam in enumerate(("cam_a", "cam_b"))]
 
     def collect(self, split_index: int = 0) -> Subsets:
@@ -250,7 +251,7 @@ class ILIDS(_SmallReader):
     def views(self, check: ImageCheck) -> list[list[Item]]:
         self.require(*self.required)
         return [folder_items(self, "Persons", ILIDS_NAME, "'PPPPIII.jpg' of iLIDS (7 digits)",
-                             lambda m: (int(m.group(1)), int(m.group(2)) - 1), check)]
+                             parse=lambda m: (int(m.group(1)), int(m.group(2)) - 1), check=check)]
 
     def collect(self, split_index: int = 0) -> Subsets:
         (items,) = self.read_views()

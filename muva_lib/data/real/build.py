@@ -124,7 +124,8 @@ def plan_crops(tracklets: Sequence[Tracklet], split: int, cfg: RealCfg) -> tuple
         else:
             counts["crossing_dropped"] += 1
             continue
-        crops += [Crop(sub, pid, cam[k], t.frames[k], t.boxes[k], t.scores[k]) for sub, k in picks]
+        crops += [Crop(sub, pid, camera=cam[k], frame=t.frames[k], box=t.boxes[k], score=t.scores[k])
+                  for sub, k in picks]
     crops.sort(key=lambda c: c.relpath)
     return crops, counts
 
@@ -190,7 +191,8 @@ def build_real_set(out: str | Path, video: str | Path | None = None, cfg: RealCf
     per_frame: list[tuple[int, list]] = []
     pixels: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}  # (frame, box) -> RGB crop
     with tqdm(total=-(-total // cfg.step), desc="detect people", unit="frame", disable=not progress) as bar:
-        for index, dets, crops in detect_video(path, cfg.hog, cfg.max_frames, cfg.step, workers):
+        for index, dets, crops in detect_video(path, cfg.hog, max_frames=cfg.max_frames, step=cfg.step,
+                                                     workers=workers):
             per_frame.append((index, dets))
             pixels.update({(index, d.box): crop for d, crop in zip(dets, crops)})
             bar.update(1)

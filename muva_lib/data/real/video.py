@@ -71,9 +71,9 @@ def video_info(path: str | Path) -> VideoInfo:
     try:
         if not cap.isOpened():
             raise DatasetError(f"{path}: OpenCV cannot open this video")
-        return VideoInfo(path.name, path.stat().st_size, digest, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)),
-                         round(float(cap.get(cv2.CAP_PROP_FPS)), 3), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
-                         int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        return VideoInfo(path.name, bytes=path.stat().st_size, sha256=digest,
+                         frames=int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), fps=round(float(cap.get(cv2.CAP_PROP_FPS)), 3),
+                         width=int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), height=int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
     finally:
         cap.release()
 
@@ -107,7 +107,7 @@ def iter_frames(path: str | Path, max_frames: int | None = None, step: int = 1) 
 class HogCfg:
     """HOG people detection, then non-maximum suppression (defaults tuned on ``vtest.avi``).
 
-    ``scale``: pyramid factor (1.1 halves the time of OpenCV's 1.05 and still finds the 130 to
+    ``scale``: pyramid factor (1.1 builds half the levels of OpenCV's 1.05 and still finds the 130 to
     200 pixel tall walkers); ``win_stride`` / ``padding`` in pixels; raw windows (no OpenCV
     grouping) scoring below ``min_score`` (the SVM margin) are dropped; NMS keeps the best window
     of every group overlapping by more than ``nms_iou``; boxes are clipped to the frame and kept
@@ -241,7 +241,7 @@ def _detect_frame(cfg: HogCfg, job: tuple[int, np.ndarray]) -> tuple[int, list[D
     return index, dets, crops
 
 
-def detect_video(path: str | Path, cfg: HogCfg = HogCfg(), max_frames: int | None = None, step: int = 1,
+def detect_video(path: str | Path, cfg: HogCfg = HogCfg(), *, max_frames: int | None = None, step: int = 1,
                  workers: int = 2) -> Iterator[tuple[int, list[Detection], list[np.ndarray]]]:
     """``(frame index, detections, RGB crops [h, w, 3] of those detections)`` for every processed frame,
     in frame order.
@@ -266,7 +266,8 @@ def detect_video(path: str | Path, cfg: HogCfg = HogCfg(), max_frames: int | Non
 
     # spawn, never fork: a forked child inherits OpenCV's (and torch's) thread pools with whatever
     # locks their threads held at the fork, and can hang on its first cv2 call (seen in CI after
-    # other tests had run OpenCV multi-threaded in the parent). Spawning costs ~0.3 s per worker.
+    # other tests had run OpenCV multi-threaded in the parent). Spawning costs one interpreter start
+    # per worker, paid once per video.
     ctx = mp.get_context("spawn")
     with ctx.Pool(workers) as pool:
         yield from pool.imap(work, frames, chunksize=2)

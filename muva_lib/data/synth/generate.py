@@ -151,8 +151,8 @@ def plan_domain(style: DomainStyle, seed: int, cfg: SynthCfg) -> tuple[dict[int,
     for _ in range(cfg.distractors):
         attrs = sample_attributes(plan, style.priors)
         entries.append(("bounding_box_test", 0, int(plan.integers(style.cameras)), attrs))
-    jobs = [_Job(subset, f"{pid:04d}_c{cam + 1}s1_{index:06d}_00", pid, cam,
-                 (seed, style.index, _SALT_IMAGE, pid, index), attrs)
+    jobs = [_Job(subset, f"{pid:04d}_c{cam + 1}s1_{index:06d}_00", pid=pid, camid=cam,
+                 key=(seed, style.index, _SALT_IMAGE, pid, index), attributes=attrs)
             for index, (subset, pid, cam, attrs) in enumerate(entries)]
     info = {pid: {"split": split, "family": ident.family, "varying_part": ident.varying_part}
             for pid, (split, ident) in people.items()}
@@ -162,8 +162,8 @@ def plan_domain(style: DomainStyle, seed: int, cfg: SynthCfg) -> tuple[dict[int,
 def _render_job(root: str, style: DomainStyle, cams: tuple[CameraScene, ...], cfg: SynthCfg, job: _Job) -> dict:
     """Render and write one image and its parsing map; return its ``parts.jsonl`` record."""
     rng = _rng(*job.key)
-    out = render_person(job.attributes, style, cams[job.camid], rng, cfg.height, cfg.width,
-                        cfg.occlusion, cfg.jitter, cfg.degrade)
+    out = render_person(job.attributes, style, cams[job.camid], rng, height=cfg.height, width=cfg.width,
+                        occlusion=cfg.occlusion, jitter=cfg.jitter, degrade=cfg.degrade)
     relpath, parsing = f"{job.subset}/{job.file}.jpg", f"gt/parsing/{job.subset}/{job.file}.png"
     _save_atomic(out.image, Path(root, relpath), "JPEG", quality=style.jpeg_quality)
     _save_atomic(Image.fromarray(out.parsing, "L"), Path(root, parsing), "PNG", compress_level=6)

@@ -78,8 +78,8 @@ def _sample_pose(style: DomainStyle, rng: np.random.Generator, h: int, w: int, p
     else:
         arms = (-rng.uniform(3, 12) * deg, rng.uniform(3, 12) * deg)
         legs = (-rng.uniform(0, 5) * deg, rng.uniform(0, 5) * deg)
-    return _Pose(view, facing, cx + pad, bottom - u + pad, u, float(rng.normal(0, 0.01)),
-                 arms, legs, float(rng.uniform(0.93, 1.07)), float(rng.uniform(0.94, 1.06)))
+    return _Pose(view=view, facing=facing, cx=cx + pad, top=bottom - u + pad, u=u, lean=float(rng.normal(0, 0.01)),
+                 arms=arms, legs=legs, shoulder=float(rng.uniform(0.93, 1.07)), head=float(rng.uniform(0.94, 1.06)))
 
 
 def _limb(draw: ImageDraw.ImageDraw, p0: tuple[float, float], angle: float, length: float, w0: float,
@@ -279,7 +279,7 @@ def _part_counts(parsing: np.ndarray) -> dict[str, int]:
 
 
 def render_person(attrs: Mapping[str, str], style: DomainStyle, cam: CameraScene, rng: np.random.Generator,
-                  height: int = 256, width: int = 128, occlusion: float = 1.0, jitter: float = 1.0,
+                  *, height: int = 256, width: int = 128, occlusion: float = 1.0, jitter: float = 1.0,
                   degrade: float = 1.0) -> Rendered:
     """Draw one image of an identity in a domain's style, seen by camera ``cam``.
 

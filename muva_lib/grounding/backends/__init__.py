@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .backend import STATUSES, Answer, Backend, failed_answers
+
+if TYPE_CHECKING:
+    from ...config import VgeCfg
 
 __all__ = ["BACKENDS", "Answer", "Backend", "STATUSES", "failed_answers", "get_backend", "list_backends",
            "backend_from_cfg"]
@@ -33,8 +36,8 @@ def get_backend(name: str, **opts: Any) -> Backend:
     return getattr(importlib.import_module(f"{__name__}.{module}"), cls)(**opts)
 
 
-def backend_from_cfg(vge: Any, device: Any = "auto", **extra: Any) -> Backend:
-    """The backend a :class:`muva_lib.config.VgeCfg` describes (``extra`` overrides its options)."""
+def backend_from_cfg(vge: VgeCfg, device: Any = "auto", **extra: Any) -> Backend:
+    """The backend the grounding slice ``vge`` describes (``extra`` overrides its options)."""
     if vge.backend in ("prior", "cascade", "pose"):
         opts: dict[str, Any] = {}
     elif vge.backend == "synthetic":

@@ -40,10 +40,11 @@ class DetectorBackend(HfBackend):
     name = "detector"
     model_classes = ("AutoModelForZeroShotObjectDetection",)
 
-    def __init__(self, model: str, device: Any = "auto", trust_remote_code: bool = False,
+    def __init__(self, model: str, *, device: Any = "auto", trust_remote_code: bool = False,
                  phrases: Mapping[str, str] | None = None, min_score: float = 0.0, batch_size: int = 8,
                  dtype: str = "auto", tolerance: float = 0.02, parts: Sequence[str] = PARTS) -> None:
-        super().__init__(model, device, trust_remote_code, batch_size, dtype, tolerance, parts)
+        super().__init__(model, device=device, trust_remote_code=trust_remote_code, batch_size=batch_size,
+                         dtype=dtype, tolerance=tolerance, parts=parts)
         phrases = DETECTOR_PHRASES if phrases is None else phrases
         self.phrases = {p: phrases[p] for p in self.parts}
         self.min_score = float(min_score)

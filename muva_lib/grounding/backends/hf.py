@@ -80,7 +80,7 @@ class HfBackend(Backend):
     #: transformers auto classes tried in order by :meth:`load`
     model_classes: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, model: str, device: Any = "auto", trust_remote_code: bool = False, batch_size: int = 4,
+    def __init__(self, model: str, *, device: Any = "auto", trust_remote_code: bool = False, batch_size: int = 4,
                  dtype: str = "auto", tolerance: float = 0.02, parts: Sequence[str] = PARTS) -> None:
         from ...utils import resolve_device
 

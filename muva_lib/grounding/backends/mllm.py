@@ -35,13 +35,14 @@ class MllmBackend(HfBackend):
     name = "mllm"
     model_classes = ("AutoModelForImageTextToText", "AutoModelForVision2Seq", "AutoModelForCausalLM")
 
-    def __init__(self, model: str, device: Any = "auto", trust_remote_code: bool = False,
+    def __init__(self, model: str, *, device: Any = "auto", trust_remote_code: bool = False,
                  template: str = GROUNDING_TEMPLATE, phrases: Mapping[str, str] | None = None,
                  answer_format: str = "auto", max_new_tokens: int = 48, batch_size: int = 4,
                  dtype: str = "auto", tolerance: float = 0.02,
                  generate_kwargs: Mapping[str, Any] | None = None, parts: Sequence[str] = PARTS) -> None:
         self.answer_format = check_answer_format(answer_format)
-        super().__init__(model, device, trust_remote_code, batch_size, dtype, tolerance, parts)
+        super().__init__(model, device=device, trust_remote_code=trust_remote_code, batch_size=batch_size,
+                         dtype=dtype, tolerance=tolerance, parts=parts)
         self.prompts = part_prompts(template, phrases, self.parts)
         self.max_new_tokens = int(max_new_tokens)
         self.generate_kwargs = dict(generate_kwargs or {})
