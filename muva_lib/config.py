@@ -516,6 +516,9 @@ def resolve_layers(method: str = "muva", preset: str = "paper", protocol: str | 
     args = {**({"data.protocol": protocol} if protocol is not None else {}), **({"seed": seed} if seed is not None else {})}
     layers.append(("argument", args))
     if ablation:
+        owner = __getattr__("ABLATIONS").get(ablation)
+        if owner is not None and owner.method != method:
+            raise ConfigError(f"ablation {ablation!r} changes {owner.method}'s recipe, not {method}'s")
         layers.append((f"ablation {ablation}", parse_overrides(ablation_overrides(ablation))))
     layers.append(("override", _as_mapping(overrides)))
     return [(source, layer) for source, layer in layers if layer]
