@@ -233,7 +233,7 @@ class RunCfg:
     amp: bool = True  # fp16 autocast + GradScaler on CUDA only; CPU always runs fp32
     deterministic: bool = True
     threads: int = 0  # torch.set_num_threads; 0 leaves torch's default
-    # a name for a run that changes a method's recipe (an ablation, muva_lib.runs.ABLATIONS): results
+    # a name for a run that changes a method's recipe (an ablation, :data:`ABLATIONS` from muva_lib.methods): results
     # are grouped by it, and the main tables hold only runs without one
     variant: str = ""
     data: DataCfg = field(default_factory=DataCfg)

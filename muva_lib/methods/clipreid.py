@@ -8,13 +8,40 @@ the dataclass defaults (which hold MUVA's values, the paper this workbench repro
 """
 from __future__ import annotations
 
-from .registry import Recipe
+from torch import Tensor
 
-__all__ = ["ClipReid"]
+from ..data.sampler import ShuffledBatchSampler
+from ..losses import supcon
+from .extras import IdentityPhase
+from .registry import Recipe
+from .step import StepOutput
+
+__all__ = ["ClipReid", "SupConPhase"]
+
+
+class SupConPhase(IdentityPhase):
+    """A random permutation of the cached projected CLS features in batches of ``stage1.batch_size``; SupCon
+    image->text + text->image (T = 1, raw dot products)."""
+
+    loss = "supcon"
+    terms = {"i2t": 1.0, "t2i": 1.0}
+
+    def sampler(self, cfg, labels: Tensor, salt: int) -> ShuffledBatchSampler:
+        return ShuffledBatchSampler(len(labels), cfg.stage1.batch_size, cfg.seed, salt=salt)
+
+    def step(self, model, cache, prototypes: Tensor | None, cfg, idx: Tensor) -> StepOutput:
+        labels = cache.labels[idx.to(cache.labels.device)]
+        text = model.text_features(labels).flatten(1)  # [B, (1+R) d]
+        img = cache.feats[idx.to(cache.feats.device)]
+        i2t = supcon(img, text, labels, labels)
+        t2i = supcon(text, img, labels, labels)
+        acc = labels[(img.float() @ text.detach().float().t()).argmax(1)] == labels
+        return StepOutput({"i2t": i2t, "t2i": t2i}, {"acc": acc.float().mean()}, size=len(labels))
 
 
 class ClipReid(Recipe):
     name = "clipreid"
+    stage1_identity = SupConPhase()
     overrides = {
         "model.num_parts": 0,
         "model.ctx_init_std": 0.02,

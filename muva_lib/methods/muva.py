@@ -5,14 +5,44 @@ Its overrides put back, on top of CLIP-ReID, the dataclass defaults (the default
 """
 from __future__ import annotations
 
-from ..config import Ablation
-from .clipreid import ClipReid
+import torch
+from torch import Tensor
 
-__all__ = ["Muva"]
+from ..config import Ablation
+from ..data.sampler import PKSampler
+from ..losses import cluster_nce
+from ..memory import visual_prototypes
+from .clipreid import ClipReid
+from .extras import IdentityPhase
+from .step import StepOutput
+
+__all__ = ["Muva", "ClusterNcePhase"]
+
+
+class ClusterNcePhase(IdentityPhase):
+    """PK batches of identity labels (``stage1.batch_size``, K = ``data.num_instances`` repeats of each id)
+    against VPM-1, the normalised per-id means of the cached (teacher-forced) pre-BN features; cluster-NCE."""
+
+    loss = "cluster_nce"
+    terms = {"cluster_nce": 1.0}
+
+    def sampler(self, cfg, labels: Tensor, salt: int) -> PKSampler:
+        return PKSampler(labels.tolist(), cfg.stage1.batch_size, cfg.data.num_instances, cfg.seed, salt=salt)
+
+    def prototypes(self, feats: Tensor, labels: Tensor, num_classes: int) -> Tensor:
+        return visual_prototypes(feats, labels, num_classes)
+
+    def step(self, model, cache, prototypes: Tensor | None, cfg, idx: Tensor) -> StepOutput:
+        labels = cache.labels[idx.to(cache.labels.device)]
+        text = model.text_features(labels).flatten(1)  # [B, (1+R) d]
+        loss = cluster_nce(text, prototypes, labels, cfg.stage1.cluster_nce_temp)
+        acc = (torch.nn.functional.normalize(text.detach().float(), dim=1) @ prototypes.t()).argmax(1) == labels
+        return StepOutput({"cluster_nce": loss}, {"acc": acc.float().mean()}, size=len(labels))
 
 
 class Muva(ClipReid):
     name = "muva"
+    stage1_identity = ClusterNcePhase()
     overrides = {
         "model.num_parts": 3,
         "model.ctx_init_std": 0.002,

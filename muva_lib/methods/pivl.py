@@ -7,10 +7,17 @@ CLIP-ReID compares methods, not schedules), its part epochs a cosine of their ow
 """
 from __future__ import annotations
 
+from typing import Any
+
 from ..config import Ablation
 from .clipreid import ClipReid
 
-__all__ = ["Pivl"]
+__all__ = ["Pivl", "pivl_enabled"]
+
+
+def pivl_enabled(cfg: Any) -> bool:
+    """The run needs parsing maps and the aux parts (part prompt epochs or a fusion loss), whatever its method."""
+    return cfg.stage1.part_epochs > 0 or cfg.stage2.w_fusion > 0
 
 
 class Pivl(ClipReid):
@@ -27,3 +34,11 @@ class Pivl(ClipReid):
         "no-fusion": Ablation("pivl", "no fusion head", ("stage2.w_fusion=0",)),
         "fg-vote": Ablation("pivl", "foreground-favouring patch labels", ("parsing.vote=foreground",)),
     }
+
+    @classmethod
+    def training_extras(cls, cfg: Any) -> Any:
+        """:class:`muva_lib.methods.pivl_training.PivlExtras` when the config asks for pi-VL's parts."""
+        if not pivl_enabled(cfg):
+            return None
+        from .pivl_training import PivlExtras
+        return PivlExtras()

@@ -15,7 +15,8 @@ __all__ = ["Recipe", "register", "get", "names", "recipes"]
 class Recipe:
     """One method. Subclass the recipe it builds on and set, relative to that parent:
 
-    ``name``: the ``method`` value of a config; ``overrides``: dotted ``key -> value`` applied after the
+    ``name``: the ``method`` value of a config; ``stage1_identity``: the identity phase its ``stage1.loss``
+    names; ``overrides``: dotted ``key -> value`` applied after the
     preset (the dataclass defaults are the base); ``preset_overrides``: ``preset -> {key: value}`` applied
     after the method (a subclass inherits its parent's unless it sets its own); ``ablations``: ``name ->
     config.Ablation`` of this method (not inherited)."""
@@ -24,6 +25,8 @@ class Recipe:
     overrides: ClassVar[Mapping[str, Any]] = {}
     preset_overrides: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     ablations: ClassVar[Mapping[str, Any]] = {}
+    #: stage 1's identity phase (a :class:`muva_lib.methods.extras.IdentityPhase`), picked by ``stage1.loss``
+    stage1_identity: ClassVar[Any] = None
 
     @classmethod
     def parent(cls) -> type["Recipe"] | None:
@@ -54,6 +57,12 @@ class Recipe:
         for _, layer in cls.override_layers():
             out.update(layer)
         return out
+
+    @classmethod
+    def training_extras(cls, cfg: Any) -> Any:
+        """The :class:`muva_lib.methods.extras.TrainingExtras` a run of ``cfg`` needs from this recipe, or
+        None. Decided by the config, not its ``method`` (an override can switch a part on in any method)."""
+        return None
 
     @classmethod
     def own_ablations(cls) -> Mapping[str, Any]:

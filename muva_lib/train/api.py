@@ -20,7 +20,6 @@ from .evaluate import SUMMARY_KEYS, evaluate_model
 from .loop import Callback
 from .rundir import NotResumableError, RunDir, find_resumable
 from .setup import TrainSetup, prepare
-from .pivl import load_aux_state
 from .stage1 import run_stage1, stage1_total_epochs
 from .stage2 import run_stage2
 
@@ -136,7 +135,7 @@ def train(cfg: RunCfg, run_dir: str | Path | None = None, resume: bool = False, 
             run.update_manifest(device=str(device), world_size=dist.world_size)
         if state is not None:
             load_model_train_state(setup.model, state["model"])
-            load_aux_state(setup.aux, state.get("extra", {}))
+            setup.extras.load_aux_state(setup.aux, state.get("extra", {}))
             setup.history = {k: list(v) for k, v in state["history"].items()}
             set_rng_state(state["rng"])
         stage, done = (state["stage"], int(state["epoch"])) if state is not None else ("", 0)
