@@ -51,3 +51,52 @@ def test_a_fourth_method_is_one_recipe(monkeypatch):
     assert config.resolve("long-pivl", "smoke").stage1.epochs == 4  # pi-VL's smoke adjustment is inherited
     with pytest.raises(ValueError, match="registered twice"):
         registry.register(type("Other", (Recipe,), {"name": "long-pivl"}))
+
+
+def _imports(path):
+    """Every module a file imports, module-level and deferred, as absolute ``muva_lib...`` names."""
+    import ast
+
+    package = "muva_lib." + ".".join(path.relative_to(path.parents[1]).with_suffix("").parts[:-1])
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            out.add(f"{base}.{node.module}" if base and node.module else base or node.module)
+    return out
+
+
+def test_methods_never_import_train_and_the_registry_is_a_leaf():
+    from pathlib import Path
+
+    import muva_lib.methods
+
+    folder = Path(muva_lib.methods.__file__).parent
+    for path in folder.glob("*.py"):
+        assert not [m for m in _imports(path) if m.startswith("muva_lib.train")], path.name
+    assert not [m for m in _imports(folder / "registry.py") if m.startswith("muva_lib")]
+
+
+def test_no_method_name_in_the_training_code_paths():
+    """train/ asks the recipes (hooks): no method name in its code (docstrings and comments may name them)."""
+    import ast
+    from pathlib import Path
+
+    import muva_lib.train
+
+    for path in Path(muva_lib.train.__file__).parent.glob("*.py"):
+        if path.name == "bench.py":  # the benchmark times named methods on purpose
+            continue
+        tree = ast.parse(path.read_text())
+        docs = {id(n.body[0].value) for n in ast.walk(tree)
+                if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef)) and n.body
+                and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                   and id(n) not in docs]
+        names = [n.id for n in ast.walk(tree) if isinstance(n, ast.Name)]
+        names += [n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)]
+        for word in ("muva", "clipreid", "pivl"):
+            assert word not in [s.lower() for s in strings], (path.name, word)
+            assert not [n for n in names if word in n.lower()], (path.name, word)
