@@ -11,6 +11,7 @@ from typing import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("synth", "generate the synthetic multi-domain benchmark (Market-1501 layout)"),
     "protocols": ("list_protocols", "print the table of named protocols"),
+    "config": ("config", "print a resolved config: its differences from the defaults and where each came from"),
     "ground": ("ground", "ground a dataset's part boxes with a VGE backend, calibrate, write patch masks"),
     "calibrate": ("recalibrate", "re-calibrate an existing grounding store and rewrite its masks"),
     "demo": ("demo", "run the end-to-end demo on the embedded default"),

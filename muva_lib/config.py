@@ -5,9 +5,10 @@ and can be read back with :func:`load`. There is no global config object: each c
 the one sub-config (or the explicit values) it needs.
 
 Resolution order (later wins): dataclass defaults (the paper's values, MUVA on ViT-B/16) ->
-preset (``paper`` or ``smoke``) -> method recipe (``muva``, ``clipreid``, ``pivl``) -> the few
-adjustments a preset makes to one method (:data:`PRESET_METHODS`) -> user overrides
-(``stage2.epochs=2 model.num_parts=0``).
+preset (``paper`` or ``smoke``) -> method recipe (:mod:`muva_lib.methods`: ``clipreid``, then the
+recipe built on it, ``muva`` or ``pivl``) -> the few adjustments a preset makes to one method
+(:data:`PRESET_METHODS`) -> an ablation -> user overrides (``stage2.epochs=2 model.num_parts=0``);
+:func:`resolve_with_sources` also says which of them set each key.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ import yaml
 __all__ = [
     "DataCfg", "VgeCfg", "ParsingCfg", "ModelCfg", "Stage1Cfg", "Stage2Cfg", "EvalCfg", "RunCfg",
     "PRESETS", "METHODS", "PRESET_METHODS", "Ablation", "ABLATIONS", "ablation_overrides",
-    "resolve", "apply_overrides", "parse_overrides", "to_dict", "from_dict", "FIELDS_ADDED_LATER",
+    "resolve", "resolve_with_sources", "resolve_layers", "apply_overrides", "parse_overrides", "to_dict", "from_dict", "FIELDS_ADDED_LATER",
     "save", "load", "config_hash", "ConfigError", "Rule", "FIELD_RULES", "CROSS_RULES", "config_keys",
     "validation_errors", "validate",
 ]
@@ -232,7 +233,7 @@ class RunCfg:
     amp: bool = True  # fp16 autocast + GradScaler on CUDA only; CPU always runs fp32
     deterministic: bool = True
     threads: int = 0  # torch.set_num_threads; 0 leaves torch's default
-    # a name for a run that changes a method's recipe (an ablation, muva_lib.runs.ABLATIONS): results
+    # a name for a run that changes a method's recipe (an ablation, :data:`ABLATIONS` from muva_lib.methods): results
     # are grouped by it, and the main tables hold only runs without one
     variant: str = ""
     data: DataCfg = field(default_factory=DataCfg)
@@ -269,43 +270,23 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-#: Methods as recipes: overrides on top of the MUVA defaults.
-METHODS: dict[str, dict[str, Any]] = {
-    "muva": {},
-    "clipreid": {
-        "model.num_parts": 0,
-        "model.ctx_init_std": 0.02,
-        "stage1.loss": "supcon",
-        "stage2.w_id": 0.25,
-        "stage2.w_memory": 0.0,
-        "stage2.w_mask": 0.0,
-        "stage2.w_triplet": 1.0,
-        "stage2.bias_lr_factor": 2.0,
-        "stage2.rmp_lr_mult": 1.0,
-        "model.cls_head": True,
-        "data.pad": 10,
-        "data.erase_prob": 0.5,
-        "eval.after_bn": False,
-        "eval.with_hidden": True,
-    },
-}
-#: pi-VL = CLIP-ReID + part-informed prompt tuning (60 identity + 20 part epochs) + the fusion alignment loss.
-#: Its identity epochs run CLIP-ReID's stage-1 schedule over ``stage1.epochs`` (so a comparison with CLIP-ReID
-#: compares methods, not schedules), its part epochs a cosine of their own (``part_schedule=separate``)
-METHODS["pivl"] = {**METHODS["clipreid"], "stage1.epochs": 60, "stage1.part_epochs": 20, "stage2.w_fusion": 1.0,
-                   "stage1.part_schedule": "separate"}
+#: ``METHODS`` (method -> its config overrides, the parent recipes' included), ``PRESET_METHODS``
+#: ((preset, method) -> what the preset changes in that method, applied after it) and ``ABLATIONS`` are
+#: read from the recipes in :mod:`muva_lib.methods` on first use (module ``__getattr__`` below), so that
+#: this module stays below the methods in the import order.
+def _registry() -> Any:
+    """:mod:`muva_lib.methods` (imported on first use: the recipes import this module)."""
+    return importlib.import_module("muva_lib.methods")
 
 
-#: What a preset changes in one method's recipe (applied after the method). The smoke budget (a few
-#: minutes from random weights) is too short for CLIP-ReID's pad/crop/erasing: with them its
-#: synth-a->synth-b mAP halves (7.5 -> 3.8 %), so smoke runs both methods with the flip only.
-PRESET_METHODS: dict[tuple[str, str], dict[str, Any]] = {
-    ("smoke", "clipreid"): {"data.pad": 0, "data.erase_prob": 0.0},
-    # smoke pi-VL: the same 4 identity epochs as CLIP-ReID at the same rates, then 2 part epochs on a cosine of
-    # their own (part_schedule=separate, from the recipe; at the tail of one 6-epoch cosine they would run at
-    # 1e-4 and 1e-6: no learning)
-    ("smoke", "pivl"): {"data.pad": 0, "data.erase_prob": 0.0, "stage1.epochs": 4, "stage1.part_epochs": 2},
-}
+def __getattr__(name: str) -> Any:
+    if name == "METHODS":
+        return {r.name: r.flat_overrides() for r in _registry().recipes()}
+    if name == "PRESET_METHODS":
+        return {(p, r.name): dict(adj) for r in _registry().recipes() for p, adj in r.preset_overrides.items()}
+    if name == "ABLATIONS":
+        return {k: a for r in _registry().recipes() for k, a in r.own_ablations().items()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -318,26 +299,12 @@ class Ablation:
     overrides: tuple[str, ...]
 
 
-#: The ablations of the three-way comparison (``python -m muva_lib run --ablations``). Online gating
-#: needs a non-zero scale m (its default 0 means no masking at all): 5 turns a probability of 0 / 1
-#: into an additive -5 / +5 on the attention logits.
-ABLATIONS: dict[str, Ablation] = {
-    "part-agnostic": Ablation("muva", "part-agnostic prompts", ("model.template_type=part-agnostic",)),
-    "gating-online": Ablation("muva", "online (soft) gating, m=5", ("model.gating=online", "model.mask_max_value=5")),
-    "gating-none": Ablation("muva", "no gating", ("model.gating=none",)),
-    "vge-raw": Ablation("muva", "raw VGE boxes", ("vge.source=raw",)),
-    "vge-gt": Ablation("muva", "ground-truth boxes", ("vge.source=gt",)),
-    "no-id-tokens": Ablation("pivl", "part prompts without identity tokens", ("stage1.part_identity=false",)),
-    "no-fusion": Ablation("pivl", "no fusion head", ("stage2.w_fusion=0",)),
-    "fg-vote": Ablation("pivl", "foreground-favouring patch labels", ("parsing.vote=foreground",)),
-}
-
-
 def ablation_overrides(name: str) -> list[str]:
     """The overrides of ablation ``name``, ``variant=<name>`` included (ConfigError names the known ones)."""
-    if name not in ABLATIONS:
-        raise ConfigError(f"unknown ablation {name!r}; known: {', '.join(ABLATIONS)}")
-    return [*ABLATIONS[name].overrides, f"variant={name}"]
+    ablations = __getattr__("ABLATIONS")
+    if name not in ablations:
+        raise ConfigError(f"unknown ablation {name!r}; known: {', '.join(ablations)}")
+    return [*ablations[name].overrides, f"variant={name}"]
 
 
 # ----------------------------------------------------------------------------- (de)serialisation
@@ -519,30 +486,63 @@ def apply_overrides(cfg: RunCfg, overrides: Mapping[str, Any]) -> RunCfg:
     return cfg
 
 
-def resolve(method: str = "muva", preset: str = "paper", protocol: str | None = None,
-            seed: int | None = None, overrides: Mapping[str, Any] | Iterable[str] | str | None = None,
-            ) -> RunCfg:
-    """Defaults -> preset -> method -> preset x method -> overrides. ``overrides`` may be a dict, a list of
-    ``key=value`` strings or one whitespace-separated string of them (the notebooks' form)."""
+def _as_mapping(overrides: Mapping[str, Any] | Iterable[str] | str | None) -> Mapping[str, Any]:
+    """Overrides as a dict: a dict, a list of ``key=value`` strings or one whitespace-separated string."""
+    if isinstance(overrides, str):
+        return parse_overrides(overrides.split())
+    if overrides is not None and not isinstance(overrides, Mapping):
+        return parse_overrides(overrides)
+    return overrides or {}
+
+
+def resolve_layers(method: str = "muva", preset: str = "paper", protocol: str | None = None,
+                   seed: int | None = None, overrides: Mapping[str, Any] | Iterable[str] | str | None = None,
+                   *, ablation: str | None = None) -> list[tuple[str, Mapping[str, Any]]]:
+    """The ``(source, overrides)`` layers :func:`resolve` applies to the defaults, in order: the preset,
+    the method's recipes from the base one down (``method clipreid (parent of pivl)``, ``method pivl``),
+    the preset's adjustment of the method, the ``protocol`` / ``seed`` arguments, the ablation and
+    the user overrides."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
-    if method not in METHODS:
-        raise ConfigError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
-    if isinstance(overrides, str):
-        overrides = parse_overrides(overrides.split())
-    elif overrides is not None and not isinstance(overrides, Mapping):
-        overrides = parse_overrides(overrides)
-    cfg = RunCfg(method=method, preset=preset)
-    cfg = apply_overrides(cfg, PRESETS[preset])
-    cfg = apply_overrides(cfg, METHODS[method])
-    cfg = apply_overrides(cfg, PRESET_METHODS.get((preset, method), {}))
-    if protocol is not None:
-        cfg = apply_overrides(cfg, {"data.protocol": protocol})
-    if seed is not None:
-        cfg = apply_overrides(cfg, {"seed": seed})
-    if overrides:
-        cfg = apply_overrides(cfg, overrides)
-    return validate(cfg)
+    methods = _registry()
+    if method not in methods.names():
+        raise ConfigError(f"unknown method {method!r}; valid methods: {', '.join(methods.names())}")
+    recipe = methods.get(method)
+    layers: list[tuple[str, Mapping[str, Any]]] = [("argument", {"method": method, "preset": preset}),
+                                                   (f"preset {preset}", PRESETS[preset])]
+    for name, own in recipe.override_layers():
+        layers.append((f"method {name}" + (f" (parent of {method})" if name != method else ""), own))
+    layers.append((f"preset {preset} x method {method}", recipe.preset_overrides.get(preset, {})))
+    args = {**({"data.protocol": protocol} if protocol is not None else {}), **({"seed": seed} if seed is not None else {})}
+    layers.append(("argument", args))
+    if ablation:
+        owner = __getattr__("ABLATIONS").get(ablation)
+        if owner is not None and owner.method != method:
+            raise ConfigError(f"ablation {ablation!r} changes {owner.method}'s recipe, not {method}'s")
+        layers.append((f"ablation {ablation}", parse_overrides(ablation_overrides(ablation))))
+    layers.append(("override", _as_mapping(overrides)))
+    return [(source, layer) for source, layer in layers if layer]
+
+
+def resolve_with_sources(method: str = "muva", preset: str = "paper", protocol: str | None = None,
+                         seed: int | None = None, overrides: Mapping[str, Any] | Iterable[str] | str | None = None,
+                         *, ablation: str | None = None) -> tuple[RunCfg, dict[str, str]]:
+    """:func:`resolve`'s config and, for every dotted key a layer set, the source of its value (the last
+    layer that set it, :func:`resolve_layers`); keys missing from the dict keep their default."""
+    cfg, sources = RunCfg(), {}
+    for source, layer in resolve_layers(method, preset, protocol, seed, overrides, ablation=ablation):
+        cfg = apply_overrides(cfg, layer)
+        sources.update(dict.fromkeys(layer, source))
+    return validate(cfg), sources
+
+
+def resolve(method: str = "muva", preset: str = "paper", protocol: str | None = None,
+            seed: int | None = None, overrides: Mapping[str, Any] | Iterable[str] | str | None = None,
+            *, ablation: str | None = None) -> RunCfg:
+    """Defaults -> preset -> method (its parent recipes first) -> preset x method -> ablation -> overrides.
+    ``overrides`` may be a dict, a list of ``key=value`` strings or one whitespace-separated string of
+    them (the notebooks' form); ``ablation`` names one of :data:`ABLATIONS` (``variant`` included)."""
+    return resolve_with_sources(method, preset, protocol, seed, overrides, ablation=ablation)[0]
 
 
 # ----------------------------------------------------------------------------- validation
@@ -685,7 +685,7 @@ GRID_INTERPOLATIONS: tuple[str, ...] = ("bilinear", "bicubic", "nearest", "neare
 #: fails for a field without one). :func:`validate` checks them, then :data:`CROSS_RULES`.
 FIELD_RULES: dict[str, Rule] = {
     # run
-    "method": _choice(lambda: METHODS),
+    "method": _choice(lambda: _registry().names()),
     "preset": _choice(lambda: PRESETS),
     "seed": _int(0),
     "device": _matches(r"auto|cpu|mps|cuda(:\d+)?", "auto, cpu, mps, cuda or cuda:N"),

@@ -415,11 +415,11 @@ def part_phase_runs(protocol: str = "synth-a->synth-b", part_epochs: Iterable[in
 
 def prepare_inputs(cfg: RunCfg, progress: bool = False) -> None:
     """Write what runs of ``cfg`` share before they start side by side: the protocol's data (the
-    synthetic domains are generated when missing), the VGE store and masks (MUVA) and the parsing
-    store (pi-VL) of the training items. Parallel runs then only read them."""
+    synthetic domains are generated when missing), the VGE store and masks (part tokens) and what the method's
+    training extras prepare (pi-VL: the parsing store) of the training items. Parallel runs then only read them."""
     from .data.protocols import build
     from .geometry import grid_for
-    from .train.pivl import pivl_enabled, training_parsing
+    from .methods import training_extras
     from .train.setup import training_masks
     from .utils import resolve_device
 
@@ -428,8 +428,7 @@ def prepare_inputs(cfg: RunCfg, progress: bool = False) -> None:
     device = resolve_device(cfg.device)
     if cfg.model.num_parts:
         training_masks(cfg, data.train, grid_for((cfg.data.height, cfg.data.width)), device, progress=progress)
-    if pivl_enabled(cfg):
-        training_parsing(cfg, data.train, device, progress=progress)
+    training_extras(cfg).prepare(cfg, data.train, device, dist=None, progress=progress, barrier=lambda: None)
 
 
 def results_dir(preset: str) -> Path:

@@ -110,7 +110,7 @@ def test_named_terms_and_ablations():
 
 
 def test_part_accuracies_by_hand():
-    from muva_lib.train.pivl import part_accuracies
+    from muva_lib.methods.pivl_training import part_accuracies
 
     # 2 identities x 2 parts, prompts along the 4 axes: row u, part k -> axis 2u + k
     text = torch.eye(4).view(2, 2, 4)
@@ -131,7 +131,7 @@ def test_part_accuracies_by_hand():
 
 
 def test_bad_parsing_vote_is_refused_before_any_parsing():
-    from muva_lib.train.pivl import training_parsing
+    from muva_lib.methods.pivl_training import training_parsing
 
     for bad, msg in (("parsing.vote=mode", "parsing.vote='mode'"), ("parsing.fg_share=0", "parsing.fg_share=0.0")):
         with pytest.raises(ValueError, match=re.escape(msg)):

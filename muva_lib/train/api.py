@@ -20,7 +20,6 @@ from .run_eval import SUMMARY_KEYS, evaluate_model
 from .loop import Callback
 from .rundir import NotResumableError, RunDir, find_resumable
 from .setup import TrainSetup, prepare
-from .pivl import load_aux_state
 from .stage1 import run_stage1, stage1_total_epochs
 from .stage2 import run_stage2
 
@@ -136,7 +135,7 @@ def train(cfg: RunCfg, run_dir: str | Path | None = None, resume: bool = False, 
             run.update_manifest(device=str(device), world_size=dist.world_size)
         if state is not None:
             load_model_train_state(setup.model, state["model"])
-            load_aux_state(setup.aux, state.get("extra", {}))
+            setup.extras.load_aux_state(setup.aux, state.get("extra", {}))
             setup.history = {k: list(v) for k, v in state["history"].items()}
             set_rng_state(state["rng"])
         stage, done = (state["stage"], int(state["epoch"])) if state is not None else ("", 0)
@@ -164,7 +163,7 @@ def load_run(path: str | Path) -> TrainResult:
 
 
 def _checkpoint_and_config(path: str | Path) -> tuple[Path, RunCfg]:
-    """``path``: a run folder or a ``models.checkpoint`` file -> (checkpoint file, the run's config)."""
+    """``path``: a run folder or a ``models.weights`` file -> (checkpoint file, the run's config)."""
     path = Path(path)
     ckpt = RunDir(path).final_path if path.is_dir() else path
     if not ckpt.is_file():

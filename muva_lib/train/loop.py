@@ -6,27 +6,17 @@ the loop knows nothing about re-ID (minGPT's Trainer, fast-reid's named loss dic
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from ..methods.step import StepOutput
 from ..utils import autocast
 from .ddp import all_reduce_mean
 
 __all__ = ["StepOutput", "Callback", "LambdaCallback", "make_scaler", "train_epoch", "notify"]
-
-
-@dataclass
-class StepOutput:
-    """What a stage's step returns: named loss terms (unweighted scalars), extra metrics (not summed),
-    and the number of samples (for averaging)."""
-
-    losses: dict[str, Tensor]
-    metrics: dict[str, float | Tensor] = field(default_factory=dict)
-    size: int = 1
 
 
 class Callback:

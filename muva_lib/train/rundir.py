@@ -12,8 +12,8 @@ Layout (every file written atomically by rank 0)::
     logs/eval.csv            one row per evaluation: stage, epoch, target, mAP, rank1, rank5, rank10, mINP
     tb/stage1, tb/stage2     TensorBoard scalars (same numbers as the CSVs)
     checkpoints/last.pt      training state after the last completed epoch (resume)
-    checkpoints/stage1.pt    the prompts after stage 1 (models.checkpoint format)
-    checkpoints/final.pt     the model after the last epoch, by component (models.checkpoint format)
+    checkpoints/stage1.pt    the prompts after stage 1 (models.weights format)
+    checkpoints/final.pt     the model after the last epoch, by component (models.weights format)
     cache/stage1_feats.pt    stage-1 image features {feats [M, F], labels [M], keys}
     metrics/<target>.json    final metrics on each target (fractions in [0, 1])
 

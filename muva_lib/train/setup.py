@@ -1,5 +1,5 @@
-"""What both stages share: protocol data, VGE part masks (MUVA), parsing maps and aux modules (pi-VL), the model
-and the run, built once by :func:`prepare`."""
+"""What both stages share: protocol data, VGE part masks (a model with part tokens), what the method's training
+extras prepare (:mod:`muva_lib.methods`), the model and the run, built once by :func:`prepare`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -13,12 +13,13 @@ from ..config import RunCfg, config_hash
 from ..batches.loaders import make_test_loader
 from ..data.protocols import ProtocolData, build
 from ..data.types import Item
+from ..methods import training_extras
+from ..methods.extras import TrainingExtras
 from ..models.factory import ReidModel, ReidOutput, create_model
 from ..utils import autocast, resolve_device, seed_everything, set_threads
 from .train_state import save_train_state
 from .ddp import DistInfo, barrier, gather_in_order
 from .loop import Callback, notify
-from .pivl import create_aux, pivl_enabled, training_parsing
 from .rundir import RunDir
 
 __all__ = ["TrainSetup", "prepare", "training_masks", "feature_pass"]
@@ -28,8 +29,9 @@ __all__ = ["TrainSetup", "prepare", "training_masks", "feature_pass"]
 class TrainSetup:
     """Everything a stage needs. ``history`` holds the rows of ``logs/stage1.csv``, ``logs/stage2.csv`` and
     ``logs/eval.csv`` as lists of dicts (pandas-ready); ``timings`` the seconds spent per phase.
-    pi-VL: ``parsing`` grouped part-class maps ``{key: uint8 [H, W]}``, ``aux`` its training-only modules
-    (:class:`muva_lib.train.pivl.PivlAux`); both None for the other methods."""
+    ``extras``: the method's hooks into the stages (:func:`muva_lib.methods.training_extras`); ``parsing``
+    what they prepared (pi-VL: grouped part-class maps ``{key: uint8 [H, W]}``) and ``aux`` the training-only
+    modules they built beside the model (saved in ``last.pt``); both None without extras."""
 
     cfg: RunCfg
     device: torch.device
@@ -44,6 +46,7 @@ class TrainSetup:
     timings: dict[str, float] = field(default_factory=dict)
     parsing: dict[str, np.ndarray] | None = None
     aux: torch.nn.Module | None = None
+    extras: TrainingExtras = field(default_factory=TrainingExtras)
 
     @property
     def amp(self) -> bool:
@@ -59,18 +62,22 @@ class TrainSetup:
         """This process writes the run folder (rank 0 with a run)."""
         return self.run is not None and self.dist.is_main
 
+    def features(self, select: Callable[[ReidOutput], torch.Tensor], *, teacher_forced: bool = True,
+                 return_patches: bool = False, desc: str = "features") -> torch.Tensor:
+        """:func:`feature_pass` of the model over the training items: [M, F] in item order."""
+        return feature_pass(self.model, self.data.train, self, select, teacher_forced=teacher_forced,
+                            return_patches=return_patches, desc=desc)
+
     def end_epoch(self, stage: str, epoch: int, record: dict[str, Any], *, model: torch.nn.Module,
                   optimizer: torch.optim.Optimizer, scaler: Any, sampler: Any, tb: Any = None) -> None:
         """After a completed epoch: (rank 0 with a run) rewrite ``logs/<stage>.csv``, save ``last.pt``,
         record the progress in the manifest, add the epoch's scalars (and evaluations) to TensorBoard;
         then the callbacks' ``on_epoch_end``, so that a callback raising there leaves a resumable run."""
         if self.writes:
-            from .pivl import aux_state
-
             self.run.write_rows(stage, self.history[stage])
             save_train_state(self.run.last_path, stage=stage, epoch=epoch, model=model, optimizer=optimizer,
                              scaler=scaler, sampler=sampler, history=self.history, config_hash=config_hash(self.cfg),
-                             extra=aux_state(self.aux))
+                             extra=self.extras.aux_state(self.aux))
             self.run.update_manifest(progress={"stage": stage, "epoch": epoch})
             if tb is not None:
                 for k, v in record.items():
@@ -107,8 +114,8 @@ def training_masks(cfg: RunCfg, items: Sequence[Item], grid_hw: tuple[int, int],
 def prepare(cfg: RunCfg, device: str | torch.device | None = None, *, run: RunDir | None = None,
             callbacks: Sequence[Callback] = (), progress: bool = True, dist: DistInfo | None = None,
             data: ProtocolData | None = None) -> TrainSetup:
-    """Threads, protocol data, VGE masks (MUVA), parsing maps (pi-VL), then the seeded model (and pi-VL's
-    aux modules): a :class:`TrainSetup`.
+    """Threads, protocol data, VGE masks (part tokens), what the method's extras prepare, then the seeded
+    model (and the extras' aux modules): a :class:`TrainSetup`.
 
     ``device`` defaults to ``cfg.device`` (``auto``: CUDA when present). The model is created right
     after ``seed_everything(cfg.seed)``, so the same config always starts from the same weights.
@@ -124,18 +131,18 @@ def prepare(cfg: RunCfg, device: str | torch.device | None = None, *, run: RunDi
         from ..geometry import grid_for
         masks = training_masks(cfg, data.train, grid_for((cfg.data.height, cfg.data.width)), device, dist, progress,
                                run)
-    parsing = grouping = None
-    if pivl_enabled(cfg):
-        parsing, grouping = training_parsing(cfg, data.train, device, dist, progress)
+    extras = training_extras(cfg)
+    parsing = extras.prepare(cfg, data.train, device, dist=dist, progress=progress, barrier=barrier)
     seed_everything(cfg.seed, cfg.deterministic)
     model = create_model(cfg, data.num_classes, device=device)
-    aux = create_aux(cfg, model, grouping, device) if grouping is not None else None
+    aux = extras.build_aux(cfg, model, device)
     if masks is not None:
         rows = next(iter(masks.values())).shape
         if tuple(rows) != (model.num_parts, model.image_encoder.num_patches):
             raise ValueError(f"part masks are {tuple(rows)} but the model needs "
                              f"({model.num_parts}, {model.image_encoder.num_patches}) (parts, patches)")
-    return TrainSetup(cfg, device, data, model, masks, dist, run, tuple(callbacks), progress, parsing=parsing, aux=aux)
+    return TrainSetup(cfg, device, data, model, masks, dist, run, tuple(callbacks), progress, parsing=parsing, aux=aux,
+                      extras=extras)
 
 
 @torch.no_grad()

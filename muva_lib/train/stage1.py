@@ -1,21 +1,17 @@
 """Stage 1: learn the per-identity prompts against image features computed once with the frozen encoder.
 
-MUVA (spec 1.4): pre-BN f with teacher-forced VGE masks, VPM-1 = normalised per-id means, batches of
-identity labels from PK sampling (16 ids x 4 repeats), cluster-NCE (T1 = 1). CLIP-ReID (peers 2.2):
-projected CLS, random batches of cached features, SupCon image->text + text->image (T = 1, raw
-dot products). Both: Adam on the prompt context only, warm-up + cosine per epoch. A step runs the
+The identity epochs (``stage1.epochs``) run the identity phase of ``stage1.loss``
+(:func:`muva_lib.methods.identity_phase`: its sampler over the cache, prototypes and step; cluster-NCE
+against per-id means on PK batches, or SupCon on random batches); a method's own epochs follow them
+(``TrainingExtras.stage1_weights`` / ``stage1_step``: pi-VL's part-informed epochs, numbered on after
+them, ``stage1_total_epochs``). The cache holds the pre-BN f (teacher-forced by the VGE masks when the
+model has part tokens). Adam on the prompt context only (and the params the extras add), warm-up + cosine
+per epoch (:func:`stage1_epoch_lr`, by ``stage1.part_schedule`` and ``stage1.schedule``). A step runs the
 text encoder only, once per distinct identity of the batch (``ReidModel.text_features``).
 
 Under DDP the feature cache is computed in shards and gathered; the prompt epochs then run
 identically on every rank (same batches, no communication: SupCon needs the whole batch, and the
 text-only steps are cheap), so every rank ends with the prompts of a one-process run.
-
-pi-VL: after the ``stage1.epochs`` identity epochs, ``stage1.part_epochs`` part-informed epochs (dense
-InfoNCE on cached patch features, :mod:`muva_lib.train.pivl`), numbered on after them
-(``stage1_total_epochs``); the warm-up + cosine schedule runs over all of them (the paper: 60 + 20
-epochs, "cosine decay": one schedule over 80 is a reading), or the part epochs get a cosine of their own
-after the identity epochs of a CLIP-ReID run (``stage1.part_schedule=separate``, pi-VL's recipe) or after
-the identity part of the one schedule (``restart``); :func:`stage1_epoch_lr`.
 """
 from __future__ import annotations
 
@@ -27,16 +23,14 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor
 
-from ..config import STAGE1_LOSSES, RunCfg
+from ..config import RunCfg
 from ..batches.sampler import PKSampler, ShuffledBatchSampler
-from ..losses import cluster_nce, supcon
-from ..memory import visual_prototypes
+from ..methods import identity_phase, training_extras
 from ..models.weights import save_checkpoint, self_contained
 from ..utils import atomic_write_bytes
 from .train_state import restore_train_state
 from .loop import StepOutput, make_scaler, notify, train_epoch
 from .optim import make_adam, set_epoch_lr, stage1_param_groups, stage1_phase_lr, stage1_trainable
-from .pivl import load_or_compute_patch_cache, part_step
 from .setup import TrainSetup, feature_pass
 
 __all__ = ["Stage1Cache", "stage1_weights", "stage1_total_epochs", "stage1_epoch_lr", "compute_stage1_cache", "load_or_compute_cache",
@@ -71,15 +65,11 @@ def stage1_epoch_lr(epoch: int, cfg: RunCfg) -> float:
 
 
 def stage1_weights(cfg: RunCfg, epoch: int = 1) -> dict[str, float]:
-    """The named stage-1 loss terms of ``epoch`` and their weights (the one place they are listed):
-    the identity terms, and ``part_nce`` in pi-VL's part-informed epochs (after ``stage1.epochs``)."""
-    if epoch > cfg.stage1.epochs:
-        return {"part_nce": 1.0}
-    if cfg.stage1.loss == "cluster_nce":
-        return {"cluster_nce": 1.0}
-    if cfg.stage1.loss == "supcon":
-        return {"i2t": 1.0, "t2i": 1.0}
-    raise ValueError(f"stage1.loss={cfg.stage1.loss!r}; expected one of {', '.join(STAGE1_LOSSES)}")
+    """The named stage-1 loss terms of ``epoch`` and their weights: those of the method's own epochs
+    (``TrainingExtras.stage1_weights``: pi-VL's ``part_nce`` after ``stage1.epochs``), else the identity
+    phase's of ``stage1.loss`` (:func:`muva_lib.methods.identity_phase`)."""
+    own = training_extras(cfg).stage1_weights(cfg, epoch)
+    return dict(own) if own is not None else dict(identity_phase(cfg.stage1.loss).terms)
 
 
 def compute_stage1_cache(setup: TrainSetup) -> Stage1Cache:
@@ -109,11 +99,9 @@ def load_or_compute_cache(setup: TrainSetup) -> Stage1Cache:
 
 
 def make_stage1_sampler(cfg: RunCfg, labels: Tensor) -> PKSampler | ShuffledBatchSampler:
-    """MUVA: PK batches of ``stage1.batch_size`` labels (K = ``data.num_instances`` repeats of each id);
-    CLIP-ReID: a random permutation of the cached images in batches of ``stage1.batch_size``."""
-    if cfg.stage1.loss == "cluster_nce":
-        return PKSampler(labels.tolist(), cfg.stage1.batch_size, cfg.data.num_instances, cfg.seed, salt=SALT)
-    return ShuffledBatchSampler(len(labels), cfg.stage1.batch_size, cfg.seed, salt=SALT)
+    """The identity phase's batches over the cache rows of ``labels`` [M] (PK batches of labels for
+    cluster-NCE, a random permutation for SupCon)."""
+    return identity_phase(cfg.stage1.loss).sampler(cfg, labels, SALT)
 
 
 def stage1_batches(sampler: PKSampler | ShuffledBatchSampler) -> list[Tensor]:
@@ -124,19 +112,9 @@ def stage1_batches(sampler: PKSampler | ShuffledBatchSampler) -> list[Tensor]:
 
 
 def stage1_step(model: Any, cache: Stage1Cache, prototypes: Tensor | None, cfg: RunCfg, idx: Tensor) -> StepOutput:
-    """Loss terms of one batch of cache indices ``idx`` [B]. Text features come from
-    ``model.text_features``: each distinct identity through the text encoder once."""
-    labels = cache.labels[idx.to(cache.labels.device)]
-    text = model.text_features(labels).flatten(1)  # [B, (1+R) d]
-    if cfg.stage1.loss == "cluster_nce":
-        loss = cluster_nce(text, prototypes, labels, cfg.stage1.cluster_nce_temp)
-        acc = (torch.nn.functional.normalize(text.detach().float(), dim=1) @ prototypes.t()).argmax(1) == labels
-        return StepOutput({"cluster_nce": loss}, {"acc": acc.float().mean()}, size=len(labels))
-    img = cache.feats[idx.to(cache.feats.device)]
-    i2t = supcon(img, text, labels, labels)
-    t2i = supcon(text, img, labels, labels)
-    acc = labels[(img.float() @ text.detach().float().t()).argmax(1)] == labels
-    return StepOutput({"i2t": i2t, "t2i": t2i}, {"acc": acc.float().mean()}, size=len(labels))
+    """Loss terms of one batch of cache indices ``idx`` [B] (the identity phase of ``stage1.loss``). Text
+    features come from ``model.text_features``: each distinct identity through the text encoder once."""
+    return identity_phase(cfg.stage1.loss).step(model, cache, prototypes, cfg, idx)
 
 
 def run_stage1(setup: TrainSetup, state: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -147,16 +125,11 @@ def run_stage1(setup: TrainSetup, state: Mapping[str, Any] | None = None) -> lis
     t_start = time.perf_counter()
     total = stage1_total_epochs(cfg)
     cache = load_or_compute_cache(setup).to(device)
-    patches = load_or_compute_patch_cache(setup).to(device) if cfg.stage1.part_epochs else None
-    prototypes = (visual_prototypes(cache.feats, cache.labels, setup.data.num_classes)
-                  if cfg.stage1.loss == "cluster_nce" else None)
+    setup.extras.stage1_start(setup)
+    prototypes = identity_phase(cfg.stage1.loss).prototypes(cache.feats, cache.labels, setup.data.num_classes)
     stage1_trainable(model)
     model.eval()  # no batch statistics or dropout anywhere in stage 1 (the text tower has none)
-    groups = stage1_param_groups(model, cfg.stage1)
-    own_ctx = setup.aux.part_prompts.ctx if setup.aux is not None else None
-    if own_ctx is not None:  # shared part prompts (ablation): their own context learns in the part epochs
-        groups.append({**groups[0], "name": "part_prompts", "params": [own_ctx]})
-    optimizer = make_adam(groups)
+    optimizer = make_adam(setup.extras.stage1_groups(setup, stage1_param_groups(model, cfg.stage1)))
     scaler = make_scaler(device, setup.amp)
     sampler = make_stage1_sampler(cfg, cache.labels.cpu())
     start = restore_train_state(state, model, optimizer, scaler, sampler) if state is not None else 1
@@ -171,12 +144,8 @@ def run_stage1(setup: TrainSetup, state: Mapping[str, Any] | None = None) -> lis
         sampler.set_epoch(epoch)
         batches = stage1_batches(sampler)
         weights = stage1_weights(cfg, epoch)
-        if "part_nce" in weights:
-            def step(idx: Tensor) -> StepOutput:
-                return part_step(model, setup.aux, patches, cfg, idx)
-        else:
-            def step(idx: Tensor) -> StepOutput:
-                return stage1_step(model, cache, prototypes, cfg, idx)
+        step = setup.extras.stage1_step(setup, weights) or (
+            lambda idx: stage1_step(model, cache, prototypes, cfg, idx))
         row = train_epoch(step, batches, weights, optimizer, scaler, device=device, amp=setup.amp, stage="stage1",
                           epoch=epoch, callbacks=setup.callbacks, progress=setup.progress, total=len(batches))
         record = {"epoch": epoch, "lr": lr, **row}

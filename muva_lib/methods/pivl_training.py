@@ -1,4 +1,5 @@
-"""pi-VL's training-only parts: parsing maps, part-informed prompts, the fusion head, the dense prompt phase.
+"""pi-VL's training-only parts: parsing maps, part-informed prompts, the fusion head, the dense prompt phase,
+and :class:`PivlExtras`, the hooks through which the shared stages of :mod:`muva_lib.train` use them.
 
 pi-VL (pivl_notes.md) = CLIP-ReID + (stage 1) ``stage1.part_epochs`` epochs of part-informed prompt tuning
 after the identity epochs: patch features of the frozen encoder (cached once, projected to the text space)
@@ -7,7 +8,8 @@ against the part prompts "A photo of a <identity tokens> person, <part>." with a
 several blocks whose per-location features are pulled towards the frozen part-prompt features of each
 location's parsing label (:func:`muva_lib.losses.part_fusion_mse`, weight ``stage2.w_fusion``).
 
-Everything here lives beside the model (``TrainSetup.aux``), never in it: the test-time model and its
+Imported on first use by :meth:`muva_lib.methods.pivl.Pivl.training_extras` (the recipe stays light for
+:mod:`muva_lib.config`). Everything here lives beside the model (``TrainSetup.aux``), never in it: the test-time model and its
 checkpoints are CLIP-ReID's. The aux state travels in ``last.pt`` (``extra['aux']``) for resume.
 Ablations: ``stage1.part_identity=false`` (part prompts shared by all identities, with a context of
 their own), ``stage2.w_fusion=0`` (part prompts kept, no fusion head).
@@ -17,7 +19,7 @@ from __future__ import annotations
 import io
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -25,23 +27,19 @@ from torch import Tensor, nn
 
 from ..config import RunCfg
 from ..data.types import Item
-from ..losses import dense_part_nce
+from ..losses import dense_part_nce, part_fusion_mse
 from ..models.factory import ReidModel
 from ..models.fusion import ViTFusionHead, fusion_blocks, tokens_to_map
 from ..models.prompt_learner import PartPromptLearner, encode_part_text
 from ..human_parsing import Grouping, grid_labels, parsing_maps_for
 from ..utils import atomic_write_bytes
-from .ddp import DistInfo, barrier
-from .loop import StepOutput
+from .extras import TrainingExtras
+from .pivl import pivl_enabled
+from .step import StepOutput
 
-__all__ = ["pivl_enabled", "PivlAux", "create_aux", "training_parsing", "PatchCache", "load_or_compute_patch_cache",
+__all__ = ["pivl_enabled", "PivlExtras", "PivlAux", "create_aux", "training_parsing", "PatchCache", "load_or_compute_patch_cache",
            "part_step", "part_accuracies", "all_part_text", "fusion_grid", "fused_features", "part_text_ids", "aux_state",
            "load_aux_state"]
-
-
-def pivl_enabled(cfg: RunCfg) -> bool:
-    """The run needs parsing maps and the aux parts (part prompt epochs or a fusion loss)."""
-    return cfg.stage1.part_epochs > 0 or cfg.stage2.w_fusion > 0
 
 
 class PivlAux(nn.Module):
@@ -71,10 +69,12 @@ def create_aux(cfg: RunCfg, model: ReidModel, grouping: Grouping, device: torch.
     return PivlAux(prompts, fusion, blocks, grouping).to(device)
 
 
-def training_parsing(cfg: RunCfg, items: Sequence[Item], device: torch.device, dist: DistInfo = DistInfo(),
-                     progress: bool = False) -> tuple[dict[str, np.ndarray], Grouping]:
-    """Grouped parsing maps ``{key: uint8 [H, W]}`` of the training items; rank 0 fills the store first.
-    A bad ``parsing.vote`` / ``parsing.fg_share`` is refused here, before any parsing or training."""
+def training_parsing(cfg: RunCfg, items: Sequence[Item], device: torch.device, dist: Any = None,
+                     progress: bool = False, *, barrier: Callable[[], None] = lambda: None
+                     ) -> tuple[dict[str, np.ndarray], Grouping]:
+    """Grouped parsing maps ``{key: uint8 [H, W]}`` of the training items; rank 0 (``dist.is_main``, one
+    process when None) fills the store first, the others wait at ``barrier`` and read it. A bad
+    ``parsing.vote`` / ``parsing.fg_share`` is refused here, before any parsing or training."""
     from ..human_parsing import VOTES
 
     if cfg.parsing.vote not in VOTES:
@@ -82,7 +82,7 @@ def training_parsing(cfg: RunCfg, items: Sequence[Item], device: torch.device, d
     if not 0.0 < cfg.parsing.fg_share <= 1.0:
         raise ValueError(f"parsing.fg_share={cfg.parsing.fg_share} must be in (0, 1]")
     out = None
-    if dist.is_main:
+    if dist is None or dist.is_main:
         out = parsing_maps_for(items, cfg.parsing, device=device, progress=progress)
     barrier()
     if out is None:
@@ -117,8 +117,6 @@ class PatchCache:
 def load_or_compute_patch_cache(setup: Any) -> PatchCache:
     """The run's ``cache/stage1_patches.pt`` when it matches the training items, else one eval-mode pass
     (``return_patches``) of the frozen encoder, saved. Part labels come from ``setup.parsing``."""
-    from .setup import feature_pass
-
     items = setup.data.train
     keys = [it.key for it in items]
     path = setup.run.cache_path.with_name("stage1_patches.pt") if setup.run is not None else None
@@ -129,8 +127,8 @@ def load_or_compute_patch_cache(setup: Any) -> PatchCache:
             feats = blob["feats"]
     if feats is None:
         t0 = time.perf_counter()
-        feats = feature_pass(setup.model, items, setup, lambda out: out.patch_tokens, teacher_forced=True,
-                             return_patches=True, desc="stage-1 patch cache").half().cpu()
+        feats = setup.features(lambda out: out.patch_tokens, teacher_forced=True, return_patches=True,
+                               desc="stage-1 patch cache").half().cpu()
         setup.timings["stage1_patch_cache_s"] = time.perf_counter() - t0
         if path is not None and setup.dist.is_main:
             buf = io.BytesIO()
@@ -218,3 +216,101 @@ def load_aux_state(aux: nn.Module | None, extra: Mapping[str, Any]) -> None:
     if "aux" not in extra:
         raise KeyError("training state has no pi-VL aux state (part prompts / fusion head)")
     aux.load_state_dict(extra["aux"], strict=True)
+
+
+# ----------------------------------------------------------------------------- the stages' hooks
+
+class PivlExtras(TrainingExtras):
+    """pi-VL's additions to the shared stages: parsing maps and the aux modules at set-up, the part
+    phase (patch cache, the shared part context's group, :func:`part_step`) in stage 1, and in stage 2
+    the fusion head (its Adam group, the blocks it reads, the parsing labels per location, the frozen
+    part text and the ``fusion`` term)."""
+
+    def __init__(self) -> None:
+        self.grouping: Grouping | None = None
+        self.patches: PatchCache | None = None
+        self.part_text: Tensor | None = None
+        self.fusion: nn.Module | None = None
+        self.blocks: tuple[int, ...] = ()
+
+    def prepare(self, cfg: RunCfg, items: Sequence[Item], device: torch.device, *, dist: Any, progress: bool,
+                barrier: Callable[[], None]) -> dict[str, np.ndarray]:
+        parsing, self.grouping = training_parsing(cfg, items, device, dist, progress, barrier=barrier)
+        return parsing
+
+    def build_aux(self, cfg: RunCfg, model: ReidModel, device: torch.device) -> PivlAux:
+        return create_aux(cfg, model, self.grouping, device)
+
+    def aux_state(self, aux: nn.Module | None) -> Mapping[str, Any]:
+        return aux_state(aux)
+
+    def load_aux_state(self, aux: nn.Module | None, extra: Mapping[str, Any]) -> None:
+        load_aux_state(aux, extra)
+
+    def stage1_weights(self, cfg: RunCfg, epoch: int) -> dict[str, float] | None:
+        return {"part_nce": 1.0} if epoch > cfg.stage1.epochs else None
+
+    def stage1_start(self, setup: Any) -> None:
+        self.patches = load_or_compute_patch_cache(setup).to(setup.device) if setup.cfg.stage1.part_epochs else None
+
+    def stage1_groups(self, setup: Any, groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        own_ctx = setup.aux.part_prompts.ctx
+        if own_ctx is not None:  # shared part prompts (ablation): their own context learns in the part epochs
+            groups.append({**groups[0], "name": "part_prompts", "params": [own_ctx]})
+        return groups
+
+    def stage1_step(self, setup: Any, weights: Mapping[str, float]) -> Callable[[Tensor], StepOutput] | None:
+        if "part_nce" not in weights:
+            return None
+        return lambda idx: part_step(setup.model, setup.aux, self.patches, setup.cfg, idx)
+
+    def stage2_terms(self, cfg: RunCfg) -> dict[str, float]:
+        return {"fusion": cfg.stage2.w_fusion}
+
+    def stage2_start(self, setup: Any, weights: Mapping[str, float]) -> None:
+        aux = setup.aux
+        if "fusion" not in weights:
+            return
+        if aux is None or aux.fusion is None:
+            raise ValueError("stage2.w_fusion > 0 needs pi-VL's aux modules (built by prepare for a fusion weight)")
+        with torch.no_grad():
+            self.part_text = all_part_text(setup.model, aux)  # [N or 1, P, d], frozen
+        self.fusion, self.blocks = aux.fusion, tuple(aux.blocks)
+
+    def stage2_groups(self, setup: Any, weights: Mapping[str, float]) -> list[dict[str, Any]]:
+        if self.fusion is None:
+            return []
+        s = setup.cfg.stage2
+        return [{"name": "fusion", "params": list(self.fusion.parameters()), "lr": s.base_lr, "base_lr": s.base_lr,
+                 "weight_decay": s.weight_decay}]
+
+    def stage2_loader_kwargs(self, setup: Any) -> dict[str, Any]:
+        if self.fusion is None:
+            return {}
+        cfg = setup.cfg
+        grid = fusion_grid(cfg)
+        labels = grid_labels(setup.parsing, grid, setup.aux.grouping.num_parts + 1, cfg.parsing.vote,
+                             cfg.parsing.fg_share)
+        return {"parsing": labels, "parsing_grid_hw": grid}
+
+    def stage2_wrap(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
+        if self.fusion is not None:
+            self.fusion = wrap(self.fusion)
+
+    def stage2_hidden_blocks(self) -> tuple[int, ...]:
+        return self.blocks
+
+    def stage2_train(self) -> None:
+        if self.fusion is not None:
+            self.fusion.train()
+
+    def stage2_losses(self, setup: Any, out: Any, batch: Mapping[str, Any], labels: Tensor,
+                      weights: Mapping[str, float]) -> dict[str, Tensor]:
+        """``fusion``: fused [B, L', d] of the blocks' patch tokens against the frozen part text of each
+        location's parsing label (Long[B, L'])."""
+        if self.fusion is None:
+            return {}
+        fused = fused_features(self.fusion, out.hidden, setup.grid_hw)
+        parsing = batch["parsing"].to(setup.device)
+        return {"fusion": part_fusion_mse(fused, parsing, self.part_text, part_text_ids(setup.aux, labels),
+                                          setup.cfg.stage2.fusion_norm)}
