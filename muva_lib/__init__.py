@@ -3,6 +3,38 @@
 MUVA, CLIP-ReID and pi-VL on one pipeline: grounding -> protocols -> two-stage training ->
 evaluation -> tables and figures. The public API is re-exported here; notebooks use only this.
 Heavier entry points (``require_run``, ``execute_notebook``, ``collect_results``) load on first use.
+
+Code map: the stages in import order, from the leaves to the front doors. A module imports from its own
+stage and earlier ones only; the order is :data:`muva_lib.layering.ORDER` and ``tests/test_layering.py``
+checks it (and that this map lists the same names). ``*`` marks a name that issue 13's redesign adds.
+
+   0  utils            seeding, device and AMP choice, atomic file writes
+      paths            where the repository, data, figures and runs live (each overridable by an env var)
+      jsonl            append-only JSONL files that survive a kill
+      geometry*        patch grids, flips, box and mask helpers that every stage uses
+      layering*        this order and the check of the import graph
+   1  config           dataclass configs with the paper's values, presets, ``key=value`` overrides
+   2  data/            item types, dataset readers, the synthetic and real sets, named protocols
+   3  grounding/       the visual grounding expert (VGE): backends, answer parsing, calibration, masks, store
+   4  human_parsing/*  human parsing maps (pi-VL's input; was ``parsing/``): sources, grouping, store, labels
+   5  batches/*        training augmentation, P x K samplers, image loaders (were in ``data/``)
+   6  models/          CLIP backbone, AM-MSA image encoder, prompts, heads, the factory, checkpoints
+   7  losses           the pure loss functions of both training stages
+   8  memory           prototype memories: visual (VPM) and textual (TPM)
+      features*        the one feature-extraction path: evaluation, training passes, notebook probes
+   9  eval/            ranking metrics, distances, re-ranking, the chunked evaluator
+  10  methods/*        the method registry and one recipe per method: clipreid, muva, pivl
+  11  train/           what every method shares: optimiser, sampler, resume, DDP, epoch loop, run folders
+  12  analysis         diagnostics of trained runs (retrieval, memory statistics, mask IoU, attention)
+      baselines        training-free baselines: colour histograms, LDA
+      tables           results tables: collected metrics, the papers' numbers, Markdown and LaTeX export
+      runs             notebook runs: find or train a config's run, execute notebooks with papermill
+      readme           the README's generated blocks
+  13  viz/             figures: one module per topic, ``save_figure``
+  14  commands/        one module per CLI command (``python -m muva_lib <command>``)
+      bench            ``python -m muva_lib.bench NAME``: speed and memory benchmarks
+  15  __main__         the command line
+      __init__         this public API
 """
 from __future__ import annotations
 
