@@ -29,7 +29,7 @@ def test_every_module_has_a_stage(report):
         pytest.fail("\n".join(report.lines(["unstaged"])), pytrace=False)
 
 
-def test_the_order_names_only_what_exists(report):
+def test_the_order_and_its_exceptions_name_only_what_exists(report):
     if report.unknown:
         pytest.fail("\n".join(report.lines(["unknown"])), pytrace=False)
 
@@ -111,6 +111,8 @@ def test_import_module_with_a_literal_or_fstring_name_is_caught(tmp_path):
                                "mid.py": "import importlib\nimportlib.import_module('.top', 'pkg')\n"})
     assert _upward(root) == [("pkg.leaf", 2, "pkg.mid", "import_module"), ("pkg.leaf", 4, "pkg.top", "import_module"),
                              ("pkg.mid", 2, "pkg.top", "import_module")]
+    # a name known only at run time is listed (not checked): here the head reaches no further than the root
+    assert [(e.line, e.imported) for e in check(root, ORDER3, {}).dynamic] == [(5, "f'.{n}'")]
 
 
 def test_importing_the_package_root_is_no_edge(tmp_path):
@@ -127,6 +129,14 @@ def test_unstaged_modules_and_unknown_names_are_reported(tmp_path):
     assert not check(root, (("leaf",), ("mid", "mid2", "extra"), ("top", "__init__")), {"nope": ()}).ok
     with pytest.raises(ValueError, match="'mid' is in stage 1 and in stage 2"):
         check(root, (("leaf",), ("mid",), ("mid", "mid2", "top", "__init__")), {})
+
+
+def test_exceptions_allow_an_upward_import_and_must_stay_in_use(tmp_path):
+    root = _package(tmp_path, {"leaf.py": "def f():\n    import pkg.mid\n"})
+    allowed = check(root, ORDER3, {}, exceptions={("pkg.leaf", "pkg.mid"): "why"})
+    assert allowed.ok and not allowed.violations
+    stale = check(root, ORDER3, {}, exceptions={("pkg.leaf", "pkg.mid"): "why", ("pkg.mid", "pkg.top"): "why"})
+    assert stale.lines() == ["EXCEPTIONS[('pkg.mid', 'pkg.top')] matches no upward import: remove it"]
 
 
 def test_an_order_inside_a_subpackage(tmp_path):
