@@ -28,12 +28,12 @@ checks it (and that this map lists the same names). ``*`` marks a name that issu
   12  analysis         diagnostics of trained runs (retrieval, memory statistics, mask IoU, attention)
       baselines        training-free baselines: colour histograms, LDA
       tables           results tables: collected metrics, the papers' numbers, Markdown and LaTeX export
-      runs             notebook runs: find or train a config's run, execute notebooks with papermill
-      readme           the README's generated blocks
   13  viz/             figures: one module per topic, ``save_figure``
-  14  commands/        one module per CLI command (``python -m muva_lib <command>``)
+  14  runs             notebook runs: find or train a config's run, execute notebooks with papermill
+  15  commands/        one module per CLI command (``python -m muva_lib <command>``)
       bench            ``python -m muva_lib.bench NAME``: speed and memory benchmarks
-  15  __main__         the command line
+      readme           the README's generated blocks (``python -m muva_lib readme``)
+  16  __main__         the command line
       __init__         this public API
 """
 from __future__ import annotations

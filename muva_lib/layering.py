@@ -43,9 +43,10 @@ ORDER: tuple[tuple[str, ...], ...] = (
     ("eval",),
     ("methods",),
     ("train",),
-    ("analysis", "baselines", "tables", "runs", "readme"),
-    ("viz",),
-    ("commands", "bench"),
+    ("analysis", "baselines", "tables"),
+    ("viz",),  # figures are built from the results tables
+    ("runs",),  # notebook runs: train or find a run, execute notebooks, the sweep's tables and figures
+    ("commands", "bench", "readme"),  # front doors (readme: the generated README blocks, shows the demo's time)
     ("__main__", "__init__"),
 )
 
