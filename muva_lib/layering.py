@@ -269,7 +269,7 @@ def check(root: Path, order: Order = ORDER, suborders: Mapping[str, Order] = SUB
     known = module_names(root)
     scopes = {root.name: order, **{f"{root.name}.{key}": sub for key, sub in suborders.items()}}
     report = Report()
-    indexes = {}
+    indexes: dict[str, dict[str, int]] = {}
     for scope, scope_order in scopes.items():
         indexes[scope] = index = _stage_index(scope_order)
         if scope not in known:
@@ -281,7 +281,7 @@ def check(root: Path, order: Order = ORDER, suborders: Mapping[str, Order] = SUB
     for name, path in known.items():
         report.edges += [Edge(path.relative_to(root.parent), e.line, e.importer, e.imported, e.kind)
                          for e in imports_of(name, path, known)]
-    used = set()
+    used: set[tuple[str, str]] = set()
     for edge in report.edges:
         for scope, index in indexes.items():
             src = "__init__" if edge.importer == scope == root.name else _member(edge.importer, scope)
