@@ -4,24 +4,37 @@ MUVA, CLIP-ReID and pi-VL on one pipeline: grounding -> protocols -> two-stage t
 evaluation -> tables and figures. The public API is re-exported here; notebooks use only this.
 Heavier entry points (``require_run``, ``execute_notebook``, ``collect_results``) load on first use.
 
-Code map, in pipeline order (each stage builds on the ones above it)::
+Code map: the stages in import order, from the leaves to the front doors. A module imports from its own
+stage and earlier ones only; the order is :data:`muva_lib.layering.ORDER` and ``tests/test_layering.py``
+checks it (and that this map lists the same names).
 
-    paths, utils, jsonl  where things live; seeding, devices, atomic writes, small helpers; kill-safe JSONL
-    config               the typed run config, methods' overrides, presets, validation
-    geometry/            boxes, the patch grid, box -> patch masks, the joint flip (a leaf)
-    data/                item types and errors, readers, synthetic benchmark (synth/), real set (real/), protocols
-    grounding/           the VGE: backends, model answers, calibration, part masks, the box store
-    human_parsing/       parsing maps (pi-VL): sources, class grouping, the map store, per-patch labels
-    batches/             transforms, P x K samplers, loaders
-    models/              CLIP backbone, AMMSA encoder, prompt learner, heads, weights on disk
-    losses, memory       loss functions; prototype memories
-    features             test-feature extraction (evaluation and the probes)
-    eval/                distances, ranking metrics, re-ranking, the chunked evaluator
-    train/               the two training stages, optimisers, resume state, DDP, run folders
-    runs, analysis       notebook runs; diagnostics of finished runs
-    baselines, tables    training-free baselines; results tables
-    readme, viz/         the README's generated blocks; figures
-    commands/, bench     the command line (python -m muva_lib) and the benchmarks (python -m muva_lib.bench)
+   0  utils            seeding, device and AMP choice, atomic file writes
+      paths            where the repository, data, figures and runs live (each overridable by an env var)
+      jsonl            append-only JSONL files that survive a kill
+      geometry         patch grids, flips, box and mask helpers that every stage uses
+      layering         this order and the check of the import graph
+   1  config           dataclass configs with the paper's values, presets, ``key=value`` overrides
+   2  data/            item types, dataset readers, the synthetic and real sets, named protocols
+   3  grounding/       the visual grounding expert (VGE): backends, answer parsing, calibration, masks, store
+   4  human_parsing/   human parsing maps (pi-VL's input; was ``parsing/``): sources, grouping, store, labels
+   5  batches/         training augmentation, P x K samplers, image loaders (were in ``data/``)
+   6  models/          CLIP backbone, AM-MSA image encoder, prompts, heads, the factory, checkpoints
+   7  losses           the pure loss functions of both training stages
+   8  memory           prototype memories: visual (VPM) and textual (TPM)
+      features         test-feature extraction: evaluation and the notebook probes
+   9  eval/            ranking metrics, distances, re-ranking, the chunked evaluator
+  10  methods/         the method registry and one recipe per method: clipreid, muva, pivl
+  11  train/           what every method shares: optimiser, sampler, resume, DDP, epoch loop, run folders
+  12  analysis         diagnostics of trained runs (retrieval, memory statistics, mask IoU, attention)
+      baselines        training-free baselines: colour histograms, LDA
+      tables           results tables: collected metrics, the papers' numbers, Markdown and LaTeX export
+  13  viz/             figures: one module per topic, ``save_figure``
+  14  runs             notebook runs: find or train a config's run, execute notebooks with papermill
+  15  commands/        one module per CLI command (``python -m muva_lib <command>``)
+      bench            ``python -m muva_lib.bench NAME``: speed and memory benchmarks
+      readme           the README's generated blocks (``python -m muva_lib readme``)
+  16  __main__         the command line
+      __init__         this public API
 """
 from __future__ import annotations
 
