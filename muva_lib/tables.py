@@ -9,15 +9,12 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from .utils import fmt_pct
+
 __all__ = ["format_table", "fmt_pct", "PaperTable", "PAPER_TABLES", "METHOD_NAMES", "paper_rows", "collect_results",
            "summarise", "cell", "metrics_table", "results_table", "paper_table", "synthetic_table", "real_table",
            "ablation_table", "real_columns", "own_target", "REAL_TARGET", "PART_PHASE_COLUMNS", "part_phase_row",
            "part_phase_table", "to_markdown", "to_latex", "export_table"]
-
-
-def fmt_pct(value: float | None, digits: int = 1) -> str:
-    """A 0..1 fraction as a percentage string (``0.5234 -> '52.3'``); ``None`` -> ``'-'``."""
-    return "-" if value is None else f"{100.0 * value:.{digits}f}"
 
 
 def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,

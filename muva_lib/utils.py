@@ -11,7 +11,7 @@ from typing import Any, Iterator, Mapping, Sequence, TypeVar
 import numpy as np
 
 __all__ = ["seed_everything", "resolve_device", "autocast", "atomic_write_bytes", "atomic_write_text",
-           "atomic_write_json", "set_threads", "evenly_spaced", "rounded"]
+           "atomic_write_json", "set_threads", "evenly_spaced", "rounded", "fmt_pct"]
 
 T = TypeVar("T")
 
@@ -92,3 +92,8 @@ def evenly_spaced(items: Sequence[T], n: int) -> list[T]:
 def rounded(rows: Sequence[Mapping[str, Any]], digits: int = 4) -> list[dict[str, Any]]:
     """Rows with every float rounded (stable printed tables)."""
     return [{k: round(v, digits) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
+
+
+def fmt_pct(value: float | None, digits: int = 1) -> str:
+    """A 0..1 fraction as a percentage string (``0.5234 -> '52.3'``); ``None`` -> ``'-'``."""
+    return "-" if value is None else f"{100.0 * value:.{digits}f}"

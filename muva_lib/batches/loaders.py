@@ -12,6 +12,7 @@ from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 
 from ..config import DataCfg
+from ..data.readers.reader import read_image
 from ..data.types import Item
 from .sampler import PKSampler
 from .transforms import TrainAugment
@@ -33,15 +34,6 @@ def interpolation_mode(name: str) -> InterpolationMode:
         return INTERPOLATIONS[name]
     except KeyError:
         raise ValueError(f"unknown interpolation {name!r}; choose one of {', '.join(INTERPOLATIONS)}") from None
-
-
-def read_image(path: str) -> Image.Image:
-    """An RGB PIL image; a file that cannot be decoded raises OSError naming it."""
-    try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except (OSError, ValueError) as exc:
-        raise OSError(f"cannot read image {path}: {exc}") from exc
 
 
 class ImageDataset(Dataset):

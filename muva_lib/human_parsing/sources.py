@@ -187,7 +187,7 @@ class HfSource(ParsingSource):
         import torch
         import torch.nn.functional as F
 
-        from ..batches.loaders import read_image
+        from ..data.readers.reader import read_image
 
         images = [read_image(it.path) for it in items]
         inputs = self.processor(images=images, return_tensors="pt")

@@ -65,7 +65,7 @@ def evaluate_model(model: ReidModel, targets: Mapping[str, tuple[Split, ...]], c
 def metrics_rows(metrics: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str]]:
     """What ``train`` and ``eval`` print: a row per target with the number of splits evaluated and
     :data:`SUMMARY_KEYS` in percent, ``mean ± std`` over the splits where there are several."""
-    from ..tables import fmt_pct
+    from ..utils import fmt_pct
 
     def value(m: Mapping[str, Any], key: str) -> str:
         std = m.get(f"{key}_std") if m.get("num_splits", 1) > 1 else None

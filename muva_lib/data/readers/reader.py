@@ -19,7 +19,7 @@ from ..types import Item, Split
 
 __all__ = [
     "DatasetError", "UnreadableImageWarning", "Reader", "READERS", "register", "get_reader",
-    "list_readers", "read_dataset", "check_image", "decode_problem", "ImageCheck", "relabel", "market_style_items",
+    "list_readers", "read_dataset", "check_image", "read_image", "decode_problem", "ImageCheck", "relabel", "market_style_items",
     "MARKET_NAME", "parse_market_name", "IMAGE_SUFFIXES", "Subsets", "list_images", "has_images", "match_name",
     "check_camera", "describe", "layout_markdown",
 ]
@@ -102,6 +102,17 @@ def check_image(path: str | Path) -> str | None:
             return f"truncated BMP ({size} of {declared} bytes)"
         return None
     return "not a JPEG, PNG or BMP file"
+
+
+def read_image(path: str) -> "Image.Image":
+    """An RGB PIL image; a file that cannot be decoded raises OSError naming it."""
+    from PIL import Image  # deferred like decode_problem's: reading a dataset's file list needs no PIL
+
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (OSError, ValueError) as exc:
+        raise OSError(f"cannot read image {path}: {exc}") from exc
 
 
 def decode_problem(path: str | Path) -> str | None:
