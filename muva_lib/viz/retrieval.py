@@ -30,7 +30,7 @@ def _frame(ax: plt.Axes, colour: str, width: float) -> None:
 def average_precisions(match: np.ndarray) -> np.ndarray:
     """AP of each query from its whole ranked list: ``match`` Bool[n, G] (true match at each rank, the
     Market rule applied, as :func:`muva_lib.analysis.ranked_gallery` gives with k = G) -> Float[n], the
-    mean over the true matches of the precision at each (as :mod:`muva_lib.eval.rank` defines AP);
+    mean over the true matches of the precision at each (as :mod:`muva_lib.eval.rank_reference` defines AP);
     NaN for a query with no true match."""
     match = np.asarray(match, bool)
     if match.ndim != 2 or match.shape[1] == 0:
