@@ -27,7 +27,8 @@ checks it (and that this map lists the same names).
   11  train/           what every method shares: optimiser, sampler, resume, DDP, epoch loop, run folders
   12  analysis         diagnostics of trained runs (retrieval, memory statistics, mask IoU, attention)
       baselines        training-free baselines: colour histograms, LDA
-      tables           results tables: collected metrics, the papers' numbers, Markdown and LaTeX export
+      reported         the papers' reported numbers as data, with their sources
+      tables           results tables: collected metrics, paper layouts, Markdown and LaTeX export
   13  viz/             figures: one module per topic, ``save_figure``
   14  runs             notebook runs: find or train a config's run, execute notebooks with papermill
   15  commands/        one module per CLI command (``python -m muva_lib <command>``)
