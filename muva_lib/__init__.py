@@ -31,6 +31,7 @@ checks it (and that this map lists the same names).
       tables           results tables: collected metrics, paper layouts, Markdown and LaTeX export
   13  viz/             figures: one module per topic, ``save_figure``
   14  runs             notebook runs: find or train a config's run, execute notebooks with papermill
+      notebook_runs    executing notebooks with papermill: parameters checked, a manifest, resume
   15  commands/        one module per CLI command (``python -m muva_lib <command>``)
       bench            ``python -m muva_lib.bench NAME``: speed and memory benchmarks
       readme           the README's generated blocks (``python -m muva_lib readme``)

@@ -45,7 +45,7 @@ ORDER: tuple[tuple[str, ...], ...] = (
     ("train",),
     ("analysis", "baselines", "reported", "tables"),
     ("viz",),  # figures are built from the results tables
-    ("runs",),  # notebook runs: train or find a run, execute notebooks, the sweep's tables and figures
+    ("runs", "notebook_runs"),  # notebook runs: train or find a run, execute notebooks, the sweep's tables and figures
     ("commands", "bench", "readme"),  # front doors (readme: the generated README blocks, shows the demo's time)
     ("__main__", "__init__"),
 )

@@ -6,7 +6,7 @@ import json
 import nbformat
 import pytest
 
-from muva_lib import runs
+from muva_lib import notebook_runs, runs
 from muva_lib.config import resolve
 from muva_lib.train import RunDir
 
@@ -38,7 +38,7 @@ def nb_dir(tmp_path, monkeypatch):
     folder.mkdir()
     (folder / "90_tiny.py").write_text(TINY)
     (folder / "91_broken.py").write_text(TINY.replace("# a number", "# a number, N=2 by default"))
-    monkeypatch.setattr(runs, "notebook_dir", lambda: folder)
+    monkeypatch.setattr(notebook_runs, "notebook_dir", lambda: folder)  # where execution reads notebooks
     return folder
 
 
