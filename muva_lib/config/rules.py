@@ -642,8 +642,8 @@ def _protocol_problem(v: Any) -> str | None:
     if v.rstrip().endswith("-"):
         return (f"{v!r} ends in '-': an unquoted '->' in a shell makes a redirection; quote the protocol, "
                 f"e.g. --protocol \"{v.rstrip()}>synth-b\" or data.protocol='{v.rstrip()}>synth-b'")
-    from .data.protocols import get_protocol
-    from .data.errors import DatasetError
+    from ..data.protocols import get_protocol
+    from ..data.errors import DatasetError
     try:
         get_protocol(v)
     except DatasetError as exc:
@@ -654,7 +654,7 @@ def _protocol_problem(v: Any) -> str | None:
 def _grouping_ok(v: Any) -> bool:
     if not isinstance(v, str):
         return False
-    from .human_parsing.classes import GROUPINGS, parse_grouping
+    from ..human_parsing.classes import GROUPINGS, parse_grouping
     if v in ("", "auto") or v in GROUPINGS:
         return True
     try:
@@ -667,7 +667,7 @@ def _grouping_ok(v: Any) -> bool:
 def _noise_rate(name: str) -> Rule:
     """``vge.noise_<name>``: () for the preset's rate, one rate for every part, or (for per-part rates) three."""
     def lengths() -> tuple[int, ...]:
-        from .grounding.backends.noisy_truth import NOISE_RATES
+        from ..grounding.backends.noisy_truth import NOISE_RATES
         return (0, 1, 3) if NOISE_RATES[name] == "part" else (0, 1)
     return _tuple(_PROB, lengths_of=lengths)
 
@@ -836,7 +836,7 @@ FIELD_RULES: dict[str, Rule] = {
 
 
 def _parts() -> tuple[str, ...]:
-    from .data.types import PARTS
+    from ..data.types import PARTS
     return PARTS
 
 
