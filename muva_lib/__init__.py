@@ -13,7 +13,7 @@ checks it (and that this map lists the same names).
       jsonl            append-only JSONL files that survive a kill
       geometry         patch grids, flips, box and mask helpers that every stage uses
       layering         this order and the check of the import graph
-   1  config           dataclass configs with the paper's values, presets, ``key=value`` overrides
+   1  config/          dataclass configs with the paper's values, presets, ``key=value`` overrides
    2  data/            item types, dataset readers, the synthetic and real sets, named protocols
    3  grounding/       the visual grounding expert (VGE): backends, answer parsing, calibration, masks, store
    4  human_parsing/   human parsing maps (pi-VL's input; was ``parsing/``): sources, grouping, store, labels
