@@ -8,7 +8,7 @@ fp32 outputs, in loader order); everything that extracts features goes through i
 * :func:`model_features` (a model's eval-mode pass over items with the test transform and, optionally,
   teacher-forced VGE masks): the training passes through ``train.setup.feature_pass`` (stage-1 cache,
   stage-2 VPM-2 memory, the pi-VL patch cache in :mod:`muva_lib.methods.pivl_training`, which adds the DDP
-  sharding and gathering) and the notebooks' memory probe (:func:`muva_lib.analysis.memory_probe`);
+  sharding and gathering; the notebooks' memory probe :func:`muva_lib.analysis.memory_probe` calls it too);
 * the notebooks' AM-MSA mask probe (:func:`muva_lib.analysis.mask_probe`) calls :func:`batch_features` directly.
 """
 from __future__ import annotations
