@@ -6,9 +6,9 @@ fp32 outputs, in loader order); everything that extracts features goes through i
 * :func:`extract_features` (test features of a loader with pids / camids / keys): evaluation
   (:mod:`muva_lib.eval.evaluator`) and the notebooks' retrieval probe (:func:`muva_lib.analysis.retrieval_probe`);
 * :func:`model_features` (a model's eval-mode pass over items with the test transform and, optionally,
-  teacher-forced VGE masks): the training passes through ``train.setup.feature_pass`` (stage-1 cache,
-  stage-2 VPM-2 memory, the pi-VL patch cache in :mod:`muva_lib.methods.pivl_training`, which adds the DDP
-  sharding and gathering; the notebooks' memory probe :func:`muva_lib.analysis.memory_probe` calls it too);
+  teacher-forced VGE masks): ``train.setup.feature_pass`` (which adds the DDP sharding and gathering) runs
+  it for the training passes (stage-1 cache, stage-2 VPM-2 memory, the pi-VL patch cache in
+  :mod:`muva_lib.methods.pivl_training`) and the notebooks' memory probe (:func:`muva_lib.analysis.memory_probe`);
 * the notebooks' AM-MSA mask probe (:func:`muva_lib.analysis.mask_probe`) calls :func:`batch_features` directly.
 """
 from __future__ import annotations
