@@ -21,7 +21,7 @@ checks it (and that this map lists the same names).
    6  models/          CLIP backbone, AM-MSA image encoder, prompts, heads, the factory, checkpoints
    7  losses           the pure loss functions of both training stages
    8  memory           prototype memories: visual (VPM) and textual (TPM)
-      features         test-feature extraction: evaluation and the notebook probes
+      features         the one feature loop: evaluation, the training passes and the notebook probes
    9  eval/            ranking metrics, distances, re-ranking, the chunked evaluator
   10  methods/         the method registry and one recipe per method: clipreid, muva, pivl
   11  train/           what every method shares: optimiser, sampler, resume, DDP, epoch loop, run folders

@@ -304,17 +304,25 @@ def mask_probe(run: str | Path, items: Sequence[Item], device: str | torch.devic
     """Run a finished MUVA model on ``items`` (training images: the VGE has grounded them) with
     ``need_weights``; raises ValueError for a model without part tokens."""
     from .batches.loaders import make_test_loader
+    from .features import batch_features
 
     model, cfg = _model(run, device)
     if not model.num_parts:
         raise ValueError(f"{run}: a {cfg.method} model has no part tokens, hence no masks")
     setup = _setup(model, cfg, device, items)
+
+    def encode_batch(batch: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
+        """Predicted masks (no ``part_masks``): per-block logits [n_blocks, B, R, L], attention [n_blocks, B, h, T, T]."""
+        out = model(batch["img"], need_weights=True)
+        return torch.stack(list(out.mask_logits)), torch.stack(list(out.attn_weights))
+
     vge, logits, attn = [], [], []
-    for batch in make_test_loader(list(items), cfg.data, device, setup.masks):
-        out = model(batch["img"].to(device), need_weights=True)
+    loader = make_test_loader(list(items), cfg.data, device, setup.masks)
+    for batch, (block_logits, block_attn) in batch_features(loader, encode_batch, device, progress=False,
+                                                            desc="mask probe"):
         vge.append(batch["mask"])
-        logits.append(torch.stack([m.float().cpu() for m in out.mask_logits]))
-        attn.append(torch.stack([a.float().cpu() for a in out.attn_weights]))
+        logits.append(block_logits.cpu())
+        attn.append(block_attn.cpu())
     stacked, weights = torch.cat(logits, 1), torch.cat(attn, 1)
     return MaskProbe(list(items), torch.cat(vge).bool(), logits=list(stacked), attn=list(weights),
                      grid_hw=tuple(model.image_encoder.grid_size), tau=cfg.model.rmp_sigmoid_tau,

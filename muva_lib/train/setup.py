@@ -7,16 +7,15 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ..config import RunCfg, config_hash
-from ..batches.loaders import make_test_loader
 from ..data.protocols import ProtocolData, build
 from ..data.types import Item
+from ..features import model_features
 from ..methods import training_extras
 from ..methods.extras import TrainingExtras
 from ..models.factory import ReidModel, ReidOutput, create_model
-from ..utils import autocast, resolve_device, seed_everything, set_threads
+from ..utils import resolve_device, seed_everything, set_threads
 from .train_state import save_train_state
 from .ddp import DistInfo, barrier, gather_in_order
 from .loop import Callback, notify
@@ -149,22 +148,14 @@ def prepare(cfg: RunCfg, device: str | torch.device | None = None, *, run: RunDi
 def feature_pass(model: ReidModel, items: Sequence[Item], setup: TrainSetup,
                  select: Callable[[ReidOutput], torch.Tensor], *, teacher_forced: bool = True,
                  return_patches: bool = False, desc: str = "features") -> torch.Tensor:
-    """Eval-mode pass over ``items`` with the test transform: ``select(model output)`` per batch ->
-    [M, F] fp32 on the device, in item order. With ``teacher_forced`` and part masks, the VGE masks gate
-    every block (the RMPs are skipped). Under DDP each rank computes every world_size-th item and the
-    rows are gathered. ``return_patches``: the output carries the projected patch tokens [B, L, d].
-    The model's train / eval mode is restored afterwards."""
-    was_training = model.training
-    model.eval()
+    """:func:`muva_lib.features.model_features` of ``model`` over ``items`` as training runs it (test transform,
+    the setup's device, AMP and progress): ``select(model output)`` per batch -> [M, F] fp32 on the device, in
+    item order. With ``teacher_forced`` and part masks, the VGE masks gate every block (the RMPs are skipped).
+    Under DDP each rank computes every world_size-th item and the rows are gathered. ``return_patches``: the
+    output carries the projected patch tokens [B, L, d]. The model's train / eval mode is restored afterwards."""
     dist = setup.dist
     positions = list(range(dist.rank, len(items), dist.world_size))
     masks = setup.masks if (teacher_forced and setup.masks is not None and model.num_parts) else None
-    loader = make_test_loader([items[i] for i in positions], setup.cfg.data, setup.device, masks)
-    chunks = []
-    for batch in tqdm(loader, desc=desc, disable=not setup.progress, leave=False, dynamic_ncols=True):
-        img = batch["img"].to(setup.device, non_blocking=True)
-        mask = batch["mask"].to(setup.device, non_blocking=True) if masks is not None else None
-        with autocast(setup.device, setup.amp):
-            chunks.append(select(model(img, part_masks=mask, return_patches=return_patches)).float())
-    model.train(was_training)
-    return gather_in_order(torch.cat(chunks), positions, len(items))
+    rows = model_features(model, [items[i] for i in positions], setup.cfg.data, setup.device, select, masks=masks,
+                          amp=setup.amp, return_patches=return_patches, progress=setup.progress, desc=desc)
+    return gather_in_order(rows, positions, len(items))
