@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .paths import repo_root
+from .paths import figures_root, repo_root
 from .train.rundir import git_commit
 from .utils import atomic_write_json
 
