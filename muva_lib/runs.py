@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .config import RunCfg, resolve
-from .notebook_runs import (KERNEL, NotebookError, NotebookRecord, UnknownParameterError, check_notebook_parameters,
+from .notebook_runs import (NotebookError, NotebookRecord, UnknownParameterError, check_notebook_parameters,
                             check_parameters, execute_notebook, list_notebooks, notebook_dir, notebook_parameters,
                             notebook_stem, output_dirs, parameter_hash, read_manifest, read_notebook,
                             unknown_notebook_globals)

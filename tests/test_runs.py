@@ -129,3 +129,11 @@ def test_require_run_trains_a_smoke_run_once(train_env):
     assert run.manifest()["status"] == "finished" and run.root.parent.parent.parent == train_env.runs
     assert runs.require_run(cfg).root == run.root  # found, not trained again
     assert len(list(run.root.parent.iterdir())) == 1
+
+
+def test_output_dirs_of_a_run_folder_and_of_the_committed_figures(tmp_path, monkeypatch):
+    monkeypatch.setenv("MUVA_FIGURES", str(tmp_path / "figs"))
+    assert runs.output_dirs(tmp_path / "run", "03_stage1_prompts") == (tmp_path / "run" / "figures",
+                                                                       tmp_path / "run" / "tables")
+    assert runs.output_dirs("", "03_stage1_prompts") == (tmp_path / "figs" / "03_stage1_prompts",
+                                                         tmp_path / "figs" / "tables")
