@@ -1,17 +1,8 @@
 """Method runs for the notebooks: find or train the run of a config, the sweep, the real-image track and its tables.
 
 A method run is ``runs/<protocol>/<method>/<stamp>-<preset>-s<seed>/`` (:mod:`muva_lib.train.rundir`);
-its notebooks are executed by :mod:`muva_lib.notebook_runs` into its ``notebooks/`` folder::
-
-    notebooks/<stem>.ipynb     the executed notebook (partially executed when a cell failed)
-    notebooks/manifest.json    one entry per notebook: parameters, parameter hash, status
-                               (running | done | failed | prepared), started, seconds, git commit,
-                               versions, error
-
-Notebooks are read from ``notebooks/<stem>.py`` with jupytext (the committed ``.ipynb`` plays no
-part); parameter names are checked against ``papermill.inspect_notebook`` before anything runs;
-a notebook already ``done`` with the same parameters and source is skipped, so an interrupted
-sweep resumes where it stopped.
+its notebooks are executed into its ``notebooks/`` folder by :mod:`muva_lib.notebook_runs` (a manifest
+there records each one; a notebook already done with the same parameters and source is skipped).
 """
 from __future__ import annotations
 
