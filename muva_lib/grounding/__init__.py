@@ -8,8 +8,9 @@ from ..geometry.patch_grid import box_to_mask, boxes_to_masks, grid_for, hflip_b
 from .answers import Parsed, parse_answer
 from .backends import BACKENDS, Answer, Backend, backend_from_cfg, get_backend, list_backends
 from .calibrate import CalibCfg, CalibStats, calibrate_image, fit_stats, mean_iou
-from .part_masks import (MASK_SOURCES, Calibration, GroundReport, calibrate_store, ground_items, part_masks_for,
-                       part_masks_with_health, raw_boxes, store_masks)
+from .grounder import GroundReport, ground_items
+from .part_masks import (MASK_SOURCES, Calibration, calibrate_store, part_masks_for, part_masks_with_health, raw_boxes,
+                         store_masks)
 from .box_store import GroundingStore, load_masks
 from .prompts import GROUNDING_TEMPLATE, PART_PHRASES, grounding_prompt
 from .report import Case, GroundingView, iou_table, store_iou

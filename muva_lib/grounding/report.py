@@ -15,7 +15,8 @@ from ..utils import evenly_spaced
 from .backends import Backend, backend_from_cfg
 from .box_store import GroundingStore
 from .calibrate import CalibCfg, calibrate_many, mean_iou, quantity
-from .part_masks import Calibration, group_by_dataset, ground_items, raw_boxes
+from .grounder import group_by_dataset, ground_items
+from .part_masks import Calibration, raw_boxes
 
 if TYPE_CHECKING:
     from ..config import VgeCfg
