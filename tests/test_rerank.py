@@ -184,3 +184,23 @@ def test_bench_prints_the_agreement(capsys):
     assert "| zhong (default), vectorised |" in out and "| paper variant, vectorised |" in out
     gap = float(out.split("vectorised vs plain loop: max |distance difference| ")[1].split(",")[0])
     assert gap < 1e-6
+
+
+def test_bench_compares_with_a_public_style_file(tmp_path, capsys):
+    # a stand-in for the public rerank.py: re_ranking(q_g, q_q, g_g, ...) that squares its input first
+    stand_in = tmp_path / "rerank.py"
+    stand_in.write_text(
+        "import numpy as np\n"
+        "from muva_lib.eval.rerank import re_ranking_reference\n"
+        "def re_ranking(q_g, q_q, g_g, k1=20, k2=6, lambda_value=0.3):\n"
+        "    d = np.block([[q_q, q_g], [q_g.T, g_g]]) ** 2\n"
+        "    return re_ranking_reference(d.astype(np.float32), len(q_q), k1, k2, lambda_value)\n")
+    from muva_lib.bench import main
+    assert main(["rerank", "--num-query", "20", "--num-gallery", "80", "--num-ids", "10", "--dim", "16",
+                 "--compare", str(stand_in)]) == 0
+    out = capsys.readouterr().out
+    assert "| public re_ranking (rerank.py) |" in out
+    gap = float(out.split("on the distances the public code saw: max |distance difference| ")[1].split(",")[0])
+    assert gap < 1e-6
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        main(["rerank", "--compare", str(tmp_path / "missing.py")])

@@ -59,6 +59,22 @@ def _metric_diff(a: dict, b: dict) -> float:
     return max(float(np.max(np.abs(np.asarray(a[k], float) - np.asarray(b[k], float)))) for k in METRIC_KEYS)
 
 
+def _public_run(path: str, dist: np.ndarray, nq: int, params: dict, ids: tuple, results: dict, rows: list
+                ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Run the public ``re_ranking`` of ``path`` and ours on exactly the distances it sees; adds their
+    metrics to ``results`` ("public", "fast_seen") and a table row. Returns (public, ours, public's seconds)."""
+    public_fn = load_public_rerank(path)
+    plain = np.sqrt(np.maximum(dist, 0.0))  # the public q_g/q_q/g_g function squares its input
+    public, t_public = _timed(public_fn, plain[:nq, nq:], plain[:nq, :nq], plain[nq:, nq:], **params)
+    results["public"] = evaluate_rank(np.asarray(public), *ids)
+    rows.append((f"public re_ranking ({Path(path).name})", results["public"], t_public))
+    # ... and so sees sqrt(d)^2, which differs from d in the last bit: near-ties at the edge of a
+    # neighbour list can flip. Compare like with like: ours on exactly the distances it saw.
+    fast_seen = re_ranking_full(np.power(plain, 2).astype(np.float32), nq, **params)
+    results["fast_seen"] = evaluate_rank(fast_seen, *ids)
+    return np.asarray(public), fast_seen, t_public
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m muva_lib.bench rerank", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -92,19 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows += [("zhong (default), vectorised", results["fast"], t_fast),
              ("zhong, plain loop (re_ranking_reference)", results["loop"], t_loop),
              ("paper variant, vectorised", results["paper"], t_paper)]
-    public = None
-    if args.compare:
-        public_fn = load_public_rerank(args.compare)
-        plain = np.sqrt(np.maximum(dist, 0.0))  # the public q_g/q_q/g_g function squares its input
-        public, t_public = _timed(public_fn, plain[:nq, nq:], plain[:nq, :nq], plain[nq:, nq:], **params)
-        results["public"] = evaluate_rank(np.asarray(public), *ids)
-        # ... and so sees sqrt(d)^2, which differs from d in the last bit: near-ties at the edge of a
-        # neighbour list can flip. Compare like with like: ours on exactly the distances it saw.
-        seen = np.power(plain, 2).astype(np.float32)
-        fast_seen = re_ranking_full(seen, nq, **params)
-        results["fast_seen"] = evaluate_rank(fast_seen, *ids)
-        rows.append((f"public re_ranking ({Path(args.compare).name})", results["public"], t_public))
-
+    public = _public_run(args.compare, dist, nq, params, ids, results, rows) if args.compare else None
     print("\n| distances | mAP | rank-1 | mINP | time [s] |")
     print("|---|---|---|---|---|")
     for name, res, t in rows:
@@ -114,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"max |metric difference| {_metric_diff(results['fast'], results['loop']):.2e}, "
           f"speed-up {t_loop / t_fast:.1f}x")
     if public is not None:
+        public, fast_seen, t_public = public
         print(f"vectorised vs public, on the distances the public code saw: max |distance difference| "
               f"{np.abs(fast_seen - public).max():.2e}, "
               f"max |metric difference| {_metric_diff(results['fast_seen'], results['public']):.2e}, "
