@@ -93,8 +93,9 @@ def plan_texts(records: Sequence[GtRecord], part_template: str = "{part}") -> Te
     binding = [(n, binding_captions(rec.attributes, rec.view)) for n, rec in enumerate(records)]
     binding = [(n, pair) for n, pair in binding if pair is not None]
     binding_rows = [index(pair) for _, pair in binding]
+    part_rows = index(part_texts(part_template))
     return TextPlan(list(rows), t2i_rows, [p for p, _ in pairs], attributes, [n for n, _ in binding], binding_rows,
-                    index(part_texts(part_template)))
+                    part_rows)
 
 
 def _boxes(records: Sequence[GtRecord]) -> np.ndarray:
