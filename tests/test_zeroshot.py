@@ -13,8 +13,9 @@ from muva_lib.data.synth.generate import GtRecord
 from muva_lib.data.synth.identity import Priors, caption, sample_attributes
 from muva_lib.data.types import Item
 from muva_lib.eval.zeroshot import (SUMMARY_KEYS, attribute_accuracy, binding_accuracy, box_patch_coverage,
-                                    encode_texts, load_zeroshot_model, mean_attribute_accuracy, pointing_accuracy,
-                                    plan_texts, pointing_hits, reid_metrics, t2i_retrieval, zeroshot_items)
+                                    chance_recall_at_k, encode_texts, load_zeroshot_model, mean_attribute_accuracy,
+                                    plan_texts, pointing_accuracy, pointing_hits, reid_metrics, t2i_retrieval,
+                                    zeroshot_items)
 from muva_lib.eval.zeroshot.prompts import (ATTRIBUTE_VALUES, PROMPT_PREFIX, applies, attribute_phrase,
                                             attribute_prompts, binding_captions, part_texts, swap_colours)
 from muva_lib.geometry.patch_grid import box_to_mask
@@ -43,6 +44,15 @@ def test_t2i_retrieval_ties_rank_the_lower_image_first_and_a_text_needs_a_match(
         t2i_retrieval([[.5, .5]], [3], [1, 2])
     with pytest.raises(ValueError, match="expected \\[1 texts, 3 images\\]"):
         t2i_retrieval([[.5, .5]], [1], [1, 2, 2])
+
+
+def test_chance_recall_of_a_random_ranking():
+    # 4 images, 2 of them match: R@1 = 1/2, R@2 = 1 - (2/4)(1/3) = 5/6, R@3 = 1 (only 2 misses exist)
+    assert chance_recall_at_k([1], [1, 2, 2, 1], 1) == pytest.approx(1 / 2)
+    assert chance_recall_at_k([1], [1, 2, 2, 1], 2) == pytest.approx(5 / 6)
+    assert chance_recall_at_k([1, 2], [1, 2, 2, 1], 3) == pytest.approx(1.0)
+    assert chance_recall_at_k([1, 3], [1, 2, 3, 3], 1) == pytest.approx((1 / 4 + 2 / 4) / 2)
+    assert chance_recall_at_k([1], [1, 2], 10) == 1.0  # k beyond the gallery
 
 
 def test_attribute_accuracy_is_plain_and_balanced():

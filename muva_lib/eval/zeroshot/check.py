@@ -25,14 +25,15 @@ from ...data.types import PARTS, Item
 from ...utils import resolve_device
 from ..evaluator import evaluate_features
 from .encoder import encode_images, encode_texts, load_zeroshot_model, token_lengths
-from .metrics import binding_accuracy, box_patch_coverage, mean_attribute_accuracy, pointing_accuracy, t2i_retrieval
+from .metrics import (binding_accuracy, box_patch_coverage, chance_recall_at_k, mean_attribute_accuracy,
+                      pointing_accuracy, t2i_retrieval)
 from .prompts import ATTRIBUTE_VALUES, applies, attribute_prompts, binding_captions, part_texts
 
 __all__ = ["ZeroShotCfg", "zeroshot_items", "TextPlan", "plan_texts", "reid_metrics", "run_zeroshot", "SUMMARY_KEYS"]
 
 #: the headline numbers (fractions), in table order
-SUMMARY_KEYS = ("t2i_r1", "t2i_r5", "t2i_r10", "t2i_map", "attr_ma", "binding_acc", "part_pointing",
-                "part_pointing_chance", "reid_map", "reid_r1")
+SUMMARY_KEYS = ("t2i_r1", "t2i_r5", "t2i_r10", "t2i_r10_chance", "t2i_map", "attr_ma", "attr_ma_chance",
+                "binding_acc", "part_pointing", "part_pointing_chance", "reid_map", "reid_r1")
 
 
 @dataclass
@@ -155,10 +156,12 @@ def run_zeroshot(cfg: ZeroShotCfg, *, progress: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {"dataset": cfg.dataset, "weights": model.weights}
     t2i = t2i_retrieval(sim[:, plan.t2i_rows].T, plan.t2i_ids, [rec.pid for rec in records])
     out.update({f"t2i_{k}": t2i[k] for k in ("r1", "r5", "r10")}, t2i_map=t2i["mAP"])
+    out["t2i_r10_chance"] = chance_recall_at_k(plan.t2i_ids, [rec.pid for rec in records], 10)
     tasks = {key: (sim[np.asarray(images)[:, None], np.asarray(rows)], labels)
              for key, (images, rows, labels) in plan.attributes.items()}
     attrs = mean_attribute_accuracy(tasks)
-    out.update(attr_ma=attrs["mA"], attr_accuracy=attrs["accuracy"])
+    out.update(attr_ma=attrs["mA"], attr_accuracy=attrs["accuracy"],
+               attr_ma_chance=float(np.mean([1 / len(ATTRIBUTE_VALUES[key]) for key in tasks])))
     if plan.binding_images:
         scores = sim[np.asarray(plan.binding_images)[:, None], np.asarray(plan.binding_rows)]  # [P, 2]: true, swapped
         out["binding_acc"] = binding_accuracy(scores[:, 0], scores[:, 1])

@@ -10,8 +10,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["t2i_retrieval", "attribute_accuracy", "mean_attribute_accuracy", "binding_accuracy", "pointing_hits",
-           "pointing_accuracy", "box_patch_coverage"]
+__all__ = ["t2i_retrieval", "chance_recall_at_k", "attribute_accuracy", "mean_attribute_accuracy", "binding_accuracy",
+           "pointing_hits", "pointing_accuracy", "box_patch_coverage"]
 
 
 def _array(x: Any, name: str, ndim: int, dtype: Any = np.float64) -> np.ndarray:
@@ -47,6 +47,21 @@ def t2i_retrieval(sim: Any, text_ids: Any, image_ids: Any, ks: Sequence[int] = (
     out = {f"r{k}": float((first < k).mean()) for k in ks}
     out.update(mAP=float(ap.mean()), num_texts=int(len(tids)))
     return out
+
+
+def chance_recall_at_k(text_ids: Any, image_ids: Any, k: int) -> float:
+    """R@k of a random ranking, the floor of :func:`t2i_retrieval`: mean over texts of the chance that k images
+    drawn without replacement from the I include one of the text's m matches, 1 - prod_{j<k} (I - m - j) / (I - j).
+
+    ``text_ids`` [T], ``image_ids`` [I]: identities."""
+    tids, iids = _array(text_ids, "text_ids", 1, np.int64), _array(image_ids, "image_ids", 1, np.int64)
+    n = len(iids)
+    if not len(tids) or not 1 <= k:
+        raise ValueError(f"need texts and k >= 1 (got {len(tids)} texts, k={k})")
+    m = (tids[:, None] == iids[None, :]).sum(axis=1)  # [T] matches per text
+    j = np.arange(min(k, n))
+    miss = np.prod(np.clip(n - m[:, None] - j, 0, None) / (n - j), axis=1)
+    return float(np.mean(1 - miss))
 
 
 def attribute_accuracy(scores: Any, labels: Any) -> dict[str, float]:
