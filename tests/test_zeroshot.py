@@ -13,9 +13,9 @@ from muva_lib.data.synth.generate import GtRecord
 from muva_lib.data.synth.identity import Priors, caption, sample_attributes
 from muva_lib.data.types import Item
 from muva_lib.eval.zeroshot import (SUMMARY_KEYS, attribute_accuracy, binding_accuracy, box_patch_coverage,
-                                    chance_recall_at_k, encode_texts, load_zeroshot_model, mean_attribute_accuracy,
-                                    plan_texts, pointing_accuracy, pointing_hits, reid_metrics, t2i_retrieval,
-                                    zeroshot_items)
+                                    chance_recall_at_k, encode_texts, fixed_patch_pointing, load_zeroshot_model,
+                                    mean_attribute_accuracy, plan_texts, pointing_accuracy, pointing_hits,
+                                    reid_metrics, t2i_retrieval, zeroshot_items)
 from muva_lib.eval.zeroshot.prompts import (ATTRIBUTE_VALUES, PROMPT_PREFIX, applies, attribute_phrase,
                                             attribute_prompts, binding_captions, part_texts, swap_colours)
 from muva_lib.geometry.patch_grid import box_to_mask
@@ -105,6 +105,16 @@ def test_box_patch_coverage_is_the_rasteriser_share_of_patches():
     share = box_to_mask(box_px, (128, 64), (8, 4), ensure_one=False).mean()
     norm = np.array([[[10 / 64, 30 / 128, 50 / 64, 100 / 128]]])
     assert box_patch_coverage(norm, (8, 4))[0, 0] == pytest.approx(share)
+
+
+def test_fixed_patch_pointing_is_the_best_constant_answer():
+    # 2x2 grid; part 0 boxes: top-right quarter, right half, top half -> patch (0, 1) lies in all 3: 1.0
+    # part 1 boxes: bottom-left quarter, top-right quarter, none -> each patch in at most 1 of 2: 0.5
+    nan = [np.nan] * 4
+    boxes = np.array([[[.5, 0, 1, .5], [0, .5, .5, 1]], [[.5, 0, 1, 1], [.5, 0, 1, .5]], [[0, 0, 1, .5], nan]])
+    res = fixed_patch_pointing(boxes, (2, 2))
+    np.testing.assert_allclose(res["per_part"], [1.0, 0.5])
+    assert res["mean"] == pytest.approx(0.75)
 
 
 def test_reid_metrics_use_the_evaluator_same_camera_rule():
@@ -222,6 +232,7 @@ def _json_run(capsys, *args: str) -> dict:
 def test_zeroshot_command_end_to_end_with_random_and_file_weights(tiny_synth_b, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MUVA_SYNTH", str(tiny_synth_b.parent))
     res = _json_run(capsys)
+    assert res["part_pointing_fixed"] >= res["part_pointing_chance"]
     for key in SUMMARY_KEYS + ("part_pointing_head", "part_pointing_upper", "part_pointing_legs", "attr_accuracy"):
         assert 0.0 <= res[key] <= 1.0, key
     assert set(res["per_attribute"]) <= set(ATTRIBUTE_VALUES)

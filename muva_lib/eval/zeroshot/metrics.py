@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 __all__ = ["t2i_retrieval", "chance_recall_at_k", "attribute_accuracy", "mean_attribute_accuracy", "binding_accuracy",
-           "pointing_hits", "pointing_accuracy", "box_patch_coverage"]
+           "pointing_hits", "pointing_accuracy", "box_patch_coverage", "fixed_patch_pointing"]
 
 
 def _array(x: Any, name: str, ndim: int, dtype: Any = np.float64) -> np.ndarray:
@@ -158,7 +158,30 @@ def box_patch_coverage(boxes: Any, grid_hw: tuple[int, int]) -> np.ndarray:
     b = _array(boxes, "boxes", 3)
     if b.shape[-1] != 4:
         raise ValueError(f"boxes has shape {b.shape}, expected [N, R, 4]")
+    return np.where(np.isnan(b).any(axis=2), np.nan, _inside(b, grid_hw).mean(axis=-1))
+
+
+def _inside(boxes: np.ndarray, grid_hw: tuple[int, int]) -> np.ndarray:
+    """Whether each patch centre lies in each box: bool [N, R, h*w] (False where the box is NaN)."""
     cy, cx = _centres(grid_hw)
-    rows = ((b[..., 1:2] <= cy) & (cy < b[..., 3:4])).mean(axis=-1)  # [N, R]
-    cols = ((b[..., 0:1] <= cx) & (cx < b[..., 2:3])).mean(axis=-1)
-    return np.where(np.isnan(b).any(axis=2), np.nan, rows * cols)
+    rows = (boxes[..., 1:2] <= cy) & (cy < boxes[..., 3:4])  # [N, R, h]
+    cols = (boxes[..., 0:1] <= cx) & (cx < boxes[..., 2:3])  # [N, R, w]
+    return (rows[..., :, None] & cols[..., None, :]).reshape(*boxes.shape[:2], -1)
+
+
+def fixed_patch_pointing(boxes: Any, grid_hw: tuple[int, int]) -> dict[str, Any]:
+    """The hit rate of the best constant answer: per part, the one patch that lies in that part's box most often
+    (over the images where it has a box), the floor a model reaches by pointing at one place whatever the text.
+
+    ``boxes`` [N, R, 4] normalised, NaN = no box. Returns ``{"mean": float, "per_part": [R] floats}`` (NaN for a
+    part with no box; left out of the mean)."""
+    b = _array(boxes, "boxes", 3)
+    if b.shape[-1] != 4:
+        raise ValueError(f"boxes has shape {b.shape}, expected [N, R, 4]")
+    inside = _inside(b, grid_hw)  # [N, R, L]
+    valid = ~np.isnan(b).any(axis=2)  # [N, R]
+    counts = valid.sum(axis=0)  # [R]
+    per = np.where(counts > 0, inside.sum(axis=0).max(axis=1) / np.maximum(counts, 1), np.nan)
+    if np.isnan(per).all():
+        raise ValueError("no part has a box")
+    return {"mean": float(np.nanmean(per)), "per_part": per.tolist()}
