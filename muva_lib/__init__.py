@@ -22,7 +22,7 @@ checks it (and that this map lists the same names).
    7  losses           the pure loss functions of both training stages
    8  memory           prototype memories: visual (VPM) and textual (TPM)
       features         the one feature loop: evaluation, the training passes and the notebook probes
-   9  eval/            ranking metrics, distances, re-ranking, the chunked evaluator
+   9  eval/            ranking metrics, distances, re-ranking, the chunked evaluator, zero-shot checks of a CLIP
   10  methods/         the method registry and one recipe per method: clipreid, muva, pivl
   11  train/           what every method shares: optimiser, sampler, resume, DDP, epoch loop, run folders
   12  analysis         diagnostics of trained runs (retrieval, memory statistics, mask IoU, attention)

@@ -1,4 +1,5 @@
-"""Evaluation: ranking metrics, distances, re-ranking and the chunked evaluator (features: :mod:`muva_lib.features`)."""
+"""Evaluation: ranking metrics, distances, re-ranking and the chunked evaluator (features: :mod:`muva_lib.features`);
+zero-shot checks of a vision-language model in :mod:`muva_lib.eval.zeroshot`."""
 from ..features import extract_features
 from .distance import pairwise_distance
 from .evaluator import evaluate_features, evaluate_split
