@@ -33,8 +33,8 @@ view                   45:35:20 / 25:25:50 / 60:25:15  front, back, side equally
 
 ``exclude`` (``synth-pretrain --exclude-style NAME``, repeatable) redraws any nuisance whose value falls in
 the named domain's neighbourhood, each nuisance independently, so no corpus image shares any single
-nuisance setting with that domain; identities, views and captions are drawn from other random streams and
-stay the same. A range value ("inside the domain's range") also counts its ends. Excluding so much that a
+nuisance setting with that domain. Identities, views and whole-person captions come from other random
+streams and stay the same; part captions can differ, since they follow each part's visibility. A range value ("inside the domain's range") also counts its ends. Excluding so much that a
 categorical nuisance has no option left is refused when the draw is set up.
 """
 from __future__ import annotations
