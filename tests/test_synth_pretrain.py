@@ -195,6 +195,20 @@ def test_whole_person_captions_vary_in_phrasing_order_and_synonyms():
     assert not any("light" in t for t in back)  # no face from behind
 
 
+def test_captions_fit_a_text_context_of_40():
+    from open_clip.tokenizer import SimpleTokenizer
+
+    from muva_lib.data.synth.identity import Priors, sample_attributes
+
+    tok, rng = SimpleTokenizer(), np.random.default_rng(3)
+    longest = 0
+    for i in range(600):
+        attrs = sample_attributes(rng, Priors(hat=0.6, bag=0.7))
+        caps = image_captions(attrs, ("front", "back", "side")[i % 3], {"head": 1, "upper": 1, "legs": 1}, rng)
+        longest = max([longest] + [len(tok.encode(c.text)) + 2 for c in caps])
+    assert 34 <= longest <= 40
+
+
 def test_part_captions_name_their_part():
     rng = np.random.default_rng(1)
     ups = {part_caption(ATTRS, "upper", rng) for _ in range(600)}

@@ -11,8 +11,9 @@ that teaches words rather than a template. Per image, :func:`image_captions` ret
   methods' part prompts do: "upper body: a red striped shirt and a beige backpack", "legs: blue
   trousers and white shoes", "head: short black hair under a red cap".
 
-So with the default share about 5 in 7 caption-image pairs are whole-person, 2 in 7 part captions
-(three visible parts on half the images). Whole-person captions fit a text context of 40 CLIP BPE
+So with the default share at most 3 in 7 caption-image pairs are part captions (2 whole-person captions
+per image, 3 part captions on half of them), fewer where parts are hidden; ``synth-pretrain`` prints
+the measured shares. Whole-person captions fit a text context of 40 CLIP BPE
 tokens (start and end included; median 34, the benchmark's caption 31), part captions 20. Colours always stay next to their garment and the part
 names stay the canonical ``head`` / ``upper body`` / ``legs``. The skin tone belongs to no part
 (it shows on face, arms and legs) and appears only in whole-person captions, never from behind.
