@@ -252,3 +252,10 @@ def test_command_prints_speed_captions_and_twins(tmp_path, capsys):
     assert main(args) == 0 and "0 shards, 2 already complete" in capsys.readouterr().out
     assert main([*args[:-1], "synth-a"]) == 2
     assert "other arguments" in capsys.readouterr().err
+
+
+def test_speed_benchmark_runs_at_tiny_size(capsys):
+    from muva_lib.bench import main as bench_main
+
+    assert bench_main(["corpus", "--ids", "2", "--workers", "1"]) == 0
+    assert "default corpus (24,000 images)" in capsys.readouterr().out

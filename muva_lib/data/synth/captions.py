@@ -13,9 +13,9 @@ that teaches words rather than a template. Per image, :func:`image_captions` ret
 
 So with the default share at most 3 in 7 caption-image pairs are part captions (2 whole-person captions
 per image, 3 part captions on half of them), fewer where parts are hidden; ``synth-pretrain`` prints
-the measured shares. Whole-person captions fit a text context of 40 CLIP BPE
-tokens (start and end included; median 34, the benchmark's caption 31), part captions 20. Colours always stay next to their garment and the part
-names stay the canonical ``head`` / ``upper body`` / ``legs``. The skin tone belongs to no part
+the measured shares. Whole-person captions fit a text context of 40 CLIP BPE tokens (start and end
+included; median 34, the benchmark's caption 31), part captions 20. Colours always stay next to their
+garment and the part names stay the canonical ``head`` / ``upper body`` / ``legs`` (MUVA's part prompts). The skin tone belongs to no part
 (it shows on face, arms and legs) and appears only in whole-person captions, never from behind.
 """
 from __future__ import annotations
@@ -132,7 +132,8 @@ def _full_caption(attrs: Mapping[str, str], view: str, rng: np.random.Generator)
     skin = [] if view == "back" else p["skin"]
     clothes = p["upper"][:1] + p["legs"]
     template = int(rng.integers(5))
-    if template == 0:  # "<subject> with <everything>"
+    if template == 0:  # "[a photo of] <subject> with <everything>"
+        subject = ("", "a photo of ")[int(rng.integers(2))] + subject
         return f"{subject} with {_join(_shuffled(rng, skin + p['head'] + p['upper'] + p['legs']))}"
     if template == 1:  # "<subject> wearing <clothes>, carrying <bag>, with <hair>"
         bag = f", carrying {p['upper'][1]}" if len(p["upper"]) > 1 else ""

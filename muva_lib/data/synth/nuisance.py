@@ -1,41 +1,38 @@
 """Domain randomisation for the pretraining corpus: one nuisance draw per image, wider than the benchmark domains.
 
 Every corpus image gets its own scene and camera response, drawn independently per nuisance from the
-ranges below (uniform unless noted). The benchmark domains' values (``DOMAINS``) all lie inside them.
+ranges below (uniform; an image is its own camera, so there is no per-camera jitter). Every value of the
+three benchmark domains (``DOMAINS``) lies inside these ranges.
 
-=====================  ==========================  ==============================  ===========================
-nuisance               synth-a / synth-b / synth-c  corpus range                    ``exclude`` neighbourhood
-=====================  ==========================  ==============================  ===========================
-background family      tiles / foliage / panels      tiles, foliage, panels, bricks,  the domain's family
-                                                     plain (equally likely)
-texture strength       0.15 / 0.35 / 0.25            0.05 .. 0.45                    within 0.04
-wall colour (RGB)      4 fixed palettes              each channel 40 .. 230, then     within 40 (L2) of a palette
-                                                     0.4 of the way to its grey      colour
-ground colour (RGB)    3 fixed palettes              each channel 50 .. 200, then     within 40 (L2) of a palette
-                                                     0.4 of the way to its grey      colour
-horizon (of height)    .45-.60 / .30-.50 / .55-.75   0.25 .. 0.80                    inside the domain's range
-illumination (gain)    1.05 / 0.85 / 0.95            0.65 .. 1.30                    within 0.06
-colour cast (R, G, B)  one triple each               each channel 0.78 .. 1.22       within 0.05 on every channel
-saturation             1.1 / 0.8 / 1.0               0.60 .. 1.30                    within 0.06
-pixel noise (std)      3 / 4 / 6                     0 .. 9                          within 0.6
-resolution loss        1 / 1.5 / 2.6                 1 .. 3.5 (shrink factor)        within 0.2
-blur (radius at 256)   0.3 / 0.9 / 0.5               0 .. 1.6                        within 0.12
-JPEG quality           92 / 85 / 75                  60 .. 95 (integer)              within 3
-person height          .82-.94 / .78-.92 / .80-1.04  0.68 .. 1.08 (viewing distance)  inside the domain's range
-horizontal shift (std) 0.04 / 0.06 / 0.10            0 .. 0.14                       within 0.01
-foot margin            .01-.05 / 0-.08 / -.06-.04    -0.08 .. 0.10 (crop)            inside the domain's range
-occluder probability   0.08 / 0.3 / 0.2              0 .. 0.45                       within 0.03
-occluder kind          box / car, pole / pole, box   box, pole, car                  the kinds the domain uses
-occluder colour (RGB)  2-4 fixed colours each        each channel 20 .. 220          within 40 (L2) of one
-view                   45:35:20 / 25:25:50 / 60:25:15  front, back, side equally       not excluded: the view is
-                                                                                      caption content
-=====================  ==========================  ==============================  ===========================
+| nuisance | synth-a / synth-b / synth-c | corpus | ``exclude`` neighbourhood |
+|---|---|---|---|
+| background family | tiles / foliage / panels | tiles, foliage, panels, bricks, plain | the domain's family |
+| texture strength | 0.15 / 0.35 / 0.25 | 0.05 .. 0.45 | within 0.04 |
+| wall colour (RGB) | 4 fixed colours each | each channel 40 .. 230, moved 0.4 of the way to its grey | within 40 (L2) of one |
+| ground colour (RGB) | 3 fixed colours each | each channel 50 .. 200, moved 0.4 of the way to its grey | within 40 (L2) of one |
+| horizon (of the height) | .45-.60 / .30-.50 / .55-.75 | 0.25 .. 0.80 | inside the domain's range |
+| illumination (gain) | 1.05 / 0.85 / 0.95 | 0.65 .. 1.30 | within 0.06 |
+| colour cast (R, G, B gains) | one triple each | each channel 0.78 .. 1.22 | within 0.05 on every channel |
+| saturation | 1.1 / 0.8 / 1.0 | 0.60 .. 1.30 | within 0.06 |
+| pixel noise (std, 0..255) | 3 / 4 / 6 | 0 .. 9 | within 0.6 |
+| resolution loss (shrink factor) | 1 / 1.5 / 2.6 | 1 .. 3.5 | within 0.2 |
+| blur (radius at 256 px) | 0.3 / 0.9 / 0.5 | 0 .. 1.6 | within 0.12 |
+| JPEG quality | 92 / 85 / 75 | 60 .. 95 | within 3 |
+| person height (distance) | .82-.94 / .78-.92 / .80-1.04 | 0.68 .. 1.08 | inside the domain's range |
+| horizontal shift (std) | 0.04 / 0.06 / 0.10 | 0 .. 0.14 | within 0.01 |
+| foot margin (crop) | .01-.05 / 0-.08 / -.06-.04 | -0.08 .. 0.10 | inside the domain's range |
+| occluder probability | 0.08 / 0.30 / 0.20 | 0 .. 0.45 | within 0.03 |
+| occluder kind | box / car, pole / pole, box | box, pole, car | the kinds the domain uses |
+| occluder colour (RGB) | 2-4 fixed colours each | each channel 20 .. 220 | within 40 (L2) of one |
+| view | 45:35:20 / 25:25:50 / 60:25:15 | front, back, side equally | not excluded (caption content) |
 
-``exclude`` (``synth-pretrain --exclude-style NAME``, repeatable) redraws any nuisance whose value falls in
-the named domain's neighbourhood, each nuisance independently, so no corpus image shares any single
-nuisance setting with that domain. Identities, views and whole-person captions come from other random
-streams and stay the same; part captions can differ, since they follow each part's visibility. A range value ("inside the domain's range") also counts its ends. Excluding so much that a
-categorical nuisance has no option left is refused when the draw is set up.
+``exclude`` (``synth-pretrain --exclude-style NAME``, repeatable) redraws any nuisance whose value falls
+in the named domain's neighbourhood, each nuisance on its own, so no corpus image shares a single
+nuisance setting with that domain ("within": strictly closer than the tolerance, JPEG quality up to 3
+included; "inside the range": ends included). Identities, views and whole-person captions come from
+other random streams and stay the same; part captions can differ, since they follow each part's
+visibility. Excluding so much that a categorical nuisance has no option left (all three domains: no
+occluder kind) is refused when the draw is set up.
 """
 from __future__ import annotations
 
