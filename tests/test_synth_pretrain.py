@@ -202,7 +202,7 @@ def test_captions_fit_a_text_context_of_40():
 
     tok, rng = SimpleTokenizer(), np.random.default_rng(3)
     longest = 0
-    for i in range(600):
+    for i in range(300):
         attrs = sample_attributes(rng, Priors(hat=0.6, bag=0.7))
         caps = image_captions(attrs, ("front", "back", "side")[i % 3], {"head": 1, "upper": 1, "legs": 1}, rng)
         longest = max([longest] + [len(tok.encode(c.text)) + 2 for c in caps])

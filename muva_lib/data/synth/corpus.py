@@ -2,7 +2,8 @@
 
 Layout (``python -m muva_lib synth-pretrain --out data/synth-pretrain``)::
 
-    <out>/corpus.json                       version, seed, arguments; when complete also counts and leakage
+    <out>/corpus.json                       version, seed, arguments; when complete also counts, parsing and
+                                            part classes, caption shares and leakage
     <out>/shard-0000/images/<pid>_<k>.jpg   image k of identity pid (pids from 100001: never a benchmark pid)
     <out>/shard-0000/parsing/<pid>_<k>.png  uint8 class map, indices into PARSING_CLASSES
     <out>/shard-0000/records.jsonl          one record per image: the benchmark's GtRecord fields (relpath
@@ -46,7 +47,7 @@ from .domains import DOMAINS
 from .generate import GENERATOR_VERSION, GtRecord, SynthError, _pid_alive, _rng, _save_atomic
 from .identity import Identity, Priors, caption, sample_families
 from .nuisance import as_scene, check_exclusion, draw_nuisance
-from .render import PARSING_CLASSES, render_person
+from .render import PARSING_CLASSES, PART_CLASSES, render_person
 from .twins import attribute_key, benchmark_identities, count_twins
 
 __all__ = ["CORPUS_VERSION", "PID_BASE", "CORPUS_SALTS", "CorpusCfg", "CorpusRecord", "plan_identities",
@@ -254,6 +255,7 @@ def generate_corpus(out: str | Path, seed: int = 0, cfg: CorpusCfg | None = None
     records = load_corpus(out, check_complete=False)
     complete = {**want, "complete": True, "shards": len(shards), "images": len(records),
                 "parsing_classes": list(PARSING_CLASSES),
+                "part_classes": {k: list(v) for k, v in PART_CLASSES.items()},
                 "leakage": leakage([dict(ident.attributes) for _, ident in people], cfg),
                 "captions": caption_shares(records)}
     if _read_json(manifest) != complete:
