@@ -85,6 +85,30 @@ def test_resume_keeps_finished_shards_and_redoes_missing_and_partial_ones(tiny, 
     assert generate_corpus(root, seed=3, cfg=TINY)["rendered_shards"] == 0
 
 
+def test_the_command_killed_half_way_resumes_to_byte_identical_files(tmp_path):
+    import os
+
+    from killing import kill_when
+
+    args = ["--ids", "24", "--images-per-id", "4", "--height", "64", "--width", "32", "--shard-size", "3",
+            "--workers", "1", "--quiet"]
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    out = tmp_path / "killed"
+    script = ("from muva_lib.data.synthetic import CorpusCfg, generate_corpus; "  # what the command runs, started fast
+              f"generate_corpus({str(out)!r}, cfg=CorpusCfg(ids=24, images_per_id=4, height=64, width=32, shard_size=3))")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=repo, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    kill_when(proc, lambda: (out / "shard-0001").is_dir())
+    done = sorted(p.name for p in out.glob("shard-*"))
+    assert len(done) < 8  # killed half way: some shards finished, not all
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("shard-*/**/*")}
+    assert main(["synth-pretrain", "--out", str(out), *args]) == 0
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # finished shards untouched
+    assert main(["synth-pretrain", "--out", str(tmp_path / "whole"), *args]) == 0
+    assert files_of(out) == files_of(tmp_path / "whole") and not list(out.glob(".shard-*"))
+
+
 def test_an_incomplete_corpus_is_not_loaded_and_other_arguments_are_refused(tmp_path):
     root = tmp_path / "c"
     root.mkdir()
