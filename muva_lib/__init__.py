@@ -14,7 +14,7 @@ checks it (and that this map lists the same names).
       geometry         patch grids, flips, box and mask helpers that every stage uses
       layering         this order and the check of the import graph
    1  config/          dataclass configs with the paper's values, presets, ``key=value`` overrides
-   2  data/            item types, dataset readers, the synthetic and real sets, named protocols
+   2  data/            item types, dataset readers, the synthetic and real sets, the pretraining corpus, protocols
    3  grounding/       the visual grounding expert (VGE): backends, answer parsing, calibration, masks, store
    4  human_parsing/   human parsing maps (pi-VL's input; was ``parsing/``): sources, grouping, store, labels
    5  batches/         training augmentation, P x K samplers, image loaders (were in ``data/``)

@@ -10,6 +10,8 @@ from typing import Sequence
 #: command name -> (module under muva_lib.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("synth", "generate the synthetic multi-domain benchmark (Market-1501 layout)"),
+    "synth-pretrain": ("synth_pretrain", "generate the pretraining corpus: disjoint identities, randomised domains, "
+                                         "varied and part captions, in resumable shards"),
     "protocols": ("list_protocols", "print the table of named protocols"),
     "config": ("config", "print a resolved config: its differences from the defaults and where each came from"),
     "ground": ("ground", "ground a dataset's part boxes with a VGE backend, calibrate, write patch masks"),

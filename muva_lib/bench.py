@@ -10,6 +10,7 @@ from typing import Sequence
 
 #: name -> "module:function" taking argv and returning an exit code
 BENCHMARKS: dict[str, str] = {
+    "corpus": "muva_lib.data.synth.bench_corpus:main",
     "eval": "muva_lib.eval.bench_rank:main",
     "rerank": "muva_lib.eval.bench_rerank:main",
     "encoder": "muva_lib.models.bench_encoder:main",

@@ -17,16 +17,25 @@ frame and the occluders; a part with nothing visible has a null box.
 Identities come in families sharing one outfit and differing in the attributes of one part
 only, so a global look cannot tell them apart. Everything is a function of the seed: every
 image has its own RNG keyed by (seed, domain, pid, image index).
+
+The pretraining corpus (``python -m muva_lib synth-pretrain``) comes from the same generator with
+identities disjoint from the benchmark's and randomised domains: :mod:`muva_lib.data.synth.corpus`.
 """
 from __future__ import annotations
 
+from .synth.captions import Caption, image_captions
+from .synth.corpus import CorpusCfg, CorpusRecord, corpus_captions, generate_corpus, load_corpus
 from .synth.domains import DOMAINS, CameraScene, DomainStyle
 from .synth.generate import (GENERATOR_VERSION, SUBSETS, GtRecord, SynthCfg, SynthError, generate, load_gt,
                              load_parsing, plan_domain)
 from .synth.identity import ATTRIBUTE_KEYS, PART_KEYS, Priors, caption, differing_parts
 from .synth.render import PARSING_CLASSES, PART_CLASSES, Rendered, part_boxes, render_person
+from .synth.twins import benchmark_identities, count_twins
 
 __all__ = ["DOMAINS", "DomainStyle", "CameraScene", "Priors", "SynthCfg", "SynthError", "GtRecord",
            "GENERATOR_VERSION", "SUBSETS", "PARSING_CLASSES", "PART_CLASSES", "PART_KEYS", "ATTRIBUTE_KEYS",
            "generate", "load_gt", "load_parsing", "plan_domain", "render_person", "Rendered", "part_boxes",
-           "caption", "differing_parts"]
+           "caption", "differing_parts",
+           # the pretraining corpus (synth-pretrain): muva_lib.data.synth.corpus
+           "CorpusCfg", "CorpusRecord", "Caption", "generate_corpus", "load_corpus", "corpus_captions",
+           "image_captions", "count_twins", "benchmark_identities"]

@@ -23,7 +23,7 @@ class DomainStyle:
     views: tuple[float, float, float]  # probabilities of front, back, side
     walls: tuple[RGB, ...]  # upper-background colours (one drawn per camera)
     grounds: tuple[RGB, ...]  # floor colours (one drawn per camera)
-    texture: str  # tiles | foliage | panels
+    texture: str  # tiles | foliage | panels (the benchmark's) | bricks | plain (pretraining corpus only)
     texture_strength: float  # 0..1
     horizon: tuple[float, float]  # range of the wall/floor border, fraction of the height
     gain: float  # brightness multiplier
@@ -146,7 +146,13 @@ def draw_background(style: DomainStyle, cam: CameraScene, rng: np.random.Generat
         lx, ly = rng.uniform(0, w), rng.uniform(0, 0.4 * h)
         lamp = np.exp(-((xs - lx) ** 2 + (ys - ly) ** 2) / (2 * (0.4 * w) ** 2))
         img *= (1 + s * 1.6 * lamp)[..., None]
-    else:
+    elif style.texture == "bricks":  # brick courses on the wall, every other row offset by half a brick
+        course = max(2.0, float(rng.uniform(0.03, 0.06)) * h)
+        brick = 2.2 * course
+        offset = np.mod(np.floor(ys / course), 2) * brick / 2 + rng.random() * brick
+        mortar = (np.mod(ys, course) < max(1.0, 0.2 * course)) | (np.mod(xs + offset, brick) < max(1.0, 0.15 * course))
+        img[mortar & (ys < horizon)] *= 1 - s * 1.5
+    elif style.texture != "plain":  # plain: a bare wall and floor, only the shading below
         raise ValueError(f"{style.name}: unknown background texture {style.texture!r}")
     img *= (1 + s * (_smooth_noise(rng, h, w, max(4, h // 12)) - 0.5))[..., None]
     return img
