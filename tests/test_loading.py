@@ -76,3 +76,13 @@ def test_evaluate_split_end_to_end(tmp_path):
     assert res["mAP"] == pytest.approx(1.0) and res["rank1"] == 1.0
     assert res["num_valid_queries"] == 3 and res["num_queries"] == 3
     np.testing.assert_array_equal(res["cmc"][:3], [1, 1, 1])
+
+
+def test_a_missing_mask_or_parsing_map_is_named_when_the_dataset_is_built():
+    from muva_lib.batches.loaders import TrainDataset
+
+    items = [Item(path=f"/x/{i}.jpg", pid=1, camid=0, dataset="toy", relpath=f"{i}.jpg") for i in range(4)]
+    with pytest.raises(KeyError, match=r"3 of 4 images have no part mask, e.g. \['toy/1.jpg'"):
+        ImageDataset(items, masks={items[0].key: np.zeros((3, 8), bool)})
+    with pytest.raises(KeyError, match="4 of 4 images have no parsing labels"):
+        TrainDataset(items, transform=None, augment=None, parsing={})

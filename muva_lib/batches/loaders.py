@@ -36,6 +36,13 @@ def interpolation_mode(name: str) -> InterpolationMode:
         raise ValueError(f"unknown interpolation {name!r}; choose one of {', '.join(INTERPOLATIONS)}") from None
 
 
+def _require_every_key(items: Sequence[Item], per_key: Mapping[str, Any], what: str) -> None:
+    """KeyError naming how many ``items`` have no entry in ``per_key`` (and three of their keys)."""
+    missing = [it.key for it in items if it.key not in per_key]
+    if missing:
+        raise KeyError(f"{len(missing)} of {len(items)} images have no {what}, e.g. {missing[:3]}")
+
+
 class ImageDataset(Dataset):
     """Items -> dict samples {"img", "pid", "camid", "domain", "index", "key"} (+ "mask").
 
@@ -51,9 +58,7 @@ class ImageDataset(Dataset):
         self.transform = transform
         self.masks = masks
         if masks is not None:
-            missing = [it.key for it in self.items if it.key not in masks]
-            if missing:
-                raise KeyError(f"{len(missing)} of {len(self.items)} images have no part mask, e.g. {missing[:3]}")
+            _require_every_key(self.items, masks, "part mask")
 
     def mask(self, index: int) -> torch.Tensor:
         """The part mask of item ``index`` as Bool[R, L]."""
@@ -91,9 +96,7 @@ class TrainDataset(ImageDataset):
         self.augment = augment
         self.parsing = parsing
         if parsing is not None:
-            missing = [it.key for it in self.items if it.key not in parsing]
-            if missing:
-                raise KeyError(f"{len(missing)} of {len(self.items)} images have no parsing labels, e.g. {missing[:3]}")
+            _require_every_key(self.items, parsing, "parsing labels")
 
     def __getitem__(self, index: int | tuple[int, int]) -> dict[str, Any]:
         index, seed = index if isinstance(index, tuple) else (index, index)
