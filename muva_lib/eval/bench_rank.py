@@ -28,7 +28,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -39,7 +39,7 @@ from .distance import pairwise_distance
 from .evaluator import evaluate_features
 from .rank import evaluate_features_reference, evaluate_rank, evaluate_rank_reference
 
-__all__ = ["SCALES", "synthetic_problem", "peak_rss", "main"]
+__all__ = ["SCALES", "synthetic_problem", "peak_rss", "timed", "max_metric_diff", "main"]
 
 #: Query / gallery sizes, test ids, cameras and pid-0 distractors of the two reference datasets.
 SCALES: dict[str, dict[str, int]] = {
@@ -130,21 +130,22 @@ def peak_rss() -> Iterator[PeakRSS]:
             rec.peak = max(samples[0], _status_kib("VmRSS")) * 1024
 
 
-def _timed(fn, *args, **kwargs) -> tuple[Any, float]:
+def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    """``(fn(*args, **kwargs), wall seconds)``."""
     t0 = time.perf_counter()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - t0
 
 
-def _max_diff(a: dict, b: dict) -> float:
-    keys = ("mAP", "mINP", "cmc", "num_valid_queries")
+def max_metric_diff(a: dict, b: dict, keys: Sequence[str] = ("mAP", "mINP", "cmc", "num_valid_queries")) -> float:
+    """The largest absolute difference between two metric dicts over ``keys`` (arrays element-wise)."""
     return max(float(np.max(np.abs(np.asarray(a[k], float) - np.asarray(b[k], float)))) for k in keys)
 
 
 def run_scale(name: str, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """Benchmark one scale; prints details and returns a table row."""
     sizes = SCALES[name]
-    prob, t_gen = _timed(synthetic_problem, **sizes, dim=args.dim, structured=args.features == "structured",
+    prob, t_gen = timed(synthetic_problem, **sizes, dim=args.dim, structured=args.features == "structured",
                          noise=args.noise, seed=args.seed)
     nq, ng = sizes["num_query"], sizes["num_gallery"]
     ids = (prob["q_pids"], prob["g_pids"], prob["q_camids"], prob["g_camids"])
@@ -153,7 +154,7 @@ def run_scale(name: str, args: argparse.Namespace, device: torch.device) -> dict
           f"(generated in {t_gen:.1f} s)")
 
     with peak_rss() as mem:
-        fast, t_fast = _timed(evaluate_features, prob["qf"], prob["gf"], *ids,
+        fast, t_fast = timed(evaluate_features, prob["qf"], prob["gf"], *ids,
                               cfg=EvalCfg(metric="euclidean", feat_norm=True, chunk_size=args.chunk_size),
                               device=device)
     print(f"  fast evaluate_features: {t_fast:.2f} s, peak RSS {mem.peak / GIB:.2f} GiB "
@@ -166,22 +167,22 @@ def run_scale(name: str, args: argparse.Namespace, device: torch.device) -> dict
     sub_ids = (prob["q_pids"][sub], prob["g_pids"], prob["q_camids"][sub], prob["g_camids"])
     scale = nq / n_ref
     extrap = "" if n_ref == nq else f", extrapolated x{scale:.2f} from {n_ref} random queries"
-    numpy_ref, t_numpy = _timed(evaluate_features_reference, prob["qf"][sub], prob["gf"], *sub_ids)
+    numpy_ref, t_numpy = timed(evaluate_features_reference, prob["qf"][sub], prob["gf"], *sub_ids)
     print(f"  reference, per-query NumPy end to end: {t_numpy:.2f} s on {n_ref} queries "
           f"-> {t_numpy * scale:.1f} s for all queries{extrap}")
-    dist, t_dist = _timed(pairwise_distance, prob["qf"][sub], prob["gf"], "euclidean", True,
+    dist, t_dist = timed(pairwise_distance, prob["qf"][sub], prob["gf"], "euclidean", True,
                           chunk_size=args.chunk_size, device=device)
-    ref, t_ref = _timed(evaluate_rank_reference, dist.numpy(), *sub_ids)
-    quick, t_rank = _timed(evaluate_rank, dist.numpy(), *sub_ids)
+    ref, t_ref = timed(evaluate_rank_reference, dist.numpy(), *sub_ids)
+    quick, t_rank = timed(evaluate_rank, dist.numpy(), *sub_ids)
     del dist
     shared_total = (t_dist + t_ref) * scale
     print(f"  reference ranking on our batched distances: distances {t_dist:.2f} s + evaluate_rank_reference "
           f"{t_ref:.2f} s on {n_ref} queries -> {shared_total:.1f} s for all queries{extrap}")
     print(f"  evaluate_rank on the same {n_ref}-query distance matrix: {t_rank:.2f} s; max |difference|: "
-          f"fast vs reference ranking {_max_diff(ref, quick):.2e}, NumPy reference vs reference ranking "
-          f"{_max_diff(ref, numpy_ref):.2e}")
+          f"fast vs reference ranking {max_metric_diff(ref, quick):.2e}, NumPy reference vs reference ranking "
+          f"{max_metric_diff(ref, numpy_ref):.2e}")
     if n_ref == nq:
-        print(f"  max |difference| evaluate_features vs reference: {_max_diff(ref, fast):.2e}")
+        print(f"  max |difference| evaluate_features vs reference: {max_metric_diff(ref, fast):.2e}")
     return {"scale": name, "size": f"{nq} x {ng}", "fast": t_fast, "peak": mem.peak / GIB,
             "peak_inc": (mem.peak - mem.start) / GIB, "ref": t_numpy * scale, "e2e": t_numpy * scale / t_fast,
             "shared": shared_total, "shared_ratio": shared_total / t_fast,

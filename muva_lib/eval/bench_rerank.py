@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from ..utils import set_threads
-from .bench_rank import synthetic_problem
+from .bench_rank import max_metric_diff, synthetic_problem, timed
 from .distance import pairwise_distance
 from .rank import evaluate_rank
 from .rerank import re_ranking_full, re_ranking_reference
@@ -49,23 +48,13 @@ def load_public_rerank(path: str | Path) -> Callable[..., np.ndarray]:
     return module.re_ranking
 
 
-def _timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
-    t0 = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - t0
-
-
-def _metric_diff(a: dict, b: dict) -> float:
-    return max(float(np.max(np.abs(np.asarray(a[k], float) - np.asarray(b[k], float)))) for k in METRIC_KEYS)
-
-
 def _public_run(path: str, dist: np.ndarray, nq: int, params: dict, ids: tuple, results: dict, rows: list
                 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Run the public ``re_ranking`` of ``path`` and ours on exactly the distances it sees; adds their
     metrics to ``results`` ("public", "fast_seen") and a table row. Returns (public, ours, public's seconds)."""
     public_fn = load_public_rerank(path)
     plain = np.sqrt(np.maximum(dist, 0.0))  # the public q_g/q_q/g_g function squares its input
-    public, t_public = _timed(public_fn, plain[:nq, nq:], plain[:nq, :nq], plain[nq:, nq:], **params)
+    public, t_public = timed(public_fn, plain[:nq, nq:], plain[:nq, :nq], plain[nq:, nq:], **params)
     results["public"] = evaluate_rank(np.asarray(public), *ids)
     rows.append((f"public re_ranking ({Path(path).name})", results["public"], t_public))
     # ... and so sees sqrt(d)^2, which differs from d in the last bit: near-ties at the edge of a
@@ -101,9 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"lambda {args.lambda_value}; squared Euclidean distances of L2-normalised features")
 
     rows: list[tuple[str, dict, float | None]] = [("no re-ranking", evaluate_rank(dist[:nq, nq:], *ids), None)]
-    fast, t_fast = _timed(re_ranking_full, dist, nq, **params)
-    paper, t_paper = _timed(re_ranking_full, dist, nq, variant="paper", **params)
-    loop, t_loop = _timed(re_ranking_reference, dist, nq, **params)
+    fast, t_fast = timed(re_ranking_full, dist, nq, **params)
+    paper, t_paper = timed(re_ranking_full, dist, nq, variant="paper", **params)
+    loop, t_loop = timed(re_ranking_reference, dist, nq, **params)
     results = {name: evaluate_rank(d, *ids) for name, d in (("fast", fast), ("paper", paper), ("loop", loop))}
     rows += [("zhong (default), vectorised", results["fast"], t_fast),
              ("zhong, plain loop (re_ranking_reference)", results["loop"], t_loop),
@@ -115,13 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"| {name} | {100 * res['mAP']:.2f} | {100 * res['rank1']:.2f} | {100 * res['mINP']:.2f} "
               f"| {'' if t is None else f'{t:.2f}'} |")
     print(f"\nvectorised vs plain loop: max |distance difference| {np.abs(fast - loop).max():.2e}, "
-          f"max |metric difference| {_metric_diff(results['fast'], results['loop']):.2e}, "
+          f"max |metric difference| {max_metric_diff(results['fast'], results['loop'], METRIC_KEYS):.2e}, "
           f"speed-up {t_loop / t_fast:.1f}x")
     if public is not None:
         public, fast_seen, t_public = public
         print(f"vectorised vs public, on the distances the public code saw: max |distance difference| "
               f"{np.abs(fast_seen - public).max():.2e}, "
-              f"max |metric difference| {_metric_diff(results['fast_seen'], results['public']):.2e}, "
+              f"max |metric difference| {max_metric_diff(results['fast_seen'], results['public'], METRIC_KEYS):.2e}, "
               f"speed-up {t_public / t_fast:.1f}x")
     print(f"paper variant vs default: mAP {100 * (results['paper']['mAP'] - results['fast']['mAP']):+.2f}, "
           f"rank-1 {100 * (results['paper']['rank1'] - results['fast']['rank1']):+.2f} points")
