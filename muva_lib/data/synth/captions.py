@@ -26,7 +26,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .identity import caption as canonical_caption
+from .identity import caption as canonical_caption, with_article
 
 __all__ = ["Caption", "CAPTION_PARTS", "PART_NAMES", "PART_SHARE", "MIN_VISIBLE", "FULL_PER_IMAGE", "MAX_WORDS",
            "full_caption", "part_caption", "image_captions", "word_count"]
@@ -77,10 +77,6 @@ def _pick(rng: np.random.Generator, options: Sequence[str]) -> str:
     return options[int(rng.integers(len(options)))]
 
 
-def _an(phrase: str) -> str:
-    return ("an " if phrase[0] in "aeiou" else "a ") + phrase
-
-
 def _join(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
@@ -93,15 +89,16 @@ def _phrases(a: Mapping[str, str], rng: np.random.Generator) -> dict[str, list[s
     """Noun phrases per part (``head``, ``upper``, ``legs``, ``skin``), synonyms drawn; bag and hat only when worn."""
     hair = _pick(rng, _HAIR).format(st=a["hair_style"], c=_colour(rng, a["hair_colour"], _HAIR_COLOUR))
     if a["hat"] != "none":
-        hat = _an(f"{_colour(rng, a['hat_colour'])} {_pick(rng, _HAT[a['hat']])}")
+        hat = with_article(f"{_colour(rng, a['hat_colour'])} {_pick(rng, _HAT[a['hat']])}")
         hair = _pick(rng, _HAT_ON_HAIR).format(hat=hat, hair=hair)
     garment = _pick(rng, _PATTERN[a["upper_pattern"]]).format(c=_colour(rng, a["upper_colour"]),
                                                              g=_pick(rng, _GARMENT[a["sleeves"]]))
-    upper = [_an(garment)]
+    upper = [with_article(garment)]
     if a["bag"] != "none":
-        upper.append(_an(f"{_colour(rng, a['bag_colour'])} {_pick(rng, _BAG[a['bag']])}"))
+        upper.append(with_article(f"{_colour(rng, a['bag_colour'])} {_pick(rng, _BAG[a['bag']])}"))
     lower = f"{_colour(rng, a['lower_colour'])} {_pick(rng, _LOWER[a['lower_type']])}"
-    legs = [_an(lower) if a["lower_type"] == "skirt" else lower, f"{_colour(rng, a['shoes_colour'])} {_pick(rng, _SHOES)}"]
+    legs = [with_article(lower) if a["lower_type"] == "skirt" else lower,
+            f"{_colour(rng, a['shoes_colour'])} {_pick(rng, _SHOES)}"]
     return {"head": [hair], "upper": upper, "legs": legs, "skin": [_pick(rng, _SKIN).format(s=a["skin"])]}
 
 

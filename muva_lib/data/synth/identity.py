@@ -7,7 +7,7 @@ from typing import Mapping
 import numpy as np
 
 __all__ = ["SKIN", "HAIR", "CLOTH", "SHOES", "PART_KEYS", "ATTRIBUTE_KEYS", "Priors",
-           "Identity", "sample_attributes", "sample_families", "caption", "differing_parts"]
+           "Identity", "sample_attributes", "sample_families", "caption", "differing_parts", "with_article"]
 
 RGB = tuple[int, int, int]
 
@@ -142,7 +142,8 @@ def differing_parts(a: Mapping[str, str], b: Mapping[str, str]) -> set[str]:
     return {p for p, keys in PART_KEYS.items() if diff & set(keys)} | ({"skin"} & diff)
 
 
-def _an(phrase: str) -> str:
+def with_article(phrase: str) -> str:
+    """``phrase`` after "a" or "an" (by its first letter)."""
     return ("an " if phrase[0] in "aeiou" else "a ") + phrase
 
 
@@ -156,13 +157,15 @@ def caption(attrs: Mapping[str, str], view: str) -> str:
         raise ValueError(f"unknown view {view!r}; expected front, back or side")
     hair = f"{attrs['hair_style']} {attrs['hair_colour']} hair"
     items = [] if view == "back" else [f"{attrs['skin']} skin"]
-    items.append(hair if attrs["hat"] == "none" else f"{_an(attrs['hat_colour'] + ' ' + attrs['hat'])} over {hair}")
+    hat = with_article(attrs["hat_colour"] + " " + attrs["hat"])
+    items.append(hair if attrs["hat"] == "none" else f"{hat} over {hair}")
     pattern = {"plain": "", "stripes": "striped ", "checks": "checked "}[attrs["upper_pattern"]]
     garment = "t-shirt" if attrs["sleeves"] == "short" else "long-sleeved shirt"
-    items.append(_an(f"{attrs['upper_colour']} {pattern}{garment}"))
+    items.append(with_article(f"{attrs['upper_colour']} {pattern}{garment}"))
     if attrs["bag"] != "none":
-        items.append(_an(f"{attrs['bag_colour']} {'backpack' if attrs['bag'] == 'backpack' else 'shoulder bag'}"))
+        bag = "backpack" if attrs["bag"] == "backpack" else "shoulder bag"
+        items.append(with_article(f"{attrs['bag_colour']} {bag}"))
     lower = f"{attrs['lower_colour']} {attrs['lower_type']}"
-    items.append(_an(lower) if attrs["lower_type"] == "skirt" else lower)
+    items.append(with_article(lower) if attrs["lower_type"] == "skirt" else lower)
     items.append(f"{attrs['shoes_colour']} shoes")
     return f"{subject[view]} with {', '.join(items[:-1])} and {items[-1]}"

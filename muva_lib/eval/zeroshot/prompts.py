@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Callable, Mapping
 
 from ...data.synth.identity import BAGS, CLOTH, HAIR, HAIR_STYLES, HATS, LOWER_TYPES, PATTERNS, SHOES, SLEEVES, caption
+from ...data.synth.identity import with_article
 from ...data.types import PARTS
 
 __all__ = ["PART_WORDS", "PROMPT_PREFIX", "ATTRIBUTE_VALUES", "applies", "attribute_phrase", "attribute_prompts",
@@ -24,31 +25,27 @@ PROMPT_PREFIX = "a person with "
 Attrs = Mapping[str, str]
 
 
-def _an(phrase: str) -> str:
-    return ("an " if phrase[0] in "aeiou" else "a ") + phrase
-
-
 def _hair(a: Attrs) -> str:
     return f"{a['hair_style']} {a['hair_colour']} hair"
 
 
 def _hat(a: Attrs) -> str:
-    return _an(f"{a['hat_colour']} {a['hat']}")
+    return with_article(f"{a['hat_colour']} {a['hat']}")
 
 
 def _upper(a: Attrs) -> str:
     pattern = {"plain": "", "stripes": "striped ", "checks": "checked "}[a["upper_pattern"]]
     garment = "t-shirt" if a["sleeves"] == "short" else "long-sleeved shirt"
-    return _an(f"{a['upper_colour']} {pattern}{garment}")
+    return with_article(f"{a['upper_colour']} {pattern}{garment}")
 
 
 def _bag(a: Attrs) -> str:
-    return _an(f"{a['bag_colour']} {'backpack' if a['bag'] == 'backpack' else 'shoulder bag'}")
+    return with_article(f"{a['bag_colour']} {'backpack' if a['bag'] == 'backpack' else 'shoulder bag'}")
 
 
 def _lower(a: Attrs) -> str:
     lower = f"{a['lower_colour']} {a['lower_type']}"
-    return _an(lower) if a["lower_type"] == "skirt" else lower
+    return with_article(lower) if a["lower_type"] == "skirt" else lower
 
 
 def _shoes(a: Attrs) -> str:
