@@ -43,7 +43,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .config import METHODS, PRESETS, RunCfg, load as load_config, resolve
+from . import config as _config
+from .config import PRESETS, RunCfg, load as load_config, resolve
 from .utils import resolve_device, seed_everything
 
 __version__ = "0.1.0"
@@ -64,7 +65,7 @@ def __getattr__(name: str) -> Any:
 
 
 def list_methods() -> list[str]:
-    return list(METHODS)
+    return list(_config.METHODS)  # read from the recipes here, not at import (they import torch)
 
 
 def list_presets() -> list[str]:

@@ -1,6 +1,7 @@
 """One dependency list: environment.yml and the Makefile agree with pyproject.toml."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -57,3 +58,11 @@ def test_make_test_fails_when_pytest_collects_no_tests(tmp_path):
     assert proc.returncode != 0, proc.stdout + proc.stderr
     assert "make test: pytest collected no tests (exit 5): failing" in proc.stderr
     assert "no tests ran" in proc.stdout and "pip install" not in proc.stdout + proc.stderr
+
+
+def test_importing_the_package_loads_no_torch():
+    # the package root re-exports configs and helpers; the method recipes (and torch) load on first use
+    code = "import sys, muva_lib; assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'muva' in m)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr

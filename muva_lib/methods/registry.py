@@ -2,8 +2,9 @@
 
 A recipe (:class:`Recipe`) is one method's difference from the recipe it builds on (its ``parent``):
 config overrides, adjustments per preset and the ablations that switch one part of it off. This
-module is a leaf (no ``muva_lib`` import), so :mod:`muva_lib.config` reads the recipes without
-importing a model; the recipe modules keep their behaviour behind deferred imports.
+module is a leaf (no ``muva_lib`` import). :mod:`muva_lib.config` reads the recipes on first use of
+``METHODS`` / ``ABLATIONS`` (resolving or validating a config), which imports the recipe modules and
+with them torch, the losses and the samplers; ``import muva_lib`` alone does not.
 """
 from __future__ import annotations
 
