@@ -25,17 +25,18 @@ checks it (and that this map lists the same names).
    9  eval/            ranking metrics, distances, re-ranking, the chunked evaluator, zero-shot checks of a CLIP
   10  methods/         the method registry and one recipe per method: clipreid, muva, pivl
   11  train/           what every method shares: optimiser, sampler, resume, DDP, epoch loop, run folders
-  12  analysis         diagnostics of trained runs (retrieval, memory statistics, mask IoU, attention)
+  12  pretrain/        contrastive pretraining of the tiny CLIP on the synthetic corpus; the shipped weights
+  13  analysis         diagnostics of trained runs (retrieval, memory statistics, mask IoU, attention)
       baselines        training-free baselines: colour histograms, LDA
       reported         the papers' reported numbers as data, with their sources
       tables           results tables: collected metrics, paper layouts, Markdown and LaTeX export
-  13  viz/             figures: one module per topic, ``save_figure``
-  14  runs             notebook runs: find or train a config's run, execute notebooks with papermill
+  14  viz/             figures: one module per topic, ``save_figure``
+  15  runs             notebook runs: find or train a config's run, execute notebooks with papermill
       notebook_runs    executing notebooks with papermill: parameters checked, a manifest, resume
-  15  commands/        one module per CLI command (``python -m muva_lib <command>``)
+  16  commands/        one module per CLI command (``python -m muva_lib <command>``)
       bench            ``python -m muva_lib.bench NAME``: speed and memory benchmarks
       readme           the README's generated blocks (``python -m muva_lib readme``)
-  16  __main__         the command line
+  17  __main__         the command line
       __init__         this public API
 """
 from __future__ import annotations

@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "train / find a method run and execute its notebooks with papermill (--all-synthetic: the sweep)"),
     "pivl-part-phase": ("pivl_part_phase", "pi-VL's stage-1 part phase per part-epoch setting and seed: the runs "
                                            "(found or trained) and figures/tables/pivl_part_phase.md"),
+    "pretrain": ("pretrain", "pretrain the tiny CLIP on the synthetic corpus (open_clip loss + schedule, resumable, "
+                             "torchrun); 'pretrain ship RUN' packs the shipped weights"),
     "zeroshot": ("zeroshot", "zero-shot checks of a CLIP on a synthetic domain's unseen identities: text-to-image "
                              "retrieval, attributes, colour binding, part pointing, frozen re-ID (--json)"),
     "readme": ("write_readme", "rewrite the README's generated results blocks from figures/ (--check: only compare)"),

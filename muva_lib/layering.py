@@ -43,6 +43,7 @@ ORDER: tuple[tuple[str, ...], ...] = (
     ("eval",),
     ("methods",),
     ("train",),
+    ("pretrain",),  # contrastive pretraining of the tiny CLIP on the synthetic corpus; shipping its weights
     ("analysis", "baselines", "reported", "tables"),
     ("viz",),  # figures are built from the results tables
     ("runs", "notebook_runs"),  # notebook runs: train or find a run, execute notebooks, the sweep's tables and figures
