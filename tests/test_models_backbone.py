@@ -16,6 +16,7 @@ from muva_lib.models import clip_backbone as cb
 from muva_lib.models.clip_backbone import (WeightsNotFoundError, choose_quick_gelu, create_clip,
                                            load_state_dict_file, resolve_weights, save_clip_weights)
 from muva_lib.models.factory import create_model
+from muva_lib.models.packed_weights import file_sha256
 
 
 def _same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
@@ -162,7 +163,7 @@ def test_torchscript_archives_load_only_when_trusted(offline):
     torch.jit.save(torch.jit.script(Toy()), str(path))
     with pytest.raises(ValueError, match="TorchScript"):
         load_state_dict_file(path)
-    sd = load_state_dict_file(path, trusted_jit_sha256={cb._sha256(path)})
+    sd = load_state_dict_file(path, trusted_jit_sha256={file_sha256(path)})
     assert torch.equal(sd["w"], torch.arange(3.0))
 
 

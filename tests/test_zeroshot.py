@@ -19,7 +19,7 @@ from muva_lib.eval.zeroshot import (SUMMARY_KEYS, attribute_accuracy, binding_ac
 from muva_lib.eval.zeroshot.prompts import (ATTRIBUTE_VALUES, PROMPT_PREFIX, applies, attribute_phrase,
                                             attribute_prompts, binding_captions, part_texts, swap_colours)
 from muva_lib.geometry.patch_grid import box_to_mask
-from muva_lib.models.clip_backbone import WeightsNotFoundError, save_clip_weights
+from muva_lib.models.clip_backbone import ENV_PRETRAINED_DIR, WeightsNotFoundError, save_clip_weights
 
 # ----------------------------------------------------------------------------- metrics, hand-worked
 
@@ -197,7 +197,8 @@ def test_plan_texts_encodes_each_text_once_and_skips_equal_colours():
 # ----------------------------------------------------------------------------- model side
 
 
-def test_random_weights_follow_the_seed_and_synth_is_not_shipped(tmp_path):
+def test_random_weights_follow_the_seed_and_missing_synth_says_how_to_make_it(tmp_path, monkeypatch):
+    monkeypatch.setenv(ENV_PRETRAINED_DIR, str(tmp_path))  # no shipped weights there
     a, b = load_zeroshot_model("random", seed=1), load_zeroshot_model("random", seed=1)
     c = load_zeroshot_model("random", seed=2)
     texts = ["a person with red shoes", "legs"]
@@ -250,10 +251,11 @@ def test_zeroshot_command_end_to_end_with_random_and_file_weights(tiny_synth_b, 
     assert "t2i_r10" in table and "binding_acc" in table and "weights: random init (seed 0)" in table
 
 
-def test_zeroshot_command_errors_are_one_line(tiny_synth_b, capsys, monkeypatch):
+def test_zeroshot_command_errors_are_one_line(tiny_synth_b, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("MUVA_SYNTH", str(tiny_synth_b.parent))
+    monkeypatch.setenv(ENV_PRETRAINED_DIR, str(tmp_path))  # no shipped weights there
     assert main(["zeroshot", "--weights", "synth"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "python -m muva_lib pretrain" in err and err.count("\n") == 1
+    assert err.startswith("error: ") and "python -m muva_lib pretrain ship RUN_DIR" in err and err.count("\n") == 1
     assert main(["zeroshot", "--weights", "/no/such/file.pt"]) == 2
     assert "/no/such/file.pt: no such file" in capsys.readouterr().err

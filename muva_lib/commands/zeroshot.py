@@ -4,7 +4,7 @@ Text-to-image retrieval with the test captions (R@1/5/10, mAP; any image of the 
 recognition by prompting (mA), colour binding (caption vs the upper and lower colours swapped; chance 0.5),
 part pointing (the best patch of "head" / "upper body" / "legs" inside that part's box) and re-ID with the
 frozen image encoder. Weights: ``random`` (the floor), a PATH to an open_clip state dict, or ``synth``
-(the workbench's pretrained weights, once shipped). All numbers are fractions.
+(the workbench's pretrained weights shipped in the package). All numbers are fractions.
 """
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                              "(default synth-b)")
     parser.add_argument("--root", default="", help="the domain folder (default: $MUVA_SYNTH/<dataset>)")
     parser.add_argument("--weights", default="random",
-                        help="random (seeded init) | synth (not shipped yet) | PATH of an open_clip state dict")
+                        help="random (seeded init) | synth (the shipped pretrained weights) | PATH of an open_clip "
+                             "state dict")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random init (default 0)")
     parser.add_argument("--limit", type=int, default=0, help="at most N test identities (default: all)")
     parser.add_argument("--context-length", type=int, default=0,

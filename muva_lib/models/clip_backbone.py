@@ -1,8 +1,13 @@
-"""Where CLIP weights come from (the one place that decides), and the open_clip model built around them."""
+"""Where CLIP weights come from (the one place that decides), and the open_clip model built around them.
+
+Sources: random init, a file, an open_clip ``local-dir:`` folder, an open_clip tag found on this machine
+(``openai``), or ``synth``: the workbench's own pretrained ``muva-tiny`` weights, shipped in the package
+(``muva_lib/assets/pretrained/``, packed: :mod:`muva_lib.models.packed_weights`) and checked against their
+manifest's SHA-256 before use.
+"""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -18,11 +23,13 @@ import torch.nn.functional as F
 
 from ..config import ACTIVATIONS
 from ..paths import data_root
+from .packed_weights import FORMAT_FAMILY, file_sha256, read_metadata, unpack_state_dict
 
 __all__ = [
     "ENV_WEIGHTS", "CONFIG_DIR", "WeightsNotFoundError", "WeightsSource", "register_model_configs",
     "weights_cache_dir", "resolve_weights", "load_state_dict_file", "choose_quick_gelu", "create_clip",
-    "load_clip_weights", "save_clip_weights", "resize_grid_pos_embed", "openai_sha256s",
+    "load_clip_weights", "save_clip_weights", "resize_grid_pos_embed", "openai_sha256s", "SYNTH_TAG",
+    "SHIPPED_ARCH", "ENV_PRETRAINED_DIR", "shipped_dir", "shipped_manifest", "shipped_weights_path",
 ]
 
 log = logging.getLogger(__name__)
@@ -37,14 +44,25 @@ _DIR_WEIGHT_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin
 _OPENAI_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size")
 _RANDOM = ("", "none", "random")
 
+#: ``model.pretrained`` tag of the workbench's own pretrained weights (shipped in the package)
+SYNTH_TAG = "synth"
+#: the architecture the shipped weights belong to
+SHIPPED_ARCH = "muva-tiny"
+#: environment variable naming another folder for the shipped weights and their manifest (tests)
+ENV_PRETRAINED_DIR = "MUVA_PRETRAINED_DIR"
+_MANIFEST = "manifest.json"
+_MAKE_SHIPPED = ("run `python -m muva_lib pretrain --preset default` and `python -m muva_lib pretrain ship RUN_DIR`"
+                 " to make them")
+
 
 class WeightsNotFoundError(FileNotFoundError):
-    """Named weights (e.g. ``pretrained='openai'``) are not on this machine; the message says what to fetch."""
+    """Named weights (``pretrained='openai'``, the shipped ``synth``) are not on this machine; the message says
+    what to fetch or run."""
 
 
 @dataclass(frozen=True)
 class WeightsSource:
-    """Resolved origin of the CLIP weights (``kind``: random | file | local-dir | tag)."""
+    """Resolved origin of the CLIP weights (``kind``: random | file | local-dir | tag | synth)."""
 
     kind: str
     path: Path | None = None
@@ -54,6 +72,8 @@ class WeightsSource:
     def describe(self) -> str:
         if self.kind == "random":
             return "random init"
+        if self.kind == "synth":
+            return f"synth:{self.path}"
         return f"{self.kind}:{self.tag + ' -> ' if self.tag else ''}{self.path}"
 
 
@@ -121,10 +141,53 @@ def _missing_tag_message(arch: str, tag: str, searched: list[Path]) -> str:
     return "\n".join(lines)
 
 
-def resolve_weights(arch: str, pretrained: str | None, cache_dir: str | Path | None = None) -> WeightsSource:
-    """Decide where the weights come from: nothing, a file, a ``local-dir:`` folder, or a named tag.
+def shipped_dir() -> Path:
+    """The folder of the shipped pretrained weights: ``muva_lib/assets/pretrained`` (``$MUVA_PRETRAINED_DIR``
+    instead when set)."""
+    env = os.environ.get(ENV_PRETRAINED_DIR, "").strip()
+    return Path(env).expanduser() if env else Path(__file__).resolve().parent.parent / "assets" / "pretrained"
 
-    A tag (``openai``) is looked up, without any network access, in ``$MUVA_CLIP_WEIGHTS``, then
+
+def shipped_manifest() -> dict[str, Any]:
+    """The shipped weights' ``manifest.json``: at least ``file``, ``sha256`` and ``bytes``, plus provenance
+    (command, corpus, git commit, wall time, zero-shot numbers). Missing: :class:`WeightsNotFoundError`."""
+    path = shipped_dir() / _MANIFEST
+    if not path.is_file():
+        raise WeightsNotFoundError(f"model.pretrained={SYNTH_TAG}: the shipped {SHIPPED_ARCH} weights are missing "
+                                   f"(no {path}): {_MAKE_SHIPPED}")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+    absent = [k for k in ("file", "sha256", "bytes") if not isinstance(manifest, dict) or k not in manifest]
+    if absent:
+        raise ValueError(f"{path}: the manifest lacks {', '.join(absent)}")
+    return manifest
+
+
+def shipped_weights_path() -> Path:
+    """The shipped weights file, after checking its SHA-256 against the manifest (about 15 MB: tens of ms).
+
+    Missing file or manifest: :class:`WeightsNotFoundError` naming the commands that make them; another
+    SHA-256: ``ValueError`` naming the file and both hashes."""
+    manifest = shipped_manifest()
+    path = shipped_dir() / str(manifest["file"])
+    if not path.is_file():
+        raise WeightsNotFoundError(f"model.pretrained={SYNTH_TAG}: the shipped {SHIPPED_ARCH} weights are missing "
+                                   f"(no {path}, named in {shipped_dir() / _MANIFEST}): {_MAKE_SHIPPED}")
+    actual = file_sha256(path)
+    if actual != str(manifest["sha256"]).lower():
+        raise ValueError(f"{path}: SHA-256 {actual} differs from the manifest's {manifest['sha256']} "
+                         f"({shipped_dir() / _MANIFEST}); the shipped weights were changed or damaged: restore "
+                         "them (git checkout) or ship them again with `python -m muva_lib pretrain ship RUN_DIR`")
+    return path
+
+
+def resolve_weights(arch: str, pretrained: str | None, cache_dir: str | Path | None = None) -> WeightsSource:
+    """Decide where the weights come from: nothing, a file, a ``local-dir:`` folder, a named tag, or ``synth``.
+
+    ``synth``: the shipped ``muva-tiny`` weights (:func:`shipped_weights_path`, hash checked); another arch is
+    an error. A tag (``openai``) is looked up, without any network access, in ``$MUVA_CLIP_WEIGHTS``, then
     ``<cache_dir or data/weights>/`` (OpenAI's file name ``ViT-B-16.pt`` or ``<arch>-<tag>.<ext>``),
     then open_clip's own caches (``~/.cache/clip``, the Hugging Face cache). Missing: an error that says
     which file to fetch and where to put it.
@@ -132,6 +195,11 @@ def resolve_weights(arch: str, pretrained: str | None, cache_dir: str | Path | N
     p = (pretrained or "").strip()
     if p.lower() in _RANDOM:
         return WeightsSource("random")
+    if p == SYNTH_TAG:
+        if arch != SHIPPED_ARCH:
+            raise ValueError(f"model.pretrained={SYNTH_TAG}: the shipped weights are {SHIPPED_ARCH}'s, not "
+                             f"{arch!r}'s (set model.arch={SHIPPED_ARCH}, or model.pretrained='' for random init)")
+        return WeightsSource(SYNTH_TAG, shipped_weights_path(), tag=SYNTH_TAG)
     if p.startswith("local-dir:"):
         folder = Path(p[len("local-dir:"):]).expanduser()
         cfg_file = folder / "open_clip_config.json"
@@ -176,19 +244,12 @@ def _is_torchscript(path: Path) -> bool:
         return any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist())
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def load_state_dict_file(path: str | Path, trusted_jit_sha256: Collection[str] | None = None
                          ) -> dict[str, torch.Tensor]:
     """Read a weights file safely: safetensors, or ``torch.load(weights_only=True)``.
 
-    Accepts a plain state dict, ``{'state_dict': ...}`` and ``module.``-prefixed keys. A TorchScript
+    Accepts a plain state dict, ``{'state_dict': ...}`` and ``module.``-prefixed keys; a packed file
+    (:mod:`~muva_lib.models.packed_weights`, told by its metadata) is unpacked to float32. A TorchScript
     archive (OpenAI's original ``ViT-B-16.pt``) cannot be read with ``weights_only``; it is opened with
     ``torch.jit.load`` only when its SHA-256 is one OpenAI published (or in ``trusted_jit_sha256``).
     """
@@ -197,8 +258,11 @@ def load_state_dict_file(path: str | Path, trusted_jit_sha256: Collection[str] |
         from safetensors.torch import load_file
 
         sd: Any = load_file(str(path), device="cpu")
+        meta = read_metadata(path)
+        if meta.get("format", "").startswith(FORMAT_FAMILY):  # another version: unpack_state_dict says so
+            sd = unpack_state_dict(sd, meta, name=str(path))
     elif _is_torchscript(path):
-        digest = _sha256(path)
+        digest = file_sha256(path)
         trusted = set(openai_sha256s()) | set(trusted_jit_sha256 or ())
         if not any(digest.startswith(t) for t in trusted):
             raise ValueError(f"{path} is a TorchScript archive whose SHA-256 ({digest[:16]}...) is not one of "
@@ -221,15 +285,6 @@ def load_state_dict_file(path: str | Path, trusted_jit_sha256: Collection[str] |
     return sd
 
 
-def _file_metadata(path: Path) -> dict[str, str]:
-    if path.suffix != ".safetensors":
-        return {}
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as fh:
-        return dict(fh.metadata() or {})
-
-
 # ----------------------------------------------------------------------------- activation
 
 def _arch_quick_gelu(arch: str, model_cfg: Mapping[str, Any] | None = None) -> bool:
@@ -243,8 +298,9 @@ def choose_quick_gelu(arch: str, source: WeightsSource, activation: str = "auto"
     """QuickGELU (OpenAI's activation) or GELU, decided from what the weights are.
 
     ``quick_gelu`` / ``gelu`` force it. ``auto``: a tag's registry entry (``openai`` -> QuickGELU); a
-    ``local-dir`` config; a file: an OpenAI TorchScript release, a ``quick_gelu`` entry in safetensors
-    metadata (what :func:`save_clip_weights` writes), ``openai`` in the path; otherwise the architecture's
+    ``local-dir`` config; the shipped ``synth`` weights: their file's metadata (required); a file: an OpenAI
+    TorchScript release, a ``quick_gelu`` entry in safetensors metadata (what :func:`save_clip_weights` and
+    :func:`~muva_lib.models.packed_weights.save_packed` write), ``openai`` in the path; otherwise the architecture's
     own setting, unless published weights of that architecture use both activations (ViT-B-16), where an
     unidentified file is an error rather than a silent guess.
     """
@@ -259,7 +315,10 @@ def choose_quick_gelu(arch: str, source: WeightsSource, activation: str = "auto"
     if source.kind == "local-dir":
         return _arch_quick_gelu(arch, source.model_cfg)
     path = Path(source.path)
-    meta = _file_metadata(path)
+    meta = read_metadata(path)
+    if source.kind == SYNTH_TAG and "quick_gelu" not in meta:
+        raise ValueError(f"{path}: the shipped weights' metadata has no 'quick_gelu' entry (ship them again with "
+                         "`python -m muva_lib pretrain ship RUN_DIR`)")
     if "quick_gelu" in meta:
         return meta["quick_gelu"].lower() == "true"
     if _is_torchscript(path) or "openai" in str(path).lower():
@@ -301,15 +360,26 @@ def _old_grid(n_patches: int, meta: Mapping[str, str]) -> tuple[int, int]:
 
 def load_clip_weights(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
                       meta: Mapping[str, str] | None = None, pos_embed_interp: str = "bilinear") -> None:
-    """Load a CLIP state dict strictly: visual grid resized, text context truncated; mismatches listed."""
+    """Load a CLIP state dict strictly: visual grid resized, text context truncated; mismatches listed.
+
+    One key is optional both ways, ``logit_bias`` (SigLIP's loss learns it, ``create_model(init_logit_bias=)``
+    adds it): a file's bias the model lacks is dropped, a model's bias the file lacks keeps its value; both are
+    logged. Every other key must match."""
     sd = dict(state_dict)
+    own = model.state_dict()
+    if "logit_bias" in sd and "logit_bias" not in own:
+        log.info("the CLIP weights hold a logit_bias (%s) the model has none of: dropped",
+                 float(sd.pop("logit_bias").flatten()[0]))
+    elif "logit_bias" in own and "logit_bias" not in sd:
+        log.info("the CLIP weights hold no logit_bias: the model keeps its own (%s)",
+                 float(own["logit_bias"].flatten()[0]))
+        sd["logit_bias"] = own["logit_bias"]
     key = "visual.positional_embedding"
     if key in sd and sd[key].shape != model.visual.positional_embedding.shape:
         old = _old_grid(sd[key].shape[0] - 1, meta or {})
         sd[key] = resize_grid_pos_embed(sd[key], old, tuple(model.visual.grid_size), pos_embed_interp)
     if "positional_embedding" in sd and sd["positional_embedding"].shape[0] > model.positional_embedding.shape[0]:
         sd["positional_embedding"] = sd["positional_embedding"][: model.positional_embedding.shape[0]]
-    own = model.state_dict()
     missing = sorted(set(own) - set(sd))
     unexpected = sorted(set(sd) - set(own))
     shapes = sorted(f"{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
@@ -324,11 +394,12 @@ def load_clip_weights(model: torch.nn.Module, state_dict: Mapping[str, torch.Ten
 
 def create_clip(arch: str, pretrained: str | None = "", image_size: tuple[int, int] = (256, 128),
                 device: str | torch.device = "cpu", activation: str = "auto", context_length: int | None = None,
-                pos_embed_interp: str = "bilinear", cache_dir: str | Path | None = None,
+                pos_embed_interp: str = "bilinear", cache_dir: str | Path | None = None, **model_kwargs: Any,
                 ) -> tuple[open_clip.CLIP, WeightsSource, bool]:
     """Build an open_clip CLIP at ``image_size`` (H, W) and load its weights; never downloads.
 
-    Returns ``(model, source, quick_gelu)``. The visual positional embedding has ``1 + (H/p)*(W/p)`` rows
+    ``model_kwargs`` go to ``open_clip.create_model`` (``init_logit_scale=``, ``init_logit_bias=``). Returns
+    ``(model, source, quick_gelu)``. The visual positional embedding has ``1 + (H/p)*(W/p)`` rows
     (129 for ViT-B/16 at 256x128); loaded square grids are resized (``pos_embed_interp``).
     """
     register_model_configs()
@@ -341,9 +412,9 @@ def create_clip(arch: str, pretrained: str | None = "", image_size: tuple[int, i
     with _no_random_init_warning():
         model = open_clip.create_model(name, pretrained=None, load_weights=False,
                                        force_image_size=tuple(image_size), force_context_length=context_length,
-                                       quick_gelu=quick_gelu)
+                                       quick_gelu=quick_gelu, **model_kwargs)
     if source.kind != "random":
-        meta = _file_metadata(Path(source.path))
+        meta = read_metadata(Path(source.path))
         load_clip_weights(model, load_state_dict_file(source.path), meta, pos_embed_interp)
         log.info("loaded CLIP weights from %s (quick_gelu=%s)", source.describe(), quick_gelu)
     return model.to(torch.device(device)), source, quick_gelu

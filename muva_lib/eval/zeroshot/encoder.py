@@ -2,7 +2,7 @@
 image features (global and per patch, through :mod:`muva_lib.features`) and text features.
 
 Weights: ``random`` (seeded init: the floor), a PATH to an open_clip state dict (``.safetensors`` / ``.pt``),
-or ``synth`` (the workbench's own pretrained weights: not shipped yet).
+or ``synth`` (the workbench's own pretrained weights, shipped in the package: ``model.pretrained=synth``).
 """
 from __future__ import annotations
 
@@ -18,13 +18,10 @@ from ...batches.loaders import make_test_loader
 from ...config import DataCfg
 from ...data.types import Item
 from ...features import batch_features
-from ...models.clip_backbone import WeightsNotFoundError, create_clip, load_state_dict_file, register_model_configs
+from ...models.clip_backbone import (SYNTH_TAG, create_clip, load_state_dict_file, register_model_configs,
+                                      shipped_weights_path)
 
-__all__ = ["SYNTH_NOT_SHIPPED", "ZeroShotModel", "load_zeroshot_model", "encode_texts", "encode_images",
-           "token_lengths"]
-
-SYNTH_NOT_SHIPPED = ("--weights synth: the workbench's pretrained weights are not shipped yet: run "
-                     "`python -m muva_lib pretrain` (issue 14), then pass its weights file as --weights PATH")
+__all__ = ["ZeroShotModel", "load_zeroshot_model", "encode_texts", "encode_images", "token_lengths"]
 
 
 @dataclass
@@ -47,21 +44,20 @@ def _file_context_length(path: Path) -> int | None:
 def load_zeroshot_model(weights: str = "random", *, arch: str = "muva-tiny", image_size: tuple[int, int] = (128, 64),
                         seed: int = 0, context_length: int = 0, device: torch.device | str = "cpu") -> ZeroShotModel:
     """Build ``arch`` at ``image_size`` (H, W) with ``weights``: ``random`` (init from ``seed``, the global RNG
-    left as it was), ``synth`` (not shipped yet: an error naming the command that makes them) or a PATH.
+    left as it was), ``synth`` (the shipped weights; missing or damaged: the error of
+    :func:`~muva_lib.models.clip_backbone.shipped_weights_path`) or a PATH.
 
     ``context_length`` 0: the file's text context, else the architecture's (``muva-tiny``: 32); longer texts
     are cut (open_clip keeps the end-of-text token)."""
     w = weights.strip()
-    if w == "synth":
-        raise WeightsNotFoundError(SYNTH_NOT_SHIPPED)
     if w.lower() in ("", "random", "none"):
         pretrained, described = "", f"random init (seed {seed})"
     else:
-        path = Path(w).expanduser()
+        path = shipped_weights_path() if w == SYNTH_TAG else Path(w).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"--weights {w}: no such file (expected an open_clip state dict, "
-                                    "'.safetensors' or '.pt'; or 'random')")
-        pretrained, described = str(path), str(path)
+                                    "'.safetensors' or '.pt'; or 'random' or 'synth')")
+        pretrained, described = (SYNTH_TAG, f"synth:{path}") if w == SYNTH_TAG else (str(path), str(path))
         if not context_length:
             context_length = _file_context_length(path) or 0
     if not context_length:
