@@ -14,6 +14,7 @@ BENCHMARKS: dict[str, str] = {
     "eval": "muva_lib.eval.bench_rank:main",
     "rerank": "muva_lib.eval.bench_rerank:main",
     "encoder": "muva_lib.models.bench_encoder:main",
+    "pretrain": "muva_lib.pretrain.bench:main",
     "train": "muva_lib.train.bench_step:main",
 }
 

@@ -153,3 +153,55 @@ def test_smoke_preset_through_the_command_line(corpus, tmp_path):
         p.name for p in run.iterdir()}
     bad = subprocess.run(cmd[:-4] + ["loss=hinge"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "loss='hinge'" in bad.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["siglip", "clip"])
+def test_torchrun_two_processes_match_one(corpus, pairs, tmp_path, loss):
+    """2 gloo processes, each on its half of every global batch, against 1 process on the whole batch: open_clip's
+    losses gather the other rank's features (with gradients), so the losses agree to float noise and every
+    weight to well within one AdamW step (lr) after 4 steps (Adam divides by the root of a second moment, so
+    a rounding-level gradient difference can show as a visible fraction of a step)."""
+    cfg = tiny_cfg(corpus, loss=loss, steps=4, ckpt_every=4, **({"init_logit_scale": 2.65926} if loss == "clip" else {}))
+    pretrain(cfg, tmp_path / "one", data=pairs, progress=False)
+    overrides = [f"{k}={v}" for k, v in cfg.to_dict().items() if v != getattr(PretrainCfg(), k)]
+    torchrun = Path(sys.executable).with_name("torchrun")
+    proc = subprocess.run(
+        [str(torchrun), "--nproc_per_node", "2", "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0",
+         "-m", "muva_lib", "pretrain", "--out", str(tmp_path / "two"), "--quiet", *overrides],
+        capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one, two = read_log(tmp_path / "one"), read_log(tmp_path / "two")
+    assert [r["loss"] for r in two] == pytest.approx([r["loss"] for r in one], rel=1e-5)
+    a, b = load_file(tmp_path / "one" / "final.safetensors"), load_file(tmp_path / "two" / "final.safetensors")
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert worst < cfg.lr, worst
+    assert json.loads((tmp_path / "two" / "summary.json").read_text())["processes"] == 2
+
+
+def test_ship_packs_a_run_that_loads_as_the_synth_tag(corpus, pairs, tmp_path, monkeypatch):
+    from muva_lib.models.clip_backbone import create_clip
+    from muva_lib.pretrain.ship import SHIPPED_FILE, reproduce_command, ship
+
+    cfg = tiny_cfg(corpus, steps=3, ckpt_every=3)
+    pretrain(cfg, tmp_path / "run", data=pairs, progress=False)
+    with pytest.raises(FileNotFoundError, match="not a finished pretraining run"):
+        ship(tmp_path / "nothing", out_dir=tmp_path / "assets", datasets=())
+    m = ship(tmp_path / "run", out_dir=tmp_path / "assets", datasets=())
+    path = tmp_path / "assets" / SHIPPED_FILE
+    assert m["bytes"] == path.stat().st_size < 15e6 and m["file"] == SHIPPED_FILE
+    assert m["command"] == reproduce_command(cfg) and "height=64" in m["command"] and "threads=1" in m["command"]
+    assert m["corpus"]["arguments"]["ids"] == 24 and m["training"]["steps"] == 3
+    assert json.loads((tmp_path / "assets" / "manifest.json").read_text()) == m
+    monkeypatch.setenv("MUVA_PRETRAINED_DIR", str(tmp_path / "assets"))
+    shipped, source, _ = create_clip("muva-tiny", "synth", (64, 32), context_length=40)
+    assert source.kind == "synth"
+    trained = load_file(tmp_path / "run" / "final.safetensors")
+    own = shipped.state_dict()
+    for k, v in trained.items():  # the shipped model is the float16 rounding of the trained one
+        if k == "logit_bias":
+            continue  # fine-tuning models have none; the loader drops it
+        assert torch.equal(own[k], v.half().float() if k != "token_embedding.weight" else own[k]), k
+    moved = (trained["token_embedding.weight"] != init_token_table(49408, 256, 1234)).any(dim=1)
+    assert torch.equal(own["token_embedding.weight"][moved], trained["token_embedding.weight"][moved].half().float())
+    assert torch.equal(own["token_embedding.weight"][~moved], trained["token_embedding.weight"][~moved])

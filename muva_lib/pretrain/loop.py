@@ -28,7 +28,7 @@ from open_clip_train.scheduler import cosine_lr
 from ..models.clip_backbone import save_clip_weights
 from ..models.weights import read_verified, serialize_verified
 from ..paths import data_root, runs_root
-from ..train.ddp import from_env, init_distributed, shutdown
+from ..train.ddp import all_reduce_mean, from_env, init_distributed, shutdown
 from ..utils import atomic_write_bytes, atomic_write_json, atomic_write_text, resolve_device, set_threads
 from .cfg import PretrainCfg, cfg_from_dict
 from .model import build_model, clamp_logit_scale, make_loss, param_groups
@@ -175,6 +175,8 @@ def pretrain(cfg: PretrainCfg, run: str | Path, *, data: PairData | None = None,
                 pairs_since += cfg.batch_size
                 bar.update(1)
                 if step % cfg.log_every == 0 or step == cfg.steps:
+                    if dist_info.enabled:  # the mean of the ranks' losses is the one-process loss of the batch
+                        loss = float(all_reduce_mean(torch.tensor([loss], device=device)))
                     now = time.perf_counter()
                     inner = getattr(model, "module", model)
                     bias = inner.logit_bias
