@@ -30,7 +30,7 @@ class PretrainCfg:
     init_logit_scale: float = 2.659260  # log(1/0.07), CLIP's init (SigLIP's paper: log 10 = 2.302585)
     init_logit_bias: float = -10.0  # SigLIP only (its paper's init)
     batch_size: int = 256  # global batch (pairs), split evenly over processes
-    steps: int = 1100  # sized to the 60-minute budget on 2 cores (python -m muva_lib.bench pretrain)
+    steps: int = 700  # sized to the 60-minute budget on 2 cores (python -m muva_lib.bench pretrain)
     warmup_steps: int = 100
     lr: float = 1e-3
     weight_decay: float = 0.1  # AdamW; not on gains, biases, logit scale / bias or the token table
