@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from ..eval.zeroshot.metrics import binding_accuracy
 from .grounding import SCREEN_DPI
 from .retrieval import MATCH_COLOUR, MISS_COLOUR, _frame
 from .training import RUN_COLOURS
@@ -161,7 +162,7 @@ def binding_histogram(margins: Mapping[str, Any], bins: int = 30) -> Figure:
     edges = np.linspace(lo - 0.02 * span, hi + 0.02 * span, bins + 1)
     fig, ax = plt.subplots(figsize=(4.0, 2.3), dpi=SCREEN_DPI)
     for m, (label, a) in enumerate(arrays.items()):
-        acc = float(np.mean((a > 0) + 0.5 * (a == 0)))
+        acc = binding_accuracy(a, np.zeros_like(a))
         ax.hist(a, bins=edges, alpha=0.55, color=RUN_COLOURS[m % len(RUN_COLOURS)],
                 label=f"{label}: {100 * acc:.1f}% right")
     ax.axvline(0.0, color="k", ls="--", lw=1)
