@@ -204,7 +204,8 @@ fig
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(format_table([{"attribute": k, "chance": round(chance[k], 4), "random init": round(res_random["per_attribute"][k], 4),
+print(format_table([{"attribute": k, "chance": round(chance[k], 4),
+                     "random init": round(res_random["per_attribute"][k], 4),
                      "pretrained": round(res["per_attribute"][k], 4)} for k in chance]))
 
 # %% [markdown]
@@ -243,7 +244,8 @@ complete = [n for n in range(len(shipped.records)) if not np.isnan(boxes[n]).any
 shown = evenly_spaced(complete, max(1, N_EXAMPLES // 2))
 maps = shipped.part_maps()
 fig = vp.part_similarity_maps([shipped.items[n].path for n in shown], maps[shown], boxes[shown],
-                              [PART_WORDS[p] for p in PARTS], row_labels=[f"id {shipped.records[n].pid}" for n in shown])
+                              [PART_WORDS[p] for p in PARTS],
+                              row_labels=[f"id {shipped.records[n].pid}" for n in shown])
 save_figure(fig, NOTEBOOK, "part_maps", out_dir=FIG_DIR)
 fig
 
