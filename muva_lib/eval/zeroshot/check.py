@@ -24,12 +24,13 @@ from ...data.synth.generate import GtRecord, load_gt
 from ...data.types import PARTS, Item
 from ...utils import resolve_device
 from ..evaluator import evaluate_features
-from .encoder import encode_images, encode_texts, load_zeroshot_model, token_lengths
+from .encoder import ZeroShotModel, encode_images, encode_texts, load_zeroshot_model, token_lengths
 from .metrics import (binding_accuracy, box_patch_coverage, chance_recall_at_k, fixed_patch_pointing,
                       mean_attribute_accuracy, pointing_accuracy, t2i_retrieval)
 from .prompts import ATTRIBUTE_VALUES, applies, attribute_prompts, binding_captions, part_texts
 
-__all__ = ["ZeroShotCfg", "zeroshot_items", "TextPlan", "plan_texts", "reid_metrics", "run_zeroshot", "SUMMARY_KEYS"]
+__all__ = ["ZeroShotCfg", "zeroshot_items", "TextPlan", "plan_texts", "reid_metrics", "ZeroShotProbe", "probe",
+           "summarise", "run_zeroshot", "SUMMARY_KEYS"]
 
 #: the headline numbers (fractions), in table order
 SUMMARY_KEYS = ("t2i_r1", "t2i_r5", "t2i_r10", "t2i_r10_chance", "t2i_map", "attr_ma", "attr_ma_chance",
@@ -130,9 +131,51 @@ def reid_metrics(q_feats: torch.Tensor, g_feats: torch.Tensor, query: Sequence[I
     return {"reid_map": res["mAP"], "reid_r1": res["rank1"], "reid_r5": res["rank5"], "reid_r10": res["rank10"]}
 
 
-def run_zeroshot(cfg: ZeroShotCfg, *, progress: bool = False) -> dict[str, Any]:
-    """Every check of :mod:`muva_lib.eval.zeroshot` on ``cfg.dataset``'s test identities; a flat dict of
-    fractions (:data:`SUMMARY_KEYS` and more), ``per_attribute`` and ``sizes``, JSON-ready."""
+@dataclass
+class ZeroShotProbe:
+    """Everything the checks are computed from, kept for figures and exploration (built by :func:`probe`):
+    the model, the test images (``query`` then ``gallery``; ``records`` their ground truth, same order), their
+    global features ``feats`` [N, d] and patch features ``patches`` [N, h*w, d], the texts of every check
+    (``plan``) and their features ``text_feats`` [T, d], and ``sim`` [N, T], every image against every text."""
+
+    cfg: ZeroShotCfg
+    model: ZeroShotModel
+    query: list[Item]
+    gallery: list[Item]
+    records: list[GtRecord]
+    feats: torch.Tensor
+    patches: torch.Tensor
+    plan: TextPlan
+    text_feats: torch.Tensor
+    sim: np.ndarray
+
+    @property
+    def items(self) -> list[Item]:
+        """The test images, query then gallery ([N], the rows of ``feats`` and ``sim``)."""
+        return self.query + self.gallery
+
+    @property
+    def boxes(self) -> np.ndarray:
+        """Part boxes [N, R, 4] as fractions of the image (x0, y0, x1, y1), NaN where a part has none."""
+        return _boxes(self.records)
+
+    def part_maps(self) -> np.ndarray:
+        """Similarity of every patch to each part text (:data:`PARTS` order): [N, R, h, w]."""
+        h, w = self.model.grid
+        part_feats = self.text_feats[self.plan.part_rows]  # [R, d]
+        maps = torch.einsum("nld,rd->nrl", self.patches, part_feats)
+        return maps.reshape(len(self.records), len(self.plan.part_rows), h, w).cpu().numpy()
+
+    def binding_scores(self) -> np.ndarray:
+        """[P, 2]: each binding image's similarity to its caption and to the colour-swapped caption."""
+        if not self.plan.binding_images:
+            return np.zeros((0, 2))
+        return self.sim[np.asarray(self.plan.binding_images)[:, None], np.asarray(self.plan.binding_rows)]
+
+
+def probe(cfg: ZeroShotCfg, *, progress: bool = False) -> ZeroShotProbe:
+    """Load the model of ``cfg``, encode ``cfg.dataset``'s test images (global and per patch) and every text of
+    the checks once: the data of :func:`summarise` and of the notebook's figures."""
     device = resolve_device(cfg.device)
     model = load_zeroshot_model(cfg.weights, arch=cfg.arch, image_size=(cfg.height, cfg.width), seed=cfg.seed,
                                 context_length=cfg.context_length, device=device)
@@ -148,11 +191,16 @@ def run_zeroshot(cfg: ZeroShotCfg, *, progress: bool = False) -> dict[str, Any]:
     records = [gt[it.relpath] for it in items]
     data_cfg = DataCfg(height=cfg.height, width=cfg.width, test_batch_size=cfg.batch_size)
     feats, patches = encode_images(model, items, data_cfg, progress=progress)  # [N, d], [N, L, d]
-
     plan = plan_texts(records, cfg.part_template)
     text_feats = encode_texts(model, plan.texts)  # [T, d]
     sim = (feats @ text_feats.T).cpu().numpy()  # [N, T]: every image against every text
+    return ZeroShotProbe(cfg, model, query, gallery, records, feats, patches, plan, text_feats, sim)
 
+
+def summarise(p: ZeroShotProbe) -> dict[str, Any]:
+    """The numbers of every check from a :class:`ZeroShotProbe`: a flat dict of fractions (:data:`SUMMARY_KEYS`
+    and more), ``per_attribute`` and ``sizes``, JSON-ready (what :func:`run_zeroshot` returns)."""
+    cfg, model, records, sim, plan = p.cfg, p.model, p.records, p.sim, p.plan
     out: dict[str, Any] = {"dataset": cfg.dataset, "weights": model.weights}
     t2i = t2i_retrieval(sim[:, plan.t2i_rows].T, plan.t2i_ids, [rec.pid for rec in records])
     out.update({f"t2i_{k}": t2i[k] for k in ("r1", "r5", "r10")}, t2i_map=t2i["mAP"])
@@ -162,28 +210,29 @@ def run_zeroshot(cfg: ZeroShotCfg, *, progress: bool = False) -> dict[str, Any]:
     attrs = mean_attribute_accuracy(tasks)
     out.update(attr_ma=attrs["mA"], attr_accuracy=attrs["accuracy"],
                attr_ma_chance=float(np.mean([1 / len(ATTRIBUTE_VALUES[key]) for key in tasks])))
-    if plan.binding_images:
-        scores = sim[np.asarray(plan.binding_images)[:, None], np.asarray(plan.binding_rows)]  # [P, 2]: true, swapped
-        out["binding_acc"] = binding_accuracy(scores[:, 0], scores[:, 1])
-    else:
-        out["binding_acc"] = float("nan")
+    scores = p.binding_scores()  # [P, 2]: true, swapped
+    out["binding_acc"] = binding_accuracy(scores[:, 0], scores[:, 1]) if len(scores) else float("nan")
     h, w = model.grid
-    part_feats = text_feats[plan.part_rows]  # [R, d]
-    maps = torch.einsum("nld,rd->nrl", patches, part_feats).reshape(len(items), len(PARTS), h, w).cpu().numpy()
-    boxes = _boxes(records)
-    pointing = pointing_accuracy(maps, boxes, PARTS)
+    boxes = p.boxes
+    pointing = pointing_accuracy(p.part_maps(), boxes, PARTS)
     out["part_pointing"] = pointing["mean"]
-    out.update({f"part_pointing_{p}": v for p, v in pointing["per_part"].items()})
+    out.update({f"part_pointing_{part}": v for part, v in pointing["per_part"].items()})
     out["part_pointing_chance"] = float(np.nanmean(box_patch_coverage(boxes, (h, w))))
     out["part_pointing_fixed"] = fixed_patch_pointing(boxes, (h, w))["mean"]
-    nq = len(query)
-    out.update(reid_metrics(feats[:nq], feats[nq:], query, gallery, device=device))
+    nq = len(p.query)
+    out.update(reid_metrics(p.feats[:nq], p.feats[nq:], p.query, p.gallery, device=model.device))
     lengths = token_lengths(plan.texts)
     out["per_attribute"] = {k: v["balanced"] for k, v in attrs["per_attribute"].items()}
-    out["sizes"] = {"images": len(items), "query": nq, "gallery": len(gallery),
+    out["sizes"] = {"images": len(records), "query": nq, "gallery": len(p.gallery),
                     "identities": len({rec.pid for rec in records if rec.pid > 0}), "t2i_texts": len(plan.t2i_ids),
                     "binding_pairs": len(plan.binding_images), "texts": len(plan.texts),
                     "context_length": model.context_length,
                     "texts_cut": sum(n > model.context_length for n in lengths), "longest_text": max(lengths)}
     out["config"] = asdict(cfg)
     return _clean(out)
+
+
+def run_zeroshot(cfg: ZeroShotCfg, *, progress: bool = False) -> dict[str, Any]:
+    """Every check of :mod:`muva_lib.eval.zeroshot` on ``cfg.dataset``'s test identities: :func:`summarise` of
+    :func:`probe`."""
+    return summarise(probe(cfg, progress=progress))
