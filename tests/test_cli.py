@@ -56,7 +56,7 @@ def test_run_trains_then_executes_the_run_notebooks_and_resumes(train_env, capsy
     assert (run / "figures" / "stage2_curves.png").is_file()  # RUN_DIR figures stay in the run
     assert main(args) == 0
     assert "04_stage2_training   skipped" in capsys.readouterr().out
-    assert main(["run", "--protocol", train_env.protocol, "--notebooks", "07"]) == 2
+    assert main(["run", "--protocol", train_env.protocol, "--notebooks", "09"]) == 2  # no such notebook
     assert main(["run", "--method", "muva"]) == 2  # no protocol
 
 

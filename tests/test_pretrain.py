@@ -193,6 +193,7 @@ def test_ship_packs_a_run_that_loads_as_the_synth_tag(corpus, pairs, tmp_path, m
     assert m["command"] == reproduce_command(cfg) and "height=64" in m["command"] and "threads=1" in m["command"]
     assert m["corpus"]["arguments"]["ids"] == 24 and m["training"]["steps"] == 3
     assert json.loads((tmp_path / "assets" / "manifest.json").read_text()) == m
+    assert (tmp_path / "assets" / "log.csv").read_text() == (tmp_path / "run" / "log.csv").read_text()
     monkeypatch.setenv("MUVA_PRETRAINED_DIR", str(tmp_path / "assets"))
     shipped, source, _ = create_clip("muva-tiny", "synth", (64, 32), context_length=40)
     assert source.kind == "synth"

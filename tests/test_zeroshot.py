@@ -232,7 +232,7 @@ def _json_run(capsys, *args: str) -> dict:
 
 def test_zeroshot_command_end_to_end_with_random_and_file_weights(tiny_synth_b, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MUVA_SYNTH", str(tiny_synth_b.parent))
-    res = _json_run(capsys)
+    res = _json_run(capsys, "--weights", "random")
     assert res["part_pointing_fixed"] >= res["part_pointing_chance"]
     for key in SUMMARY_KEYS + ("part_pointing_head", "part_pointing_upper", "part_pointing_legs", "attr_accuracy"):
         assert 0.0 <= res[key] <= 1.0, key
@@ -244,9 +244,9 @@ def test_zeroshot_command_end_to_end_with_random_and_file_weights(tiny_synth_b, 
     path = save_clip_weights(model.clip, tmp_path / "random.safetensors", quick_gelu=False, arch="muva-tiny")
     again = _json_run(capsys, "--weights", str(path), "--root", str(tiny_synth_b))
     assert {k: again[k] for k in SUMMARY_KEYS} == {k: res[k] for k in SUMMARY_KEYS}
-    limited = _json_run(capsys, "--limit", "2")
+    limited = _json_run(capsys, "--limit", "2", "--weights", "random")
     assert limited["sizes"]["identities"] == 2
-    assert main(["zeroshot", "--dataset", "synth-b", "--limit", "2"]) == 0
+    assert main(["zeroshot", "--dataset", "synth-b", "--limit", "2", "--weights", "random"]) == 0
     table = capsys.readouterr().out
     assert "t2i_r10" in table and "binding_acc" in table and "weights: random init (seed 0)" in table
 
@@ -254,7 +254,7 @@ def test_zeroshot_command_end_to_end_with_random_and_file_weights(tiny_synth_b, 
 def test_zeroshot_command_errors_are_one_line(tiny_synth_b, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("MUVA_SYNTH", str(tiny_synth_b.parent))
     monkeypatch.setenv(ENV_PRETRAINED_DIR, str(tmp_path))  # no shipped weights there
-    assert main(["zeroshot", "--weights", "synth"]) == 2
+    assert main(["zeroshot"]) == 2  # the shipped weights are the default
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "python -m muva_lib pretrain ship RUN_DIR" in err and err.count("\n") == 1
     assert main(["zeroshot", "--weights", "/no/such/file.pt"]) == 2

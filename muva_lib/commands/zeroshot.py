@@ -16,9 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="synth-b", help="a synthetic domain: synth-a | synth-b | synth-c "
                                                              "(default synth-b)")
     parser.add_argument("--root", default="", help="the domain folder (default: $MUVA_SYNTH/<dataset>)")
-    parser.add_argument("--weights", default="random",
-                        help="random (seeded init) | synth (the shipped pretrained weights) | PATH of an open_clip "
-                             "state dict")
+    parser.add_argument("--weights", default="synth",
+                        help="synth (the shipped pretrained weights, the default) | random (seeded init: the floor) | "
+                             "PATH of an open_clip state dict")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random init (default 0)")
     parser.add_argument("--limit", type=int, default=0, help="at most N test identities (default: all)")
     parser.add_argument("--context-length", type=int, default=0,

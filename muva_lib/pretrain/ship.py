@@ -1,5 +1,6 @@
 """Shipping a finished pretraining run: its weights packed (``models.packed_weights``) into the package's
-``assets/pretrained/`` with a manifest that says where they came from and what they score zero-shot."""
+``assets/pretrained/`` with a manifest that says where they came from and what they score zero-shot, and the
+run's ``log.csv`` (its curves; notebook 07 draws them)."""
 from __future__ import annotations
 
 import json
@@ -19,7 +20,7 @@ from ..eval.zeroshot.check import ZeroShotCfg, run_zeroshot
 from ..models.clip_backbone import shipped_dir
 from ..models.packed_weights import file_sha256, save_packed
 from ..train.rundir import git_commit
-from ..utils import atomic_write_json
+from ..utils import atomic_write_json, atomic_write_text
 from .cfg import PretrainCfg, cfg_from_dict
 from .loop import corpus_dir, read_summary
 
@@ -93,5 +94,6 @@ def ship(run: str | Path, *, out_dir: str | Path | None = None, datasets: tuple[
                     "python": sys.version.split()[0], "torch": torch.__version__, "open_clip": open_clip.__version__},
         "zeroshot": zeroshot, "zeroshot_fp32_unpacked": fp32,
     }
+    atomic_write_text(out / "log.csv", (run / "log.csv").read_text())  # the curves of notebook 07
     atomic_write_json(out / "manifest.json", manifest)
     return manifest

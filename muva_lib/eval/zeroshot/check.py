@@ -43,7 +43,7 @@ class ZeroShotCfg:
 
     dataset: str = "synth-b"  # a synthetic domain (its gt/parts.jsonl holds captions, attributes, boxes)
     root: str = ""  # the domain folder; "" = the reader's default (data/synth/<dataset>, $MUVA_SYNTH)
-    weights: str = "random"  # random | synth | PATH of an open_clip state dict
+    weights: str = "synth"  # synth (the shipped pretrained weights) | random (the floor) | PATH of a state dict
     arch: str = "muva-tiny"
     seed: int = 0  # random init
     height: int = 128  # model input (pixels); the pretraining resolution
