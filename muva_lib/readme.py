@@ -61,6 +61,43 @@ def demo_minutes_sentence() -> str:
             "measured time of each execution.")
 
 
+def pretrained_block() -> str:
+    """The shipped pretrained CLIP's zero-shot numbers beside random init, per synthetic domain, and its cost,
+    from its manifest (``muva_lib/assets/pretrained/manifest.json``, written by ``pretrain ship``)."""
+    import json
+
+    path = repo_root() / "muva_lib" / "assets" / "pretrained" / "manifest.json"
+    if not path.is_file():
+        return "(`muva_lib/assets/pretrained/manifest.json` is not written yet: `python -m muva_lib pretrain ship RUN`.)"
+    m = json.loads(path.read_text())
+    f3 = lambda v: "-" if v is None else f"{v:.3f}".replace("0.", ".", 1)  # noqa: E731
+    head = ("| domain | weights | t2i R@1 | t2i R@10 (chance) | t2i mAP | attribute mA (chance) | binding | "
+            "part pointing (fixed patch) | re-ID mAP | re-ID R1 |")
+    rows = [head, "|" + " --- |" * 10]
+    for name, shipped in m["zeroshot"].items():
+        for label, z in (("pretrained (`synth`)", shipped), ("random init", m.get("zeroshot_random_init", {}).get(name))):
+            if not z:
+                continue
+            rows.append(f"| {name} | {label} | {f3(z['t2i_r1'])} | {f3(z['t2i_r10'])} ({f3(z['t2i_r10_chance'])}) | "
+                        f"{f3(z['t2i_map'])} | {f3(z['attr_ma'])} ({f3(z['attr_ma_chance'])}) | {f3(z['binding_acc'])} "
+                        f"| {f3(z['part_pointing'])} ({f3(z['part_pointing_fixed'])}) | {f3(z['reid_map'])} | "
+                        f"{f3(z['reid_r1'])} |")
+    t = m["training"]
+    cost = (f"Pretraining: {t['steps']:,} steps of {m['config']['batch_size']} pairs ({t['pairs']:,} pairs) in "
+            f"{t['wall_s'] / 60:.1f} min, {t['pairs_per_s']:.1f} pairs/s on {t['processes']} process x "
+            f"{t['threads']} thread ({t['device']}); shipped file {m['bytes'] / 1e6:.1f} MB, sha256 "
+            f"`{m['sha256'][:16]}...`, commit {str(m['git'].get('commit'))[:7]}.")
+    fp = m.get("zeroshot_fp32_unpacked") or {}
+    if fp:
+        name = fp["dataset"]
+        z = m["zeroshot"][name]
+        gap = max(abs(fp[k] - z[k]) for k in ("t2i_map", "attr_ma", "binding_acc", "reid_map"))
+        cost += (f" Float16 storage moves the {name} numbers by at most {gap:.4f} against the fp32 weights "
+                 "the run ended with.")
+    return "\n".join(rows) + "\n\n" + cost + "\n\n*Source: `muva_lib/assets/pretrained/manifest.json`, written by " \
+        "`python -m muva_lib pretrain ship RUN`.*"
+
+
 _NOTEBOOKS = "`make notebooks` (notebook `{}`)"
 _SWEEP = "`python -m muva_lib run --all-synthetic --ablations --seeds 0 1 2 --jobs 2 --notebooks`"
 
@@ -77,6 +114,7 @@ BLOCKS: tuple[Block, ...] = (
           _NOTEBOOKS.format("01_vge_grounding")),
     Block("real-table", ("figures/tables/real_vtest.md",), _NOTEBOOKS.format("06_results")),
     Block("part-patches", ("figures/tables/part_patches.md",), _NOTEBOOKS.format("01_vge_grounding")),
+    Block("pretrained", ("muva_lib/assets/pretrained/manifest.json",), "", body=pretrained_block),
     Block("sweep-synthetic", ("figures/sweep/synthetic.md",), _SWEEP, note=SWEEP_PROVENANCE),
     Block("sweep-ablations", ("figures/sweep/ablations.md",), _SWEEP),
     Block("pivl-part-phase", ("figures/tables/pivl_part_phase.md",),

@@ -123,3 +123,12 @@ def test_payload_digest_is_order_and_type_sensitive_but_load_stable(tmp_path):
     assert payload_sha256(a) != payload_sha256({**a, "y": [1, 2, "s", None, (True,)]})  # 2.0 vs 2
     torch.save(a, tmp_path / "a.pt")
     assert payload_sha256(torch.load(tmp_path / "a.pt", weights_only=True)) == payload_sha256(a)
+
+
+def test_the_text_encoder_travels_with_a_random_init_run_only():
+    """A random-init text encoder cannot be rebuilt from any file, so its checkpoints carry it; the smoke
+    preset's shipped pretrained weights (model.pretrained=synth) rebuild it, so its checkpoints leave it out."""
+    from muva_lib.models.weights import DEFAULT_COMPONENTS, self_contained
+
+    assert self_contained(_model(**{"model.pretrained": ""})) == (*DEFAULT_COMPONENTS, "text_encoder")
+    assert self_contained(_model()) == DEFAULT_COMPONENTS

@@ -68,11 +68,15 @@ def ship(run: str | Path, *, out_dir: str | Path | None = None, datasets: tuple[
     grid = (cfg.height // patch, cfg.width // patch)
     save_packed(load_file(str(run / "final.safetensors")), path, token_seed=cfg.token_seed, quick_gelu=quick_gelu,
                 arch=cfg.arch, grid=grid)
-    zeroshot = {}
+    zeroshot, floor = {}, {}
     for name in datasets:
         zs = run_zeroshot(ZeroShotCfg(dataset=name, weights=str(path), height=cfg.height, width=cfg.width),
                           progress=progress)
         zeroshot[name] = {k: v for k, v in zs.items() if k not in ("config", "weights")}
+        # the same architecture at random init, same text context: the floor the shipped numbers stand on
+        zs = run_zeroshot(ZeroShotCfg(dataset=name, weights="random", height=cfg.height, width=cfg.width,
+                                      context_length=cfg.context_length), progress=progress)
+        floor[name] = {k: v for k, v in zs.items() if k not in ("config", "weights", "per_attribute")}
     fp32 = {}
     if datasets:
         zs = run_zeroshot(ZeroShotCfg(dataset=datasets[0], weights=str(run / "final.safetensors"), height=cfg.height,
@@ -92,7 +96,7 @@ def ship(run: str | Path, *, out_dir: str | Path | None = None, datasets: tuple[
         "config": cfg.to_dict(), "training": summary, "git": git_commit(),
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "python": sys.version.split()[0], "torch": torch.__version__, "open_clip": open_clip.__version__},
-        "zeroshot": zeroshot, "zeroshot_fp32_unpacked": fp32,
+        "zeroshot": zeroshot, "zeroshot_random_init": floor, "zeroshot_fp32_unpacked": fp32,
     }
     atomic_write_text(out / "log.csv", (run / "log.csv").read_text())  # the curves of notebook 07
     atomic_write_json(out / "manifest.json", manifest)
