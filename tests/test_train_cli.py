@@ -29,7 +29,7 @@ def _rows(path: Path) -> list[dict]:
     ("muva", ["loss_id", "loss_i2t", "loss_memory", "loss_mask_bce", "loss_mask_dice"]),
     ("clipreid", ["loss_id", "loss_triplet", "loss_i2t"]),
 ])
-def test_train_then_eval_cli(train_env, tmp_path, capsys, method, terms):
+def test_train_then_eval_cli(train_env, tmp_path, capsys, monkeypatch, method, terms):
     argv = ["train", "--protocol", train_env.protocol, "--method", method, "--preset", "smoke", "--no-progress",
             "--eval-period", "1", *train_env.overrides]
     assert main(argv) == 0
@@ -65,6 +65,10 @@ def test_train_then_eval_cli(train_env, tmp_path, capsys, method, terms):
         torch.manual_seed(seed)
         texts.append(model_from_checkpoint(run)[0].all_text_features())
     assert torch.equal(texts[0], texts[1])
+    # the shipped weights gone: the image side still loads, with a warning that text features are random
+    with monkeypatch.context() as mp, pytest.warns(UserWarning, match="text features of this model are random"):
+        mp.setenv("MUVA_PRETRAINED_DIR", str(tmp_path / "no-weights"))
+        model_from_checkpoint(run)
 
     out_json = tmp_path / "again.json"
     assert main(["eval", "--checkpoint", str(run), "--json", str(out_json)]) == 0

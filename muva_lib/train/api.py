@@ -180,7 +180,8 @@ def _checkpoint_and_config(path: str | Path) -> tuple[Path, RunCfg]:
 def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu",
                           cfg: RunCfg | None = None) -> tuple[ReidModel, RunCfg]:
     """Rebuild the model of a run folder / checkpoint and load its weights (no CLIP weights file needed:
-    every component the image side uses comes from the checkpoint). A checkpoint without a trained
+    every component the image side uses comes from the checkpoint; the frozen text encoder of a pretrained run
+    comes from its weights file when that is on this machine, with a warning when it is not). A checkpoint without a trained
     image encoder (``stage1.pt``: the prompts only) raises ``ValueError`` naming the one to use."""
     ckpt, run_cfg = _checkpoint_and_config(path)
     cfg = cfg or run_cfg
@@ -193,10 +194,21 @@ def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu",
                          f"unseeded encoder. Use the model after stage 2: {run / 'checkpoints' / 'final.pt'} (or "
                          f"the run folder {run}); a run that has not finished: complete it first with "
                          f"python -m muva_lib train --resume {run} ...")
-    build_cfg = apply_overrides(cfg, {"model.pretrained": "",
-                                      "model.activation": "quick_gelu" if meta.get("quick_gelu") else "gelu"})
-    model = create_model(build_cfg, meta["num_classes"], device=torch.device(device),
-                         image_size=tuple(meta["image_size"]))
+    activation = {"model.activation": "quick_gelu" if meta.get("quick_gelu") else "gelu"}
+    model = None
+    if "text_encoder" not in meta.get("components", []) and cfg.model.pretrained:
+        # the frozen text encoder is the pretrained one: rebuild it from the run's weights when they are here
+        # (the shipped `synth` weights always are), so text features (prompts, notebooks) mean what they meant
+        try:
+            model = create_model(apply_overrides(cfg, activation), meta["num_classes"], device=torch.device(device),
+                                 image_size=tuple(meta["image_size"]))
+        except (FileNotFoundError, ValueError) as exc:
+            warnings.warn(f"{ckpt}: the run's CLIP weights ({cfg.model.pretrained}) cannot be loaded ({exc}); "
+                          "the image side comes from the checkpoint, but text features of this model are random",
+                          stacklevel=2)
+    if model is None:
+        model = create_model(apply_overrides(cfg, {"model.pretrained": "", **activation}), meta["num_classes"],
+                             device=torch.device(device), image_size=tuple(meta["image_size"]))
     model.meta["weights"] = meta.get("weights", model.meta["weights"])
     load_checkpoint(model, ckpt)
     return model.eval(), cfg
