@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=256, help="pairs per step (default 256, the shipped recipe's)")
     p.add_argument("--steps", type=int, default=3, help="timed steps per thread count (after one warm-up step)")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--loss", default="siglip", choices=["siglip", "clip"])
+    p.add_argument("--loss", default=PretrainCfg().loss, choices=["siglip", "clip"])
     args = p.parse_args(argv)
     cfg = PretrainCfg(batch_size=args.batch, loss=args.loss)
     root = corpus_dir(cfg)
