@@ -57,6 +57,7 @@ def _evaluator_query_features(mp: pytest.MonkeyPatch, run: Path, flip: bool) -> 
     return seen[0]
 
 
+@pytest.mark.slow  # the module's two tiny runs: about 25 s together on 2 cores
 def test_features_equal_the_evaluators_bit_for_bit(finished):
     # Bit for bit, not to a tolerance: the extractor reads, transforms and batches the images as the test loader
     # does (same read_image, same transform, batches of data.test_batch_size in the same order) and runs the
@@ -74,6 +75,7 @@ def test_features_equal_the_evaluators_bit_for_bit(finished):
     assert ext.feature_name == {"muva": "bn", "clipreid": "pre-bn+cls"}[finished.cfg.method]
 
 
+@pytest.mark.slow  # the module's two tiny runs: about 25 s together on 2 cores
 def test_flip_follows_the_config(finished):
     ext = FeatureExtractor.from_run(finished.run, device="cpu")
     flipped = replace(ext, cfg=apply_overrides(ext.cfg, {"eval.flip": True}))
@@ -82,6 +84,7 @@ def test_flip_follows_the_config(finished):
     assert not torch.equal(got, finished.evals[False][0])
 
 
+@pytest.mark.slow  # the module's two tiny runs: about 25 s together on 2 cores
 def test_every_input_form_gives_the_same_feature(finished):
     ext = FeatureExtractor.from_run(finished.run / "checkpoints" / "final.pt", device="cpu", batch_size=4)
     items = finished.query[:5]
@@ -105,6 +108,7 @@ def test_lazy_export():
     assert muva_lib.FeatureExtractor is FeatureExtractor
 
 
+@pytest.mark.slow  # the module's two tiny runs: about 25 s together on 2 cores
 def test_bad_inputs_are_refused_with_what_to_give(finished, tmp_path):
     ext = FeatureExtractor.from_run(finished.run, device="cpu")
     with pytest.raises(TypeError, match=r"input 1: cannot make an image of a int"):
@@ -124,6 +128,7 @@ def test_bad_inputs_are_refused_with_what_to_give(finished, tmp_path):
         ext.encode(torch.zeros(1, 3, 8, 4))
 
 
+@pytest.mark.slow  # the module's two tiny runs: about 25 s together on 2 cores
 def test_paths_that_are_no_run_are_named(finished, tmp_path):
     with pytest.raises(FileNotFoundError, match=f"no run folder or checkpoint at {tmp_path / 'missing'}"):
         FeatureExtractor.from_run(tmp_path / "missing")
