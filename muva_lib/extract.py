@@ -14,7 +14,7 @@ evaluator does that inside its distance (``eval.feat_norm``), as :func:`normaliz
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, Union
 
@@ -107,8 +107,8 @@ class FeatureExtractor:
     ``eval`` slice the feature choice and flip); ``batch_size`` images go through the model at once (default
     ``data.test_batch_size``: the evaluator's batches, so its features are matched bit for bit)."""
 
-    model: ReidModel
-    cfg: RunCfg
+    model: ReidModel = field(repr=False)
+    cfg: RunCfg = field(repr=False)
     device: torch.device
     batch_size: int
     checkpoint: Path
