@@ -2,7 +2,8 @@
 
 MUVA, CLIP-ReID and pi-VL on one pipeline: grounding -> protocols -> two-stage training ->
 evaluation -> tables and figures. The public API is re-exported here; notebooks use only this.
-Heavier entry points (``require_run``, ``execute_notebook``, ``collect_results``) load on first use.
+Heavier entry points (``notebook``, ``FeatureExtractor``, ``require_run``, ``execute_notebook``,
+``collect_results``) load on first use.
 
 Code map: the stages in import order, from the leaves to the front doors. A module imports from its own
 stage and earlier ones only; the order is :data:`muva_lib.layering.ORDER` and ``tests/test_layering.py``
@@ -25,6 +26,7 @@ checks it (and that this map lists the same names).
    9  eval/            ranking metrics, distances, re-ranking, the chunked evaluator, zero-shot checks of a CLIP
   10  methods/         the method registry and one recipe per method: clipreid, muva, pivl
   11  train/           what every method shares: optimiser, sampler, resume, DDP, epoch loop, run folders
+      extract          ``FeatureExtractor.from_run``: a finished run's test features of any images, for other code
   12  pretrain/        contrastive pretraining of the tiny CLIP on the synthetic corpus; the shipped weights
   13  analysis         diagnostics of trained runs (retrieval, memory statistics, mask IoU, attention)
       baselines        training-free baselines: colour histograms, LDA
@@ -33,6 +35,7 @@ checks it (and that this map lists the same names).
   14  viz/             figures: one module per topic, ``save_figure``
   15  runs             notebook runs: find or train a config's run, execute notebooks with papermill
       notebook_runs    executing notebooks with papermill: parameters checked, a manifest, resume
+      notebook_setup   the notebooks' front door ``muva_lib.notebook(...)``: config, run, device, output folders
   16  commands/        one module per CLI command (``python -m muva_lib <command>``)
       bench            ``python -m muva_lib.bench NAME``: speed and memory benchmarks
       readme           the README's generated blocks (``python -m muva_lib readme``)
@@ -52,11 +55,12 @@ __version__ = "0.1.0"
 
 __all__ = ["__version__", "RunCfg", "resolve", "load_config", "seed_everything", "resolve_device",
            "list_methods", "list_presets", "require_run", "find_run", "execute_notebook", "collect_results",
-           "SWEEP_METHODS"]
+           "SWEEP_METHODS", "notebook", "NotebookSetup", "FeatureExtractor"]
 
 #: lazily imported names -> their module (importing them pulls in torch and the training code)
 _LAZY = {"require_run": "runs", "find_run": "runs", "execute_notebook": "runs", "SWEEP_METHODS": "runs",
-         "collect_results": "tables"}
+         "collect_results": "tables", "notebook": "notebook_setup", "NotebookSetup": "notebook_setup",
+         "FeatureExtractor": "extract"}
 
 
 def __getattr__(name: str) -> Any:

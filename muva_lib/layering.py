@@ -42,11 +42,12 @@ ORDER: tuple[tuple[str, ...], ...] = (
     ("memory", "features"),
     ("eval",),
     ("methods",),
-    ("train",),
+    ("train", "extract"),  # extract: a finished run's test features for other code (reads the run via train)
     ("pretrain",),  # contrastive pretraining of the tiny CLIP on the synthetic corpus; shipping its weights
     ("analysis", "baselines", "reported", "tables"),
     ("viz",),  # figures are built from the results tables
-    ("runs", "notebook_runs"),  # notebook runs: train or find a run, execute notebooks, the sweep's tables and figures
+    # notebook runs: train or find a run, execute notebooks, the sweep's tables and figures; the notebooks' setup
+    ("runs", "notebook_runs", "notebook_setup"),
     ("commands", "bench", "readme"),  # front doors (readme: the generated README blocks, shows the demo's time)
     ("__main__", "__init__"),
 )
