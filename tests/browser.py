@@ -235,8 +235,14 @@ def slider(panel: Any, name: str) -> Any:
     return panel.locator(SLIDER).filter(has=label).first
 
 
+def output_area(knob: Any) -> Any:
+    """The output area of the cell that displays the widget ``knob``: the explorer's slider, marker and
+    figure are all in it (a notebook may hold several explorers, or figures outside widgets)."""
+    return knob.locator("xpath=ancestor::div[contains(concat(' ', normalize-space(@class), ' '), ' jp-OutputArea ')][1]")
+
+
 def wait_marker(panel: Any, name: str, value: Any, timeout_ms: float) -> None:
-    """Wait until a widget output shows the marker ``drawn <name>=<value>``."""
+    """Wait until a widget output inside ``panel`` shows the marker ``drawn <name>=<value>``."""
     from playwright.sync_api import expect
 
     line = re.compile(rf"(^|\s){re.escape(marker(name, value))}(\s|$)")  # drawn n=1 is not drawn n=10
@@ -244,7 +250,7 @@ def wait_marker(panel: Any, name: str, value: Any, timeout_ms: float) -> None:
 
 
 def figure_png(panel: Any) -> bytes:
-    """The PNG bytes of the figure (the first image) in the panel's widget output."""
+    """The PNG bytes of the figure (the first image) in a widget output inside ``panel``."""
     src = panel.locator(f"{WIDGET_OUTPUT} img").first.get_attribute("src") or ""
     head, _, data = src.partition(",")
     if not head.startswith("data:image/png;base64"):

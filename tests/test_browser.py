@@ -14,14 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from browser import (SLIDER_HANDLE, SLIDER_READOUT, chromium_page, figure_png, jupyter_lab, open_and_run_all,
+from browser import (SLIDER_HANDLE, SLIDER_READOUT, chromium_page, figure_png, jupyter_lab, open_and_run_all, output_area,
                      press_right, screenshot_explorer, serve_copy, slider, wait_marker, why_no_browser)
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOT = REPO / "figures" / "browser" / "explorer.png"
-
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(120),
-              pytest.mark.skipif(why_no_browser() is not None, reason=str(why_no_browser()))]
 
 
 @dataclass(frozen=True)
@@ -38,6 +35,11 @@ class Explorer:
 #: The notebooks under test. Pointing the test at a real explorer is one line here, e.g.
 #: ``Explorer(REPO / "notebooks" / "05_ammsa_masks.ipynb", slider="block", run_timeout_s=300)``.
 EXPLORERS = [Explorer(None, slider="n")]
+
+NO_BROWSER = why_no_browser()
+#: bounded: server start (<= 60 s) + Run All + the slider's redraws and the shutdown
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90 + max(e.run_timeout_s for e in EXPLORERS)),
+              pytest.mark.skipif(NO_BROWSER is not None, reason=str(NO_BROWSER))]
 
 #: A minimal explorer: an IntSlider whose callback redraws a matplotlib figure in a widgets.Output
 #: and prints the marker, as the muva_lib.explore explorers do.
@@ -91,14 +93,15 @@ def test_slider_redraws_the_figure_in_a_real_browser(explorer: Explorer, tmp_pat
         panel = open_and_run_all(page, lab, name)
         knob = slider(panel, explorer.slider)
         knob.wait_for(timeout=explorer.run_timeout_s * 1000)
+        area = output_area(knob)
         start = int(knob.locator(SLIDER_READOUT).inner_text())
-        wait_marker(panel, explorer.slider, start, timeout_ms=explorer.run_timeout_s * 1000)
-        before = figure_png(panel)
+        wait_marker(area, explorer.slider, start, timeout_ms=explorer.run_timeout_s * 1000)
+        before = figure_png(area)
 
         press_right(knob.locator(SLIDER_HANDLE), steps=2)
-        wait_marker(panel, explorer.slider, start + 2, timeout_ms=15_000)
+        wait_marker(area, explorer.slider, start + 2, timeout_ms=15_000)
         assert knob.locator(SLIDER_READOUT).inner_text().strip() == str(start + 2)
-        after = figure_png(panel)
+        after = figure_png(area)
         changed = after != before  # PNG bytes: matplotlib writes no timestamp, the same figure gives the same bytes
         assert changed, "moving the slider left the figure's image unchanged"
 
