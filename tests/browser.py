@@ -238,7 +238,8 @@ def slider(panel: Any, name: str) -> Any:
 def output_area(knob: Any) -> Any:
     """The output area of the cell that displays the widget ``knob``: the explorer's slider, marker and
     figure are all in it (a notebook may hold several explorers, or figures outside widgets)."""
-    return knob.locator("xpath=ancestor::div[contains(concat(' ', normalize-space(@class), ' '), ' jp-OutputArea ')][1]")
+    has_class = "contains(concat(' ', normalize-space(@class), ' '), ' jp-OutputArea ')"
+    return knob.locator(f"xpath=ancestor::div[{has_class}][1]")
 
 
 def wait_marker(panel: Any, name: str, value: Any, timeout_ms: float) -> None:

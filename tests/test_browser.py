@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from browser import (SLIDER_HANDLE, SLIDER_READOUT, chromium_page, figure_png, jupyter_lab, open_and_run_all, output_area,
-                     press_right, screenshot_explorer, serve_copy, slider, wait_marker, why_no_browser)
+from browser import (SLIDER_HANDLE, SLIDER_READOUT, chromium_page, figure_png, jupyter_lab, open_and_run_all,
+                     output_area, press_right, screenshot_explorer, serve_copy, slider, wait_marker, why_no_browser)
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOT = REPO / "figures" / "browser" / "explorer.png"
