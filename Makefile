@@ -13,6 +13,12 @@ TORCH_PINS := $(shell grep -oE '"torch(vision)?==[^"]+"' pyproject.toml | tr -d 
 MEDIAPIPE := $(shell grep -m1 -oE 'mediapipe==[0-9.]+' pyproject.toml)
 # OpenCV's pedestrian clip (Debian opencv-doc), the source of the real-image track's crops
 VTEST := /usr/share/doc/opencv-doc/examples/data/vtest.avi
+# the browser test's Chromium (Debian chromium; Playwright points at it, its own download is unreachable here)
+CHROMIUM := /usr/lib/chromium/chromium
+# $(call debian,PACKAGE,FILE,WHAT NEEDS IT): install PACKAGE as root where FILE is missing, else say what to install
+debian = test -e $(2) || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && { apt-get install -y -qq $(1) \
+  || { apt-get update -qq && apt-get install -y -qq $(1); }; } >/dev/null 2>&1; } \
+  || echo "setup: $(2) is missing ($(3)): install $(1) (as root: apt-get install $(1))"
 PYTEST_NB := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 # what `make test` collects (a subset on the command line: make test TESTS=tests/test_eval.py)
 TESTS := tests $(wildcard notebooks/*.ipynb)
@@ -29,9 +35,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps $(MEDIAPIPE) \
 	  || echo "setup: $(MEDIAPIPE) did not install (it ships cp311 wheels only): the pose backend and its tests are skipped"
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (muva)" >/dev/null
-	@test -f $(VTEST) || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && { apt-get install -y -qq opencv-doc \
-	  || { apt-get update -qq && apt-get install -y -qq opencv-doc; }; } >/dev/null 2>&1; } \
-	  || echo "setup: $(VTEST) is missing (real-image track): install opencv-doc (as root: apt-get install opencv-doc)"
+	@$(call debian,opencv-doc,$(VTEST),real-image track)
+	@$(call debian,chromium,$(CHROMIUM),the browser test tests/test_browser.py is skipped)
 	@touch $@
 
 demo: $(STAMP)

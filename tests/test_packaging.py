@@ -39,6 +39,20 @@ def test_dev_extra_covers_the_declared_stack():
         "vge", "notebooks", "test", "pose"}
 
 
+def test_browser_test_setup_agrees():
+    """playwright comes with [dev] (environment.yml installs [dev]); `make setup` installs the Chromium
+    binary the browser test launches."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    try:
+        from browser import CHROMIUM_PATHS
+    finally:
+        sys.path.remove(str(ROOT / "tests"))
+    assert any(re.match(r"playwright\b", d) for d in _pyproject()["project"]["optional-dependencies"]["dev"])
+    text = (ROOT / "Makefile").read_text()
+    assert f"CHROMIUM := {CHROMIUM_PATHS[0]}" in text and "$(call debian,chromium,$(CHROMIUM)," in text
+    assert "playwright install" not in text
+
+
 def test_makefile_reads_torch_pins_from_pyproject():
     text = (ROOT / "Makefile").read_text()
     assert "grep -oE '\"torch(vision)?==" in text and "pyproject.toml" in text
