@@ -50,19 +50,17 @@ from muva_lib.runs import check_notebook_parameters
 check_notebook_parameters(globals(), "03_stage1_prompts")  # an undeclared name (papermill -p TYPO ...) stops here
 
 # %%
-
-from muva_lib import analysis, config, runs, tables
+import muva_lib
+from muva_lib import analysis, tables
 from muva_lib.models.prompt_learner import build_templates
-from muva_lib.train import load_run, stage1_weights
-from muva_lib.utils import resolve_device, set_threads
+from muva_lib.train import stage1_weights
 from muva_lib.viz import save_figure
 from muva_lib.viz import training as vt
 
 NOTEBOOK = "03_stage1_prompts"
-cfg = config.resolve(METHOD, PRESET, PROTOCOL, SEED, OVERRIDES)
-set_threads(cfg.threads)
-device = resolve_device(DEVICE)
-FIG_DIR, _ = runs.output_dirs(RUN_DIR, NOTEBOOK)  # RUN_DIR set: figures under it
+nb = muva_lib.notebook(PROTOCOL, METHOD, PRESET, SEED, overrides=OVERRIDES, device=DEVICE, run_dir=RUN_DIR,
+                       name=NOTEBOOK)  # config, threads, seeds, device; RUN_DIR set: figures under it
+cfg, device, FIG_DIR = nb.cfg, nb.device, nb.fig_dir
 s1 = cfg.stage1
 print(f"{METHOD} on {PROTOCOL} ({PRESET}): stage 1 {s1.epochs} epochs, lr {s1.lr:g}, batch {s1.batch_size}, "
       f"loss terms {stage1_weights(cfg)}")
@@ -71,8 +69,7 @@ print("prompts:", *build_templates(cfg.model.num_parts, cfg.model.template_type,
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-run = runs.require_run(cfg, RUN_DIR)
-result = load_run(run.root)
+run, result = nb.run, nb.result
 print(f"run folder: {run.root}")
 
 # %% [markdown]

@@ -49,19 +49,17 @@ from muva_lib.runs import check_notebook_parameters
 check_notebook_parameters(globals(), "04_stage2_training")  # an undeclared name (papermill -p TYPO ...) stops here
 
 # %%
-
-from muva_lib import analysis, config, runs, tables
-from muva_lib.train import load_run, stage2_weights
-from muva_lib.utils import resolve_device, set_threads
+import muva_lib
+from muva_lib import analysis, tables
+from muva_lib.train import stage2_weights
 from muva_lib.viz import save_figure
 from muva_lib.viz import training as vt
 
 NOTEBOOK = "04_stage2_training"
 extra = [f"stage2.eval_period={EVAL_PERIOD}"] if EVAL_PERIOD else []
-cfg = config.resolve(METHOD, PRESET, PROTOCOL, SEED, OVERRIDES.split() + extra)
-set_threads(cfg.threads)
-device = resolve_device(DEVICE)
-FIG_DIR, _ = runs.output_dirs(RUN_DIR, NOTEBOOK)  # RUN_DIR set: figures under it
+nb = muva_lib.notebook(PROTOCOL, METHOD, PRESET, SEED, overrides=OVERRIDES.split() + extra, device=DEVICE,
+                       run_dir=RUN_DIR, name=NOTEBOOK)  # config, threads, seeds, device; RUN_DIR set: figures under it
+cfg, device, FIG_DIR = nb.cfg, nb.device, nb.fig_dir
 s2 = cfg.stage2
 print(f"{METHOD} on {PROTOCOL} ({PRESET}): stage 2 {s2.epochs} epochs, base lr {s2.base_lr:g}, "
       f"warm-up {s2.warmup_epochs}, milestones {list(s2.milestones)}, batch {cfg.data.batch_size}")
@@ -69,8 +67,7 @@ print("loss terms and weights:", stage2_weights(cfg))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-run = runs.require_run(cfg, RUN_DIR)
-result = load_run(run.root)
+run, result = nb.run, nb.result
 print(f"run folder: {run.root}")
 
 # %% [markdown]

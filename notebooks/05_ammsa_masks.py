@@ -51,21 +51,20 @@ from muva_lib.runs import check_notebook_parameters
 check_notebook_parameters(globals(), "05_ammsa_masks")  # an undeclared name (papermill -p TYPO ...) stops here
 
 # %%
-
 import torch
 
-from muva_lib import analysis, config, runs, tables
+import muva_lib
+from muva_lib import analysis, tables
 from muva_lib.data.protocols import build
 from muva_lib.data.types import PARTS
-from muva_lib.utils import evenly_spaced, resolve_device, set_threads
+from muva_lib.utils import evenly_spaced
 from muva_lib.viz import masks as vm
 from muva_lib.viz import save_figure
 
 NOTEBOOK = "05_ammsa_masks"
-cfg = config.resolve(METHOD, PRESET, PROTOCOL, SEED, OVERRIDES)
-set_threads(cfg.threads)
-device = resolve_device(DEVICE)
-FIG_DIR, _ = runs.output_dirs(RUN_DIR, NOTEBOOK)  # RUN_DIR set: figures under it
+nb = muva_lib.notebook(PROTOCOL, METHOD, PRESET, SEED, overrides=OVERRIDES, device=DEVICE, run_dir=RUN_DIR,
+                       name=NOTEBOOK)  # config, threads, seeds, device; RUN_DIR set: figures under it
+cfg, device, FIG_DIR = nb.cfg, nb.device, nb.fig_dir
 parts = list(PARTS[:cfg.model.num_parts])
 items = evenly_spaced(list(build(PROTOCOL, with_targets=False).train), N_IMAGES)
 print(f"{METHOD} on {PROTOCOL} ({PRESET}): {cfg.model.num_parts} part tokens {parts}, gating "
@@ -73,7 +72,7 @@ print(f"{METHOD} on {PROTOCOL} ({PRESET}): {cfg.model.num_parts} part tokens {pa
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-run = runs.require_run(cfg, RUN_DIR)
+run = nb.run
 probe = analysis.mask_probe(run.root, items, device) if parts else None
 print(f"run folder: {run.root}" + ("" if parts else f"; {METHOD} has no part tokens: nothing to show"))
 
