@@ -1,0 +1,114 @@
+"""The ipywidgets explorers (muva_lib.explore) driven headless: setting a control redraws, and the state and
+the figure change as they should; without a front end the container still carries the initial figure."""
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY_TRAIN
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def muva_run(synth_small, tmp_path_factory):
+    """One tiny MUVA smoke run on ``synth_small``, with its environment kept for the module's tests."""
+    from muva_lib.__main__ import main
+
+    mp = pytest.MonkeyPatch()
+    runs = tmp_path_factory.mktemp("explore_runs")
+    mp.setenv("MUVA_SYNTH", str(synth_small.root))
+    mp.setenv("MUVA_DATA", str(tmp_path_factory.mktemp("explore_data")))
+    mp.setenv("MUVA_RUNS", str(runs))
+    try:
+        assert main(["train", "--protocol", "synth-a->synth-b", "--method", "muva", "--preset", "smoke",
+                     "--no-progress", *TINY_TRAIN]) == 0
+        yield next(runs.glob("*/muva/*"))
+    finally:
+        mp.undo()
+
+
+def _png_in_bundle(explorer) -> bytes:
+    return base64.b64decode(explorer._repr_mimebundle_()["image/png"])
+
+
+def test_retrieval_explorer(muva_run):
+    from muva_lib.explore import retrieval_explorer
+    from muva_lib.explore.retrieval import query_order
+
+    e = retrieval_explorer(muva_run, topk=8)
+    assert e.error is None and e.state["query_index"] == 0 and len(e.state["gallery"]) == 8
+    assert _png_in_bundle(e) == e.png and e.png.startswith(b"\x89PNG")  # the initial figure, no front end needed
+    assert e._repr_mimebundle_()["text/plain"].startswith("retrieval explorer (")
+    aps = {}
+    for q in range(e.controls["query"].max + 1):
+        e.set(query=q)
+        aps[q] = e.state["ap"]
+    assert len(set(np.round(list(aps.values()), 6))) > 1, "every query showed the same AP"
+    a, b = next((a, b) for a in aps for b in aps if aps[a] != aps[b])
+    e.set(query=a)
+    before_ap, before_png = e.state["ap"], e.png
+    e.set(query=b)
+    assert e.state["ap"] == aps[b] != before_ap and e.png != before_png and str(round(aps[b], 4)) in e.info
+    # worst first: the first query shown has the lowest AP, best first the highest
+    e.set(order="worst first", query=0)
+    assert e.state["ap"] == pytest.approx(min(aps.values()))
+    e.set(order="best first")
+    assert e.state["ap"] == pytest.approx(max(aps.values()))
+    # a true match or junk is exactly a gallery item of the query's identity
+    assert not (np.array(e.state["match"]) & np.array(e.state["junk"])).any()
+    e.set(rerank=True)
+    assert e.error is None and e.state["rerank"] is True
+    assert query_order(np.array([0.5, np.nan, 0.1]), "worst first") == [2, 0, 1]
+
+
+def test_grounding_explorer(muva_run, synth_small):
+    from muva_lib.explore import grounding_explorer
+
+    g = grounding_explorer("synth-a", n_images=12, backends=["synthetic", "prior"],
+                           roots={"synth-a": synth_small.root / "synth-a"})
+    assert g.error is None and set(g.state["reasons"]) == {"head", "upper", "legs"}
+    first_png, first_key = g.png, g.state["key"]
+    g.set(image=5)
+    assert g.state["key"] != first_key and g.png != first_png, "another image gave the same figure"
+    g.set(backend="prior")
+    assert g.error is None and "prior" in g.info and g.controls["noise"].disabled
+    prior_boxes = g.state["boxes"]
+    g.set(backend="synthetic", noise="heavy")
+    assert g.state["boxes"] != prior_boxes and "synthetic-heavy" in g.info
+    raw_png = g.png
+    found = False
+    for i in range(g.controls["image"].max + 1):  # an image whose box calibration changed: the toggle shows it
+        g.set(boxes="raw", image=i)
+        raw_boxes, raw_png = g.state["boxes"], g.png
+        g.set(boxes="calibrated")
+        if any(not r.endswith("calibration ok") for r in g.state["reasons"].values()):
+            assert g.state["boxes"] != raw_boxes and g.png != raw_png
+            found = True
+            break
+    assert found, "no image of the heavy-noise sample had a box changed by calibration"
+
+
+def test_masks_explorer(muva_run):
+    from muva_lib.analysis import mask_probe, predicted_masks
+    from muva_lib.data.protocols import build
+    from muva_lib.explore import masks_explorer
+    from muva_lib.utils import evenly_spaced
+
+    items = evenly_spaced(list(build("synth-a->synth-b", with_targets=False).train), 4)
+    m = masks_explorer(muva_run, items)
+    last = m.controls["block"].max
+    assert m.error is None and last >= 1
+    probe = mask_probe(muva_run, items)
+    pred = predicted_masks(probe.logits, probe.tau, probe.thresh)
+    m.set(image=1, part=2, block=last)
+    assert m.state["block_index"] == last
+    assert m.state["pred_mask"] == pred[1, last, 2].int().tolist(), "the last block did not show its own mask"
+    assert m.state["vge_mask"] == probe.vge[1, 2].int().tolist()
+    at_last = m.png
+    m.set(block=0)
+    assert m.png != at_last and m.state["pred_mask"] == pred[1, 0, 2].int().tolist()
