@@ -112,3 +112,39 @@ def test_masks_explorer(muva_run):
     at_last = m.png
     m.set(block=0)
     assert m.png != at_last and m.state["pred_mask"] == pred[1, 0, 2].int().tolist()
+
+
+def test_calibration_explorer(muva_run, synth_small):
+    from muva_lib.explore import calibration_explorer
+
+    from muva_lib.config import VgeCfg
+
+    c = calibration_explorer("synth-a", n_images=60, root=synth_small.root / "synth-a",
+                             vge=VgeCfg(noise="heavy", min_samples=10))
+    assert c.error is None and c.state["iou"] is not None and "calibrated" in c.info
+    loose, loose_png = c.state, c.png
+    c.set(fence_k=0.0, min_spread=0.0)  # the tightest fences: more boxes fall outside and are replaced
+    tight = c.state
+    assert sum(tight["changed"].values()) > sum(loose["changed"].values())
+    assert tight["counts"] != loose["counts"] and c.png != loose_png
+    assert tight["iou"] != loose["iou"]
+    c.set(fence_k=loose["fence_k"], min_spread=loose["min_spread"])
+    assert c.state["counts"] == loose["counts"]  # back where it started
+
+
+def test_text_query_explorer(muva_run, synth_small):
+    from muva_lib.data.readers import read_dataset
+    from muva_lib.explore import text_query_explorer
+
+    gallery = list(read_dataset("synth-b", root=synth_small.root / "synth-b").gallery)[:40]
+    t = text_query_explorer(gallery, k=5)
+    assert t.error is None and len(t.state["top"][0]) == 5
+    first_top, first_png = t.state["top"], t.png
+    scores = np.array(t.state["scores"][0])
+    assert (np.diff(scores) <= 1e-6).all(), "top images not sorted by similarity"
+    t.set(query="a person with a white hat and a blue bag")
+    assert t.state["top"] != first_top and t.png != first_png
+    t.set(query="a person in green; a person in yellow", k=3)
+    assert len(t.state["texts"]) == 2 and len(t.state["top"][1]) == 3
+    t.set(query="  ")
+    assert t.error is not None and "type a description" in t.error
