@@ -148,3 +148,36 @@ def test_text_query_explorer(muva_run, synth_small):
     assert len(t.state["texts"]) == 2 and len(t.state["top"][1]) == 3
     t.set(query="  ")
     assert t.error is not None and "type a description" in t.error
+
+
+def test_runs_explorer(muva_run, tmp_path):
+    import json
+    import shutil
+
+    from muva_lib.explore import runs_explorer
+    from muva_lib.explore.runs import config_differences
+
+    other = tmp_path / "muva" / "other-run"  # a second run: the same logs, one config key and the metrics changed
+    shutil.copytree(muva_run, other, ignore=shutil.ignore_patterns("checkpoints", "cache", "tb"))
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["seed"] = cfg.get("seed", 0) + 1
+    (other / "config.json").write_text(json.dumps(cfg))
+    metric = next((other / "metrics").glob("*.json"))
+    m = json.loads(metric.read_text())
+    m["mAP"] = 0.5
+    metric.write_text(json.dumps(m))
+    r = runs_explorer([muva_run, other])
+    assert r.error is None and len(r.state["labels"]) == 2
+    assert [d["key"] for d in r.state["differences"]] == ["seed"] and "config differences" in r.info
+    assert r.state["metrics"]["muva/other-run"][metric.stem]["mAP"] == 0.5
+    both_png = r.png
+    r.set(runs=("muva/other-run",))
+    assert r.state["differences"] == [] and r.png != both_png
+    r.set(curves="stage 1")
+    s1 = r.png
+    r.set(curves="target metrics")
+    assert r.error is None and r.png != s1
+    r.set(runs=())
+    assert r.error == "ValueError: select at least one run"
+    assert config_differences({"a": {"x": {"y": 1}, "z": 2}, "b": {"x": {"y": 2}, "z": 2}}) == [
+        {"key": "x.y", "a": 1, "b": 2}]
