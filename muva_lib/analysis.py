@@ -25,8 +25,8 @@ __all__ = ["granularity_names", "text_to_prototype_accuracy", "text_prototype_si
            "memory_stats", "mask_iou", "predicted_masks", "mask_iou_per_layer", "token_attention",
            "attention_inside", "ranked_gallery", "decreased", "part_patch_stats", "part_patch_row",
            "placement_row",
-           "probe_masks", "stage1_probe", "memory_probe", "MaskProbe", "mask_probe", "RetrievalProbe", "retrieval_probe",
-           "RetrievalDistances", "retrieval_distances"]
+           "probe_masks", "stage1_probe", "memory_probe", "MaskProbe", "mask_probe", "RetrievalProbe",
+           "retrieval_probe", "RetrievalDistances", "retrieval_distances"]
 
 
 def granularity_names(num_tokens: int, parts: Sequence[str] = PARTS) -> list[str]:

@@ -97,8 +97,8 @@ def retrieval_explorer(runs: str | Path | Sequence[str | Path], target: str | No
         q = data.queries[i]
         ap, inp = float(rk.ap[i]), float(rk.inp[i])
         row = f"AP = {ap:.2f}\nINP = {inp:.2f}"
-        fig = vr.ranked_lists([q.path], [[data.gallery[j].path for j in g]], match[None], [f"id {q.pid} / c{q.camid + 1}"],
-                              [row], junk=junk[None])
+        fig = vr.ranked_lists([q.path], [[data.gallery[j].path for j in g]], match[None],
+                              [f"id {q.pid} / c{q.camid + 1}"], [row], junk=junk[None])
         info = (f"{data.target}, query {i + 1} of {len(data.queries)} (id {q.pid}, camera {q.camid + 1}), "
                 f"{'re-ranked' if v['rerank'] else 'plain distance'}: AP {ap:.4f}, INP {inp:.4f}; "
                 f"mAP over the queries {np.nanmean(rk.ap):.4f}")

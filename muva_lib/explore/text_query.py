@@ -41,8 +41,8 @@ def text_query_explorer(items: Sequence[Item], *, weights: str = "synth", query:
             raise ValueError("type a description (several: separate them with ';')")
         hits = top_images(model, feats, texts, k=v["k"])
         fig = vp.text_retrieval(hits.texts, [[items[j].path for j in row] for row in hits.index], hits.scores)
-        info = "\n".join(f"{t!r}: best {hits.scores[i, 0]:.3f}, " + ", ".join(items[j].relpath for j in hits.index[i, :3])
-                         for i, t in enumerate(hits.texts))
+        info = "\n".join(f"{t!r}: best {hits.scores[i, 0]:.3f}, "
+                         + ", ".join(items[j].relpath for j in hits.index[i, :3]) for i, t in enumerate(hits.texts))
         return View(fig, {"texts": hits.texts, "top": hits.index.tolist(), "scores": hits.scores.tolist()},
                     f"{model.weights}\n{info}")
 

@@ -1,7 +1,7 @@
 """Figures about AM-MSA: predicted vs VGE patch masks per block and part, mask IoU per block, token attention over the patch grid."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -124,7 +124,8 @@ def attention_maps(thumbs: Sequence[np.ndarray], maps: np.ndarray, names: Sequen
     return fig
 
 
-def boxes_and_masks(thumb: np.ndarray, image_wh: tuple[int, int], boxes: dict[str, tuple[float, float, float, float] | None],
+def boxes_and_masks(thumb: np.ndarray, image_wh: tuple[int, int],
+                    boxes: Mapping[str, tuple[float, float, float, float] | None],
                     masks: np.ndarray, grid_hw: tuple[int, int], parts: Sequence[str] = PARTS,
                     title: str = "") -> Figure:
     """One image: its part boxes (pixels of the original ``image_wh`` (W, H); None: no box), then each part's

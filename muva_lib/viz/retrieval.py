@@ -11,7 +11,8 @@ from matplotlib.figure import Figure
 from .grounding import SCREEN_DPI
 from .masks import load_thumbs
 
-__all__ = ["MATCH_COLOUR", "MISS_COLOUR", "JUNK_COLOUR", "average_precisions", "inverse_negative_penalties", "first_match_ranks", "pick_by_ap", "pick_names",
+__all__ = ["MATCH_COLOUR", "MISS_COLOUR", "JUNK_COLOUR", "average_precisions", "inverse_negative_penalties",
+           "first_match_ranks", "pick_by_ap", "pick_names",
            "ranked_lists", "ranked_by_ap"]
 
 MATCH_COLOUR = "#2ca02c"
@@ -104,7 +105,8 @@ def ranked_lists(queries: Sequence[str], gallery: Sequence[Sequence[str | None]]
     Market rule already applied, see :func:`muva_lib.analysis.ranked_gallery`), framed green for a
     true match and red otherwise. ``gallery[i][r]`` is an image path (None: list shorter than k),
     ``matches`` Bool[n, k]; ``junk`` Bool[n, k] (optional) frames grey the items the metrics leave out (same
-    identity and camera, when the list shows them); ``labels`` go under the queries (e.g. the query's id), ``row_labels`` left of
+    identity and camera, when the list shows them); ``labels`` go under the queries (e.g. the query's id),
+    ``row_labels`` left of
     each row (e.g. which query and its AP)."""
     matches = np.asarray(matches, bool)
     n, k = matches.shape
