@@ -37,9 +37,11 @@ def available_backends() -> list[str]:
 def grounding_explorer(datasets: str | Sequence[str] = "synth-a", *, n_images: int = 48,
                        backends: Sequence[str] | None = None, vge: VgeCfg | None = None,
                        input_hw: tuple[int, int] = (128, 64), roots: Mapping[str, str | Path] | None = None,
-                       device: str = "auto") -> Explorer:
+                       models: Mapping[str, str] | None = None, device: str = "auto") -> Explorer:
     """Explore the VGE on ``n_images`` training images (evenly spaced) of each of ``datasets``: dataset, image,
     backend (default :func:`available_backends`), the synthetic backend's noise level, raw vs calibrated boxes.
+    ``models``: backend -> hub id or model folder for the transformers backends (``mllm``, ``detector``); a
+    backend given a model joins the menu.
 
     The figure shows the boxes and their patch masks on the grid of ``input_hw`` (H, W); the info lists each
     part's answer status, reason and calibration. Answers come from the grounding store (``$MUVA_DATA``),
@@ -48,7 +50,9 @@ def grounding_explorer(datasets: str | Sequence[str] = "synth-a", *, n_images: i
     ``masks`` (patches per part), ``reasons`` (part -> "status: reason; calibration")."""
     names = [datasets] if isinstance(datasets, str) else list(datasets)
     vge = vge or VgeCfg()
+    models = {k: v for k, v in (models or {}).items() if v}
     backend_names = list(backends) if backends is not None else available_backends()
+    backend_names += [name for name in models if name not in backend_names]
     grid = grid_for(input_hw)
 
     @lru_cache(maxsize=None)
@@ -58,9 +62,9 @@ def grounding_explorer(datasets: str | Sequence[str] = "synth-a", *, n_images: i
     @lru_cache(maxsize=None)
     def view(dataset: str, backend: str, noise: str) -> GroundingView:
         cfg = replace(vge, noise=noise) if backend == "synthetic" else vge
-        views = build_views(sample(dataset), cfg, [backend], device=device)
+        views = build_views(sample(dataset), cfg, [backend], models, device=device)
         if backend not in views:
-            raise ValueError(f"backend {backend!r} needs a model (vge.model): none given")
+            raise ValueError(f"backend {backend!r} needs a model: pass models={{{backend!r}: <hub id or folder>}}")
         return views[backend]
 
     first = sample(names[0])
