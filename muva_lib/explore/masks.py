@@ -11,6 +11,7 @@ import numpy as np
 
 from ..analysis import MaskProbe, mask_iou_per_layer, mask_probe, predicted_masks, token_attention
 from ..data.types import PARTS, Item
+from ..utils import resolve_device
 from ..viz import masks as vm
 from .base import Explorer, View
 
@@ -23,6 +24,7 @@ def masks_explorer(runs: str | Path | Sequence[str | Path], items: Sequence[Item
 
     The mask IoU per block is the mean over ``items``; the masks and attention are those of the chosen image.
     ``state``: ``pred_mask`` / ``vge_mask`` (the shown masks as 0/1 lists), ``iou`` (this block and part)."""
+    device = str(resolve_device(device))  # "auto" as the notebooks' DEVICE says it
     run_list = [str(r) for r in ([runs] if isinstance(runs, (str, Path)) else runs)]
     items = list(items)
     if not run_list or not items:

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..analysis import RetrievalDistances, ranked_gallery, retrieval_distances
 from ..eval.rerank import re_ranking
+from ..utils import resolve_device
 from ..viz import retrieval as vr
 from .base import Explorer, View
 
@@ -62,6 +63,7 @@ def retrieval_explorer(runs: str | Path | Sequence[str | Path], target: str | No
     gallery items as ranked (green: same identity, red: another, grey: same identity and camera, which the
     metrics leave out); the info line gives the query's AP and INP on its whole list. ``state`` holds
     ``query_index`` (into the query set), ``ap``, ``inp``, ``gallery`` (the shown indices)."""
+    device = str(resolve_device(device))  # "auto" as the notebooks' DEVICE says it
     run_list = [str(r) for r in ([runs] if isinstance(runs, (str, Path)) else runs)]
     if not run_list:
         raise ValueError("retrieval_explorer: give at least one run folder")

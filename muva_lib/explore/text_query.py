@@ -9,6 +9,7 @@ import ipywidgets as widgets
 from ..config import DataCfg
 from ..data.types import Item
 from ..eval.zeroshot import encode_images, load_zeroshot_model, top_images
+from ..utils import resolve_device
 from ..viz import pretraining as vp
 from .base import Explorer, View
 
@@ -26,7 +27,7 @@ def text_query_explorer(items: Sequence[Item], *, weights: str = "synth", query:
     items = list(items)
     if not items:
         raise ValueError("text_query_explorer: no gallery items")
-    model = load_zeroshot_model(weights, image_size=image_hw, device=device)
+    model = load_zeroshot_model(weights, image_size=image_hw, device=resolve_device(device))
     feats, _ = encode_images(model, items, DataCfg(height=image_hw[0], width=image_hw[1]))  # [N, d]
     controls: dict[str, widgets.ValueWidget] = {
         "query": widgets.Text(value=query, description="describe", continuous_update=False,
