@@ -166,6 +166,8 @@ def test_runs_explorer(muva_run, tmp_path):
     m = json.loads(metric.read_text())
     m["mAP"] = 0.5
     metric.write_text(json.dumps(m))
+    with pytest.raises(ValueError, match="curves must be one of"):
+        runs_explorer([muva_run], curves="stage 3")
     r = runs_explorer([muva_run, other])
     assert r.error is None and len(r.state["labels"]) == 2
     assert [d["key"] for d in r.state["differences"]] == ["seed"] and "config differences" in r.info

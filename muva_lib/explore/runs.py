@@ -44,20 +44,22 @@ def run_label(run: str | Path) -> str:
     return f"{run.parent.name}/{run.name}"
 
 
-def runs_explorer(runs: Sequence[str | Path]) -> Explorer:
+def runs_explorer(runs: Sequence[str | Path], curves: str = CURVES[0]) -> Explorer:
     """Explore finished (or running) run folders: which runs (several may be selected), which curves
-    (:data:`CURVES`). The info lists each run's final metrics per target and the config differences.
+    (:data:`CURVES`, ``curves`` first). The info lists each run's final metrics per target and the config differences.
     ``state``: ``labels`` (the selected runs), ``metrics`` (label -> target -> mAP, rank1, mINP), ``differences``."""
     folders = {run_label(r): Path(r) for r in runs}
     if not folders:
         raise ValueError("runs_explorer: give at least one run folder")
+    if curves not in CURVES:
+        raise ValueError(f"curves must be one of {CURVES}, got {curves!r}")
     for label, root in folders.items():
         if not (root / "config.json").is_file():
             raise FileNotFoundError(f"{root}: not a run folder (no config.json)")
     controls: dict[str, widgets.ValueWidget] = {
         "runs": widgets.SelectMultiple(options=list(folders), value=tuple(folders), description="runs",
                                        rows=min(6, len(folders)), layout=widgets.Layout(width="420px")),
-        "curves": widgets.Dropdown(options=CURVES, value=CURVES[0], description="curves"),
+        "curves": widgets.Dropdown(options=CURVES, value=curves, description="curves"),
     }
 
     def render(v: Mapping[str, Any]) -> View:
