@@ -33,13 +33,14 @@ checks it (and that this map lists the same names).
       reported         the papers' reported numbers as data, with their sources
       tables           results tables: collected metrics, paper layouts, Markdown and LaTeX export
   14  viz/             figures: one module per topic, ``save_figure``
-  15  runs             notebook runs: find or train a config's run, execute notebooks with papermill
+  15  explore/         ipywidgets explorers for JupyterLab: sliders and menus that redraw the viz figures
+  16  runs             notebook runs: find or train a config's run, execute notebooks with papermill
       notebook_runs    executing notebooks with papermill: parameters checked, a manifest, resume
       notebook_setup   the notebooks' front door ``muva_lib.notebook(...)``: config, run, device, output folders
-  16  commands/        one module per CLI command (``python -m muva_lib <command>``)
+  17  commands/        one module per CLI command (``python -m muva_lib <command>``)
       bench            ``python -m muva_lib.bench NAME``: speed and memory benchmarks
       readme           the README's generated blocks (``python -m muva_lib readme``)
-  17  __main__         the command line
+  18  __main__         the command line
       __init__         this public API
 """
 from __future__ import annotations

@@ -25,7 +25,8 @@ __all__ = ["granularity_names", "text_to_prototype_accuracy", "text_prototype_si
            "memory_stats", "mask_iou", "predicted_masks", "mask_iou_per_layer", "token_attention",
            "attention_inside", "ranked_gallery", "decreased", "part_patch_stats", "part_patch_row",
            "placement_row",
-           "probe_masks", "stage1_probe", "memory_probe", "MaskProbe", "mask_probe", "RetrievalProbe", "retrieval_probe"]
+           "probe_masks", "stage1_probe", "memory_probe", "MaskProbe", "mask_probe", "RetrievalProbe",
+           "retrieval_probe", "RetrievalDistances", "retrieval_distances"]
 
 
 def granularity_names(num_tokens: int, parts: Sequence[str] = PARTS) -> list[str]:
@@ -366,3 +367,46 @@ def retrieval_probe(run: str | Path, n_queries: int = 4, topk: int = 10, target:
     index, match = ranked_gallery(dist.numpy(), q["pids"], g["pids"], q["camids"], g["camids"],
                                   topk=topk or len(split.gallery))
     return RetrievalProbe(target, queries, list(split.gallery), index, match)
+
+
+@dataclass
+class RetrievalDistances:
+    """A run's query-gallery distances on one target, with what re-ranking needs: ``qg`` [Q, G], ``qq`` [Q, Q],
+    ``gg`` [G, G] (the run's test feature and metric), the query and gallery items in that order; ``targets``:
+    every target of the run's protocol."""
+
+    target: str
+    targets: list[str]
+    queries: list[Item]
+    gallery: list[Item]
+    qg: np.ndarray
+    qq: np.ndarray
+    gg: np.ndarray
+
+
+@torch.no_grad()
+def retrieval_distances(run: str | Path, target: str | None = None, n_queries: int = 0,
+                        device: str | torch.device = "cpu") -> RetrievalDistances:
+    """A finished run's distances on ``target`` (default: the protocol's first), for ``n_queries`` queries
+    spread evenly over the query set (0: all) against the whole gallery: what the retrieval explorer ranks,
+    with and without re-ranking."""
+    from .batches.loaders import make_test_loader
+    from .data.protocols import build
+    from .eval import pairwise_distance
+    from .features import extract_features
+    from .train import test_encoder
+    from .utils import evenly_spaced
+
+    model, cfg = _model(run, device)
+    data = build(cfg.data.protocol, split_index=cfg.data.split_index, strict=cfg.data.strict)
+    target = target or next(iter(data.targets))
+    if target not in data.targets:
+        raise ValueError(f"{run}: target {target!r} is not in protocol {cfg.data.protocol} ({list(data.targets)})")
+    split = data.targets[target][0]
+    queries = evenly_spaced(list(split.query), n_queries)
+    encode = test_encoder(model, cfg, torch.device(device))
+    q, g = (extract_features(encode, make_test_loader(its, cfg.data, device), device, flip=cfg.eval.flip,
+                             progress=False) for its in (queries, list(split.gallery)))
+    dist = [pairwise_distance(a["feats"], b["feats"], cfg.eval.metric, cfg.eval.feat_norm).numpy()
+            for a, b in ((q, g), (q, q), (g, g))]
+    return RetrievalDistances(target, list(data.targets), queries, list(split.gallery), *dist)

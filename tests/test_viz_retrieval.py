@@ -81,3 +81,12 @@ def test_ranked_by_ap_labels_each_row(fake_items):
                                                  "worst AP = 0.25\nfirst match: rank 4"]
     assert rows[1][0].get_xlabel() == "id 3 / c1"
     assert rows[1][3].spines["top"].get_edgecolor()[:3] == pytest.approx((0x2c / 255, 0xa0 / 255, 0x2c / 255))
+
+
+def test_inverse_negative_penalties_by_hand():
+    from muva_lib.viz.retrieval import inverse_negative_penalties
+
+    inp = inverse_negative_penalties(np.array([[0, 1, 0, 1], [1, 0, 0, 0], [0, 0, 0, 0]], bool))
+    assert inp[:2].tolist() == [0.5, 1.0] and np.isnan(inp[2])  # 2 matches, the last at rank 4; 1 at rank 1
+    with pytest.raises(ValueError, match="Bool"):
+        inverse_negative_penalties(np.zeros(3, bool))

@@ -3,7 +3,7 @@ failure cases and box-height distributions."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -102,13 +102,14 @@ class GroundingView:
         for dataset, its in group_by_dataset(items).items():
             stored = GroundingStore(dataset, backend.tag, root).read()
             records.update({it.key: stored[it.key] for it in its if it.key in stored})
-        keys, sizes, boxes = raw_boxes(records, backend.parts)
-        stats, fixed = calibrate_many(boxes, sizes, cfg, backend.parts)
-        cal = Calibration(stats, boxes={k: {p: f[p][0] for p in backend.parts} for k, f in zip(keys, fixed)},
-                          reasons={k: {p: f[p][1] for p in backend.parts} for k, f in zip(keys, fixed)}, digest="")
+        cal = _calibrate(records, cfg, backend.parts)
         kept = [it for it in items if it.key in cal.boxes]
         return cls(backend.tag, kept, records=records, calibration=cal, truth=_truth(kept),
                    parts=tuple(backend.parts), cfg=cfg)
+
+    def recalibrated(self, cfg: CalibCfg) -> "GroundingView":
+        """The same answers calibrated with other thresholds (fitted again over the same items; nothing grounded)."""
+        return replace(self, calibration=_calibrate(self.records, cfg, self.parts), cfg=cfg)
 
     # ------------------------------------------------------------------ per image
 
@@ -222,6 +223,14 @@ class GroundingView:
                 if q and len(out) < limit:
                     out.append(q.pop(0))
         return out
+
+
+def _calibrate(records: Mapping[str, Mapping[str, Any]], cfg: CalibCfg, parts: Sequence[str]) -> Calibration:
+    """Fit the calibration over ``records`` (store records by key) and apply it: boxes and reasons per key."""
+    keys, sizes, boxes = raw_boxes(records, parts)
+    stats, fixed = calibrate_many(boxes, sizes, cfg, parts)
+    return Calibration(stats, boxes={k: {p: f[p][0] for p in parts} for k, f in zip(keys, fixed)},
+                       reasons={k: {p: f[p][1] for p in parts} for k, f in zip(keys, fixed)}, digest="")
 
 
 def training_sample(dataset: str, n: int = 0, root: str | Path | None = None) -> list[Item]:

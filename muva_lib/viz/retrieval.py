@@ -11,11 +11,13 @@ from matplotlib.figure import Figure
 from .grounding import SCREEN_DPI
 from .masks import load_thumbs
 
-__all__ = ["MATCH_COLOUR", "MISS_COLOUR", "average_precisions", "first_match_ranks", "pick_by_ap", "pick_names",
+__all__ = ["MATCH_COLOUR", "MISS_COLOUR", "JUNK_COLOUR", "average_precisions", "inverse_negative_penalties",
+           "first_match_ranks", "pick_by_ap", "pick_names",
            "ranked_lists", "ranked_by_ap"]
 
 MATCH_COLOUR = "#2ca02c"
 MISS_COLOUR = "#d62728"
+JUNK_COLOUR = "#a0a0a0"  # same identity and camera as the query: left out of the metrics (Market rule)
 
 
 def _frame(ax: plt.Axes, colour: str, width: float) -> None:
@@ -41,6 +43,17 @@ def average_precisions(match: np.ndarray) -> np.ndarray:
     ok = num > 0
     ap[ok] = (hits / np.arange(1, match.shape[1] + 1) * match).sum(1)[ok] / num[ok]
     return ap
+
+
+def inverse_negative_penalties(match: np.ndarray) -> np.ndarray:
+    """INP of each query from its whole ranked list: ``match`` Bool[n, G] (Market rule applied) -> Float[n],
+    true matches / rank of the hardest (last) true match, as mINP averages it; NaN with no true match."""
+    match = np.asarray(match, bool)
+    if match.ndim != 2 or match.shape[1] == 0:
+        raise ValueError(f"match must be Bool[n, G] with G >= 1, got shape {match.shape}")
+    num = match.sum(1)
+    last = match.shape[1] - np.argmax(match[:, ::-1], axis=1)  # 1-based rank of the last true match
+    return np.where(num > 0, num / np.maximum(last, 1), np.nan)
 
 
 def first_match_ranks(match: np.ndarray) -> np.ndarray:
@@ -86,11 +99,14 @@ def ranked_by_ap(probe: Any, n: int = 3, topk: int = 10) -> tuple[Figure, list[i
 
 
 def ranked_lists(queries: Sequence[str], gallery: Sequence[Sequence[str | None]], matches: np.ndarray,
-                 labels: Sequence[str] | None = None, row_labels: Sequence[str] | None = None) -> Figure:
+                 labels: Sequence[str] | None = None, row_labels: Sequence[str] | None = None,
+                 junk: np.ndarray | None = None) -> Figure:
     """One row per query: the query image (black frame), a gap, then its ranked gallery images (the
     Market rule already applied, see :func:`muva_lib.analysis.ranked_gallery`), framed green for a
     true match and red otherwise. ``gallery[i][r]`` is an image path (None: list shorter than k),
-    ``matches`` Bool[n, k]; ``labels`` go under the queries (e.g. the query's id), ``row_labels`` left of
+    ``matches`` Bool[n, k]; ``junk`` Bool[n, k] (optional) frames grey the items the metrics leave out (same
+    identity and camera, when the list shows them); ``labels`` go under the queries (e.g. the query's id),
+    ``row_labels`` left of
     each row (e.g. which query and its AP)."""
     matches = np.asarray(matches, bool)
     n, k = matches.shape
@@ -115,7 +131,8 @@ def ranked_lists(queries: Sequence[str], gallery: Sequence[Sequence[str | None]]
                 ax.axis("off")
                 continue
             ax.imshow(load_thumbs([path])[0])
-            _frame(ax, MATCH_COLOUR if matches[i, r] else MISS_COLOUR, 2.5)
+            is_junk = junk is not None and bool(junk[i, r])
+            _frame(ax, JUNK_COLOUR if is_junk else MATCH_COLOUR if matches[i, r] else MISS_COLOUR, 2.5)
             if i == 0:
                 ax.set_title(str(r + 1), fontsize=7)
     axes[0][0].set_title("query", fontsize=7)
