@@ -260,3 +260,18 @@ print(f"{PROTOCOL}: {len(data.train)} training images of {data.num_classes} ids;
       f"{len(test.query)} queries, {len(test.gallery)} gallery images")
 print("methods trained:", ", ".join(results))
 print("every method beats the colour baselines:", all(r.metrics[target]["mAP"] > colour for r in results.values()))
+
+# %% [markdown]
+# ## Explore
+#
+# Pick a method's run and move the query slider: the query (black), its ranked gallery (green: same
+# person, red: another, grey: same person and camera, left out of the metrics) and that query's AP and
+# INP. Order "worst first" starts with the hardest queries; tick re-ranking to see whether k-reciprocal
+# re-ranking rescues them. In JupyterLab (`.venv/bin/jupyter lab`) the controls are live; an executed
+# notebook shows the first view.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from muva_lib.explore import retrieval_explorer
+
+retrieval_explorer([found[m].root for m in found], device=DEVICE)

@@ -337,3 +337,17 @@ if not real_missing:
                                       for k in ("parsed", "fell back", "failed")}} for n in ("cascade", "prior")]
     print(f"\nreal crops ({len(real)}):")
     print(format_table(real_summary))
+
+# %% [markdown]
+# ## Explore
+#
+# One training image at a time: the part boxes of a backend and the patch masks they become on the
+# model's grid, with what the store recorded for each part (status, reason, calibration). Raise the
+# synthetic backend's noise to `heavy` and toggle raw / calibrated to watch calibration pull outliers
+# back into the band; switch to `cascade` or `pose` (when installed) to compare detectors.
+
+# %%
+from muva_lib.explore import grounding_explorer
+
+grounding_explorer(DATASET, n_images=N_IMAGES, vge=vge, input_hw=(cfg.data.height, cfg.data.width),
+                   models={"mllm": MLLM_MODEL, "detector": DETECTOR_MODEL}, device=DEVICE)

@@ -301,3 +301,16 @@ if not real_missing:
     print("real crops, cascade boxes changed per part: " + ", ".join(
         f"{p} {sum(r['boxes'] for r in cascade.reason_rows() if r['part'] == p and r['reason'] != 'ok')}"
         for p in cascade.parts))
+
+# %% [markdown]
+# ## Explore
+#
+# The calibration thresholds as sliders. Lower fence k or min spread to make the fences tighter: more
+# boxes are replaced by the band (the calibrated histogram moves and the count of changed boxes grows),
+# and the IoU table says whether that helps or hurts against the ground truth. Above min samples a part
+# uses its own statistics; below it, the fixed prior bands.
+
+# %%
+from muva_lib.explore import calibration_explorer
+
+calibration_explorer(DATASET, n_images=N_IMAGES, backend=vge.backend, vge=vge)

@@ -134,3 +134,16 @@ print("true pairs more similar than the average pair:", diag)
 # %%
 print(f"{METHOD}: {len(result.stage1)} stage-1 epochs over {len(feats)} images of {len(text)} ids; "
       f"granularities {names}; all above chance: {all(a > chance for a in acc.values())}")
+
+# %% [markdown]
+# ## Explore
+#
+# The runs of this protocol side by side: stage-1 curves (prompt loss, accuracy, learning rate), the
+# final metrics per target, and the configuration keys in which the runs differ. Select one run to read
+# its curves alone.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from muva_lib.explore import runs_explorer
+
+runs_explorer([p.parent for p in sorted(run.root.parents[1].glob("*/*/config.json"))], curves="stage 1")

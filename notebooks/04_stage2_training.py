@@ -134,3 +134,16 @@ print(tables.format_table([{"epoch": r["epoch"], "target": r["target"], "mAP": t
 # %%
 print(f"{METHOD}: {len(result.stage2)} stage-2 epochs, terms {terms}, evaluated at epochs "
       f"{[r['epoch'] for r in result.evals]}; loss decreased: {analysis.decreased(result.stage2)}")
+
+# %% [markdown]
+# ## Explore
+#
+# The same for stage 2: each loss term per epoch, and under "target metrics" mAP and rank-1 over the
+# evaluated epochs, for every run of this protocol; the config differences say what separates two
+# curves.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from muva_lib.explore import runs_explorer
+
+runs_explorer([p.parent for p in sorted(run.root.parents[1].glob("*/*/config.json"))], curves="stage 2")

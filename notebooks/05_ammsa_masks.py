@@ -158,3 +158,17 @@ if probe is not None:
           f"{bool((iou[-1] > trivial).all())}; attention stays in the predicted mask: {float(outside.max()) < 1e-6}")
 else:
     print(f"{METHOD}: no part tokens")
+
+# %% [markdown]
+# ## Explore
+#
+# Pick an image, a block and a part: the VGE mask, that block's predicted mask, where the CLS and part
+# tokens attend, and the mask IoU per block (over all the images above) with the current block circled.
+# Step the block slider to see whether depth refines the mask; a part token's attention stays inside its
+# predicted mask.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from muva_lib.explore import masks_explorer
+
+masks_explorer(run.root, items, device=DEVICE) if parts else print(f"{METHOD}: no part tokens")

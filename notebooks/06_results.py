@@ -228,3 +228,16 @@ print(f"{len(picks)} of {len(probe.queries)} queries of {probe.target} against {
 # %%
 print(f"{PRESET}: {len(results)} run-target rows over {results['protocol'].nunique()} protocols; "
       f"tables exported: {['synthetic', *paper]}")
+
+# %% [markdown]
+# ## Explore
+#
+# Every query of the run above, not only the best, median and worst: "worst first" walks the failures,
+# re-ranking shows what k-reciprocal re-ranking changes for each, and the target menu switches between
+# the protocol's targets.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from muva_lib.explore import retrieval_explorer
+
+retrieval_explorer(run.root, topk=TOPK, device=DEVICE)

@@ -261,3 +261,16 @@ print(f"patch grid {shipped.model.grid}, images with all parts boxed: {len(compl
 # NBVAL_IGNORE_OUTPUT
 for k in ("t2i_r10", "t2i_map", "attr_ma", "binding_acc", "part_pointing", "reid_map"):
     print(f"{k:14s} pretrained {res[k]:.4f}  random init {res_random[k]:.4f}")
+
+# %% [markdown]
+# ## Explore
+#
+# Type a description of a person (several: separate them with `;`): the test images the pretrained CLIP
+# ranks first, with their cosine similarities. Try colours and garments the corpus's captions use ("a
+# red t-shirt", "white shoes") and words it never saw, to see where zero-shot matching stops working.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from muva_lib.explore import text_query_explorer
+
+text_query_explorer(shipped.items, weights=WEIGHTS, query=QUERIES, k=TOPK, device=DEVICE)
