@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from ..data.synth.corpus import CORPUS_VERSION
 from ..data.synth.generate import GENERATOR_VERSION
 from ..eval.zeroshot.check import ZeroShotCfg, run_zeroshot
-from ..models.clip_backbone import shipped_dir
+from ..models.clip_backbone import register_model_configs, shipped_dir
 from ..models.packed_weights import file_sha256, save_packed
 from ..train.rundir import git_commit
 from ..utils import atomic_write_json, atomic_write_text
@@ -62,6 +62,7 @@ def ship(run: str | Path, *, out_dir: str | Path | None = None, datasets: tuple[
     out = Path(out_dir) if out_dir is not None else shipped_dir()
     out.mkdir(parents=True, exist_ok=True)
     path = out / SHIPPED_FILE
+    register_model_configs()
     model_cfg = open_clip.get_model_config(cfg.arch)
     quick_gelu = bool(model_cfg.get("quick_gelu", False))
     patch = model_cfg["vision_cfg"].get("patch_size", 16)
