@@ -28,7 +28,7 @@ from .packed_weights import FORMAT_FAMILY, file_sha256, read_metadata, unpack_st
 __all__ = [
     "ENV_WEIGHTS", "CONFIG_DIR", "WeightsNotFoundError", "WeightsSource", "register_model_configs",
     "weights_cache_dir", "resolve_weights", "load_state_dict_file", "choose_quick_gelu", "create_clip",
-    "load_clip_weights", "save_clip_weights", "resize_grid_pos_embed", "openai_sha256s", "SYNTH_TAG",
+    "load_clip_weights", "save_clip_weights", "arch_quick_gelu", "resize_grid_pos_embed", "openai_sha256s", "SYNTH_TAG",
     "SHIPPED_ARCH", "ENV_PRETRAINED_DIR", "shipped_dir", "shipped_manifest", "shipped_weights_path",
 ]
 
@@ -287,7 +287,11 @@ def load_state_dict_file(path: str | Path, trusted_jit_sha256: Collection[str] |
 
 # ----------------------------------------------------------------------------- activation
 
-def _arch_quick_gelu(arch: str, model_cfg: Mapping[str, Any] | None = None) -> bool:
+def arch_quick_gelu(arch: str, model_cfg: Mapping[str, Any] | None = None) -> bool:
+    """Whether ``arch`` (or the given open_clip ``model_cfg``) uses QuickGELU; our configs (``muva-tiny``) are
+    registered first, so a fresh process reads them too."""
+    if model_cfg is None:
+        register_model_configs()
     cfg = model_cfg if model_cfg is not None else open_clip.get_model_config(arch)
     if cfg is None:
         raise ValueError(f"unknown model {arch!r}; known: {', '.join(open_clip.list_models())}")
@@ -309,11 +313,11 @@ def choose_quick_gelu(arch: str, source: WeightsSource, activation: str = "auto"
     if activation != "auto":
         return activation == "quick_gelu"
     if source.kind == "random":
-        return _arch_quick_gelu(arch)
+        return arch_quick_gelu(arch)
     if source.kind == "tag":
         return bool(open_clip.get_pretrained_cfg(arch, source.tag).get("quick_gelu", False))
     if source.kind == "local-dir":
-        return _arch_quick_gelu(arch, source.model_cfg)
+        return arch_quick_gelu(arch, source.model_cfg)
     path = Path(source.path)
     meta = read_metadata(path)
     if source.kind == SYNTH_TAG and "quick_gelu" not in meta:
@@ -325,10 +329,10 @@ def choose_quick_gelu(arch: str, source: WeightsSource, activation: str = "auto"
         return True
     published = {bool(open_clip.get_pretrained_cfg(arch, t).get("quick_gelu", False))
                  for t in open_clip.list_pretrained_tags_by_model(arch)}
-    if len(published | {_arch_quick_gelu(arch)}) > 1:
+    if len(published | {arch_quick_gelu(arch)}) > 1:
         raise ValueError(f"cannot tell whether {path} holds OpenAI weights (QuickGELU) or GELU-trained "
                          f"{arch} weights; set model.activation=quick_gelu (OpenAI) or model.activation=gelu")
-    return _arch_quick_gelu(arch)
+    return arch_quick_gelu(arch)
 
 
 # ----------------------------------------------------------------------------- building and loading

@@ -13,23 +13,21 @@ Run folder (``runs/pretrain/<name>/``)::
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import open_clip
 import torch
 from open_clip_train.scheduler import cosine_lr
 
-from ..models.clip_backbone import save_clip_weights
+from ..models.clip_backbone import arch_quick_gelu, save_clip_weights
 from ..models.weights import read_verified, serialize_verified
 from ..paths import data_root, runs_root
 from ..train.ddp import all_reduce_mean, from_env, init_distributed, shutdown
-from ..utils import atomic_write_bytes, atomic_write_json, atomic_write_text, resolve_device, set_threads
+from ..train.rundir import tb_writer, write_csv_rows
+from ..utils import atomic_write_bytes, atomic_write_json, resolve_device, set_threads
 from .cfg import PretrainCfg, cfg_from_dict
 from .model import build_model, clamp_logit_scale, make_loss, param_groups
 from .pairs import PairData, load_pairs, make_batch, plan_batch
@@ -66,14 +64,6 @@ def train_step(model: torch.nn.Module, loss_fn: torch.nn.Module, opt: torch.opti
     return float(loss.detach())
 
 
-def _write_log(run: Path, rows: list[Mapping[str, Any]]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=LOG_FIELDS)
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(run / "log.csv", buf.getvalue())
-
-
 def read_log(run: str | Path) -> list[dict[str, float]]:
     """The rows of ``log.csv`` as numbers."""
     with open(Path(run) / "log.csv", newline="") as fh:
@@ -96,15 +86,6 @@ def _check_config(run: Path, cfg: PretrainCfg) -> None:
     if diffs:
         raise ValueError(f"{run} holds a pretraining run with another config; pick another --out or match it:\n  "
                          + "\n  ".join(diffs))
-
-
-def _tb(run: Path, purge_step: int) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # pragma: no cover - tensorboard is in the notebooks extra
-        warnings.warn("tensorboard is not installed: no TensorBoard logs (log.csv holds the same numbers)")
-        return None
-    return SummaryWriter(str(run / "tb"), purge_step=purge_step)
 
 
 def pretrain(cfg: PretrainCfg, run: str | Path, *, data: PairData | None = None, progress: bool = True,
@@ -157,7 +138,7 @@ def pretrain(cfg: PretrainCfg, run: str | Path, *, data: PairData | None = None,
         per_rank = cfg.batch_size // dist_info.world_size
         rows_of_rank = slice(dist_info.rank * per_rank, (dist_info.rank + 1) * per_rank)
         per_epoch = data.num_ids // cfg.batch_size
-        writer = _tb(run, step) if main else None
+        writer = tb_writer(run / "tb", step) if main else None
         model.train()
         from tqdm.auto import tqdm
 
@@ -196,7 +177,7 @@ def pretrain(cfg: PretrainCfg, run: str | Path, *, data: PairData | None = None,
                         on_log(row)
                 if main and (step % cfg.ckpt_every == 0 or step == cfg.steps):
                     inner = getattr(model, "module", model)
-                    _write_log(run, rows)
+                    write_csv_rows(run / "log.csv", rows)
                     blob = {"format": _CKPT_FORMAT, "step": step, "model": inner.state_dict(),
                             "optimizer": opt.state_dict(), "scaler": scaler.state_dict() if scaler else {},
                             "rows": rows, "elapsed": time.perf_counter() - t0}
@@ -215,8 +196,7 @@ def pretrain(cfg: PretrainCfg, run: str | Path, *, data: PairData | None = None,
                    "identities": data.num_ids, "images": int(data.images.shape[0]), "captions": len(data.texts)}
         if main:
             inner = getattr(model, "module", model)
-            quick_gelu = bool(open_clip.get_model_config(cfg.arch).get("quick_gelu", False))
-            save_clip_weights(inner, run / "final.safetensors", quick_gelu=quick_gelu, arch=cfg.arch)
+            save_clip_weights(inner, run / "final.safetensors", quick_gelu=arch_quick_gelu(cfg.arch), arch=cfg.arch)
             atomic_write_json(run / "summary.json", summary)
         return summary
     finally:

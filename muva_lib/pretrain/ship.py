@@ -17,8 +17,8 @@ from safetensors.torch import load_file
 from ..data.synth.corpus import CORPUS_VERSION
 from ..data.synth.generate import GENERATOR_VERSION
 from ..eval.zeroshot.check import ZeroShotCfg, run_zeroshot
-from ..models.clip_backbone import register_model_configs, shipped_dir
-from ..models.packed_weights import file_sha256, save_packed
+from ..models.clip_backbone import shipped_dir
+from ..models.packed_weights import file_sha256, read_metadata, save_packed
 from ..train.rundir import git_commit
 from ..utils import atomic_write_json, atomic_write_text
 from .cfg import PretrainCfg, cfg_from_dict
@@ -43,7 +43,8 @@ def reproduce_command(cfg: PretrainCfg) -> str:
 
 def _corpus_command(corpus: dict[str, Any]) -> str:
     args = corpus.get("arguments", {})
-    parts = [f"--seed {corpus.get('seed', 0)}", f"--ids {args.get('ids')}", f"--images-per-id {args.get('images_per_id')}"]
+    parts = [f"--seed {corpus.get('seed', 0)}", f"--ids {args.get('ids')}",
+             f"--images-per-id {args.get('images_per_id')}"]
     parts += [f"--exclude-style {s}" for s in args.get("exclude_style", [])]
     return "python -m muva_lib synth-pretrain " + " ".join(parts)
 
@@ -62,13 +63,10 @@ def ship(run: str | Path, *, out_dir: str | Path | None = None, datasets: tuple[
     out = Path(out_dir) if out_dir is not None else shipped_dir()
     out.mkdir(parents=True, exist_ok=True)
     path = out / SHIPPED_FILE
-    register_model_configs()
-    model_cfg = open_clip.get_model_config(cfg.arch)
-    quick_gelu = bool(model_cfg.get("quick_gelu", False))
-    patch = model_cfg["vision_cfg"].get("patch_size", 16)
-    grid = (cfg.height // patch, cfg.width // patch)
-    save_packed(load_file(str(run / "final.safetensors")), path, token_seed=cfg.token_seed, quick_gelu=quick_gelu,
-                arch=cfg.arch, grid=grid)
+    meta = read_metadata(run / "final.safetensors")  # what save_clip_weights wrote: the grid and the activation
+    grid = tuple(int(v) for v in meta["grid"].split("x"))
+    save_packed(load_file(str(run / "final.safetensors")), path, token_seed=cfg.token_seed,
+                quick_gelu=meta["quick_gelu"] == "true", arch=cfg.arch, grid=grid)
     zeroshot, floor = {}, {}
     for name in datasets:
         zs = run_zeroshot(ZeroShotCfg(dataset=name, weights=str(path), height=cfg.height, width=cfg.width),

@@ -108,6 +108,30 @@ def _now() -> str:
     return datetime.datetime.now().isoformat(timespec="seconds")
 
 
+def write_csv_rows(path: str | Path, rows: list[Mapping[str, Any]]) -> Path:
+    """Rewrite the CSV ``path`` atomically from all ``rows`` (columns in first-seen order, floats as ``.8g``)."""
+    columns: list[str] = []
+    for r in rows:
+        columns += [k for k in r if k not in columns]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.8g}" if isinstance(v, float) else v) for k, v in r.items()})
+    return atomic_write_text(path, buf.getvalue())
+
+
+def tb_writer(folder: str | Path, purge_step: int | None = None) -> Any:
+    """A TensorBoard SummaryWriter for ``folder`` (None, with a warning, without tensorboard). ``purge_step``
+    drops events at and after that step left by an interrupted attempt."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # pragma: no cover - tensorboard is in the notebooks extra
+        warnings.warn("tensorboard is not installed: no TensorBoard logs (the CSVs hold the same numbers)")
+        return None
+    return SummaryWriter(str(folder), purge_step=purge_step)
+
+
 class RunDir:
     """One run folder (see the module docstring for its files). Only rank 0 should write."""
 
@@ -222,17 +246,9 @@ class RunDir:
 
     # ------------------------------------------------------------------ logs
     def write_rows(self, name: str, rows: list[Mapping[str, Any]]) -> Path:
-        """Rewrite ``logs/<name>.csv`` from all rows (columns in first-seen order; a resumed run's CSV is
-        therefore exactly its history, never a duplicate)."""
-        columns: list[str] = []
-        for r in rows:
-            columns += [k for k in r if k not in columns]
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.8g}" if isinstance(v, float) else v) for k, v in r.items()})
-        return atomic_write_text(self.log_path(name), buf.getvalue())
+        """Rewrite ``logs/<name>.csv`` from all rows (:func:`write_csv_rows`: a resumed run's CSV is exactly
+        its history, never a duplicate)."""
+        return write_csv_rows(self.log_path(name), rows)
 
     def read_rows(self, name: str) -> list[dict[str, Any]]:
         """``logs/<name>.csv`` as a list of dicts with numbers parsed (empty if absent)."""
@@ -243,14 +259,8 @@ class RunDir:
             return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(fh)]
 
     def tb_writer(self, stage: str, purge_step: int | None = None) -> Any:
-        """A TensorBoard SummaryWriter for ``tb/<stage>`` (None, with a warning, without tensorboard).
-        ``purge_step`` drops events at and after that epoch left by an interrupted attempt."""
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:  # pragma: no cover - tensorboard is in the notebooks extra
-            warnings.warn("tensorboard is not installed: no TensorBoard logs (the CSVs hold the same numbers)")
-            return None
-        return SummaryWriter(str(self.root / "tb" / stage), purge_step=purge_step)
+        """A TensorBoard SummaryWriter for ``tb/<stage>`` (:func:`tb_writer`)."""
+        return tb_writer(self.root / "tb" / stage, purge_step)
 
     def write_metrics(self, target: str, metrics: Mapping[str, Any]) -> Path:
         return atomic_write_json(self.metrics_path(target), dict(metrics))
