@@ -259,3 +259,15 @@ def test_zeroshot_command_errors_are_one_line(tiny_synth_b, capsys, monkeypatch,
     assert err.startswith("error: ") and "python -m muva_lib pretrain ship RUN_DIR" in err and err.count("\n") == 1
     assert main(["zeroshot", "--weights", "/no/such/file.pt"]) == 2
     assert "/no/such/file.pt: no such file" in capsys.readouterr().err
+
+
+def test_frozen_encoder_metrics_equal_the_zeroshot_reid(tiny_synth_b):
+    """The quick start's frozen-CLIP row ranks the same features as the zero-shot check's re-ID."""
+    from muva_lib.data.readers import get_reader
+    from muva_lib.eval.zeroshot import ZeroShotCfg, frozen_encoder_metrics, run_zeroshot
+
+    split = get_reader("synth-b")(root=str(tiny_synth_b)).read(0)
+    row = frozen_encoder_metrics(split.query, split.gallery, weights="random", device="cpu")
+    zs = run_zeroshot(ZeroShotCfg(dataset="synth-b", root=str(tiny_synth_b), weights="random", device="cpu"))
+    assert (row["mAP"], row["rank1"]) == (zs["reid_map"], zs["reid_r1"])
+    assert {"mAP", "rank1", "rank5", "mINP"} <= set(row)

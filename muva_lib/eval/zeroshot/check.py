@@ -18,12 +18,12 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ...config import DataCfg, EvalCfg
+from ...config import DataCfg
 from ...data.readers import get_reader
 from ...data.synth.generate import GtRecord, load_gt
 from ...data.types import PARTS, Item
 from ...utils import resolve_device
-from ..evaluator import evaluate_features
+from .frozen import rank_features
 from .encoder import ZeroShotModel, encode_images, encode_texts, load_zeroshot_model, token_lengths
 from .metrics import (binding_accuracy, box_patch_coverage, chance_recall_at_k, fixed_patch_pointing,
                       mean_attribute_accuracy, pointing_accuracy, t2i_retrieval)
@@ -126,8 +126,7 @@ def reid_metrics(q_feats: torch.Tensor, g_feats: torch.Tensor, query: Sequence[I
                  device: torch.device | str = "cpu") -> dict[str, float]:
     """Re-ID with frozen features: query [Q, d] against gallery [G, d] by the workbench's evaluator (cosine
     ranking, the same-identity same-camera images left out) -> ``reid_map``, ``reid_r1``, ``reid_r5``, ``reid_r10``."""
-    res = evaluate_features(q_feats, g_feats, [it.pid for it in query], [it.pid for it in gallery],
-                            [it.camid for it in query], [it.camid for it in gallery], cfg=EvalCfg(), device=device)
+    res = rank_features(q_feats, g_feats, query, gallery, device=device)
     return {"reid_map": res["mAP"], "reid_r1": res["rank1"], "reid_r5": res["rank5"], "reid_r10": res["rank10"]}
 
 
