@@ -10,9 +10,15 @@ OVERRIDES, see :func:`muva_lib.runs.run_parameters`); its setup cell becomes::
     ...
     run, result = nb.run, nb.result     # found, or trained now for smoke (in an NBVAL_IGNORE_OUTPUT cell)
     nb.save_figure(fig, "stage1_curves")
+    nb.save_table(table, "stage1_accuracy", caption)
 
 The run is looked up lazily (:attr:`NotebookSetup.run`) so that the setup cell prints only what is
-deterministic; the cell that first touches ``nb.run`` is the one whose output nbval ignores.
+deterministic; the cell that first touches ``nb.run`` is the one whose output nbval ignores. Notebooks
+without a run of their own (01 grounding, 02 calibration, 07 pretraining) use the same call for the
+config, threads, seeds, device and output folders and simply never touch ``nb.run``: nothing is then
+looked up or trained. A notebook that compares several methods (00) resolves each one's config with
+:meth:`NotebookSetup.cfg_for` (same protocol, preset, seed and overrides) and finds or trains it with
+:meth:`NotebookSetup.run_for`.
 """
 from __future__ import annotations
 
@@ -31,6 +37,8 @@ from .train.rundir import RunDir
 from .utils import resolve_device, seed_everything, set_threads
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from .extract import FeatureExtractor
 
 __all__ = ["NotebookSetup", "notebook"]
@@ -44,7 +52,8 @@ class NotebookSetup:
     ``device``: where the probes of the trained model run (``DEVICE``; training, when it happens here, follows
     ``cfg.device``); ``run_dir``: the ``RUN_DIR`` parameter ("" = the run of ``cfg``); ``fig_dir`` /
     ``table_dir``: where the notebook's figures and tables go (:func:`muva_lib.runs.output_dirs`); ``train``:
-    whether a missing run is trained now (None: for the ``smoke`` preset only, as :func:`require_run` says)."""
+    whether a missing run is trained now (None: for the ``smoke`` preset only, as :func:`require_run` says);
+    ``overrides``: the notebook's ``OVERRIDES`` as ``key=value`` strings (:meth:`cfg_for` applies them again)."""
 
     name: str
     cfg: RunCfg
@@ -54,6 +63,18 @@ class NotebookSetup:
     table_dir: Path
     train: bool | None = None
     progress: bool = False
+    overrides: tuple[str, ...] = ()
+
+    def cfg_for(self, method: str, extra: str | Sequence[str] = "") -> RunCfg:
+        """The config of ``method`` on this notebook's protocol, preset and seed, with the notebook's overrides
+        and then ``extra`` (same grammar as ``overrides``): what a notebook comparing several methods trains."""
+        return resolve(method, self.cfg.preset, self.cfg.data.protocol, self.cfg.seed,
+                       [*self.overrides, *_override_list(extra)])
+
+    def run_for(self, cfg: RunCfg) -> RunDir:
+        """The finished run of another config (one of :meth:`cfg_for`), found or trained as :attr:`run` is
+        (``train`` / ``progress`` of this setup); ``run_dir`` is not used for it."""
+        return require_run(cfg, "", train=self.train, progress=self.progress)
 
     @cached_property
     def run(self) -> RunDir:
@@ -78,6 +99,13 @@ class NotebookSetup:
 
         return save_figure(fig, self.name or "scratch", name, out_dir=self.fig_dir, **kwargs)
 
+    def save_table(self, table: pd.DataFrame, name: str, caption: str = "") -> tuple[Path, Path]:
+        """``table`` as ``<table_dir>/<name>.md`` (caption line + Markdown) and ``.tex``
+        (:func:`muva_lib.tables.export_table`); both paths."""
+        from .tables import export_table
+
+        return export_table(table, name, caption, out_dir=self.table_dir)
+
     def describe(self) -> str:
         """One deterministic line (no paths, nbval compares it): method, protocol, preset, seed, variant."""
         variant = f", variant {self.cfg.variant}" if self.cfg.variant else ""
@@ -92,8 +120,16 @@ def notebook(protocol: str, method: str, preset: str = "smoke", seed: int = 0, *
     torch seeded with ``cfg.seed``, ``device`` resolved (an unavailable CUDA raises here, before any work),
     and the output folders of notebook ``name`` (under ``run_dir`` when given). Nothing is trained or read
     until :attr:`NotebookSetup.run` is first used."""
-    cfg = resolve(method, preset, protocol, seed, overrides)
+    listed = _override_list(overrides)
+    cfg = resolve(method, preset, protocol, seed, listed)
     set_threads(cfg.threads)
     seed_everything(cfg.seed)
     fig_dir, table_dir = output_dirs(str(run_dir), name or "scratch")
-    return NotebookSetup(name, cfg, resolve_device(device), str(run_dir), fig_dir, table_dir, train, progress)
+    return NotebookSetup(name, cfg, resolve_device(device), str(run_dir), fig_dir, table_dir, train, progress,
+                         tuple(listed))
+
+
+def _override_list(overrides: str | Sequence[str]) -> list[str]:
+    """``key=value`` overrides as a list: one whitespace-separated string (the notebooks' ``OVERRIDES``) split,
+    a sequence kept."""
+    return overrides.split() if isinstance(overrides, str) else list(overrides)

@@ -78,3 +78,39 @@ def test_smoke_run_is_trained_once_then_found(train_env, synth_small):
     png = given.save_figure(fig, "probe")
     plt.close(fig)
     assert png == run.root / "figures" / "probe.png" and png.with_suffix(".pdf").is_file()
+
+
+def test_cfg_for_resolves_another_method_with_the_notebooks_overrides(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    nb = muva_lib.notebook("synth-a->synth-b", "muva", "smoke", 2, overrides="stage2.epochs=4 stage1.epochs=3")
+    assert nb.overrides == ("stage2.epochs=4", "stage1.epochs=3")
+    other = nb.cfg_for("clipreid", ["stage2.eval_period=2"])
+    assert other == resolve("clipreid", "smoke", "synth-a->synth-b", 2,
+                            ["stage2.epochs=4", "stage1.epochs=3", "stage2.eval_period=2"])
+    assert nb.cfg_for("muva") == nb.cfg and nb.cfg_for("muva", "stage2.epochs=5").stage2.epochs == 5  # extra wins
+    with pytest.raises(ValueError, match="did you mean epochs"):
+        nb.cfg_for("clipreid", "stage2.epoch=1")
+
+
+def test_run_for_names_the_missing_paper_run_of_that_config(monkeypatch, tmp_path):
+    monkeypatch.setenv("MUVA_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    nb = muva_lib.notebook("synth-a->synth-b", "muva", "paper", 0, run_dir=tmp_path / "given")
+    with pytest.raises(RunNotFoundError, match="--method clipreid --preset paper"):
+        nb.run_for(nb.cfg_for("clipreid"))  # the config's own run, never the notebook's RUN_DIR
+    assert "run" not in vars(nb)
+
+
+def test_save_table_writes_markdown_and_latex_to_the_table_dir(monkeypatch, tmp_path):
+    import pandas as pd
+
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    from muva_lib.tables import export_table
+
+    nb = muva_lib.notebook("synth-a->synth-b", "muva", run_dir=tmp_path / "r", name="02_calibration")
+    table = pd.DataFrame({"part": ["head", "legs"], "IoU": [0.8125, 0.5]})
+    md, tex = nb.save_table(table, "calibration", "IoU per part")
+    assert (md, tex) == (tmp_path / "r" / "tables" / "calibration.md", tmp_path / "r" / "tables" / "calibration.tex")
+    ref_md, ref_tex = export_table(table, "calibration", "IoU per part", out_dir=tmp_path / "ref")
+    assert md.read_bytes() == ref_md.read_bytes() and tex.read_bytes() == ref_tex.read_bytes()
+    assert md.read_text().startswith("IoU per part\n")
