@@ -57,30 +57,19 @@ import time
 
 import numpy as np
 
-from muva_lib import analysis, config, runs, tables
-from muva_lib.baselines import colour_metrics
-from muva_lib.data.protocols import build, get_protocol
-from muva_lib.data.readers import read_dataset
-from muva_lib.data.synthetic import generate
-from muva_lib.eval.zeroshot import frozen_encoder_metrics
-from muva_lib.geometry import grid_for
-from muva_lib.grounding import part_masks_for
-from muva_lib.paths import synth_root
-from muva_lib.train import evaluate_run, load_run
-from muva_lib.utils import evenly_spaced, set_threads
-from muva_lib.viz import data as vd
-from muva_lib.viz import masks as vm
-from muva_lib.viz import save_figure
-from muva_lib.viz import training as vt
+import muva_lib
+from muva_lib import analysis, baselines, explore, grounding, paths, tables, train, utils
+from muva_lib.data import protocols, readers, synthetic
+from muva_lib.eval import zeroshot
+from muva_lib.viz import data as vd, masks as vm, training as vt
 
-NOTEBOOK = "00_quickstart"
+nb = muva_lib.notebook(PROTOCOL, METHOD, PRESET, SEED, overrides=OVERRIDES, device=DEVICE, run_dir=RUN_DIR,
+                       name="00_quickstart")  # config, threads, seeds, device; RUN_DIR set: outputs under it
+cfg = nb.cfg
 methods = [m.strip() for m in METHODS.split(",") if m.strip()]
 extra = [f"stage2.eval_period={EVAL_PERIOD}"] if EVAL_PERIOD else []
-cfgs = {m: config.resolve(m, PRESET, PROTOCOL, SEED, OVERRIDES.split() + extra) for m in methods}
-cfg = config.resolve(METHOD, PRESET, PROTOCOL, SEED, OVERRIDES)
-set_threads(cfg.threads)
-FIG_DIR, TABLE_DIR = runs.output_dirs(RUN_DIR, NOTEBOOK)  # RUN_DIR set: everything under it
-proto = get_protocol(PROTOCOL)
+cfgs = {m: nb.cfg_for(m, extra) for m in methods}  # every compared method on the same protocol, preset, seed
+proto = protocols.get_protocol(PROTOCOL)
 domains = list(dict.fromkeys(proto.source_datasets + proto.target_datasets))
 print(f"{PROTOCOL}: train on {'+'.join(proto.sources)}, test on {'+'.join(proto.targets)}; methods {methods}")
 print(f"preset {PRESET}: {cfg.model.arch} at {cfg.data.height}x{cfg.data.width}, "
@@ -96,19 +85,19 @@ print(f"preset {PRESET}: {cfg.model.arch} at {cfg.data.height}x{cfg.data.width},
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-missing = [d for d in domains if not (synth_root() / d / "meta.json").is_file()]  # an existing benchmark is kept
+missing = [d for d in domains if not (paths.synth_root() / d / "meta.json").is_file()]  # an existing benchmark is kept
 if missing:
-    summary = generate(synth_root(), seed=0, domains=missing, workers=2)
+    summary = synthetic.generate(paths.synth_root(), seed=0, domains=missing, workers=2)
     print(f"{summary['images']} images of {missing} written in {summary['seconds']:.0f} s")
-print(f"synthetic benchmark: {synth_root()}")
+print(f"synthetic benchmark: {paths.synth_root()}")
 
 # %%
-splits = {d: read_dataset(d) for d in domains}
+splits = {d: readers.read_dataset(d) for d in domains}
 print(tables.format_table([{"dataset": d, **s.summary()} for d, s in splits.items()]))
 
 # %%
 fig = vd.identity_grid({d: s.train for d, s in splits.items()}, ids_per_group=2, images_per_id=3)
-save_figure(fig, NOTEBOOK, "sample_identities", out_dir=FIG_DIR)
+nb.save_figure(fig, "sample_identities")
 fig.set_dpi(vm.SCREEN_DPI)  # shown small in the notebook; the saved file keeps its resolution
 fig
 
@@ -123,7 +112,7 @@ print("identities per domain (train / query):",
 # each target's query and gallery for testing.
 
 # %%
-data = build(PROTOCOL)
+data = protocols.build(PROTOCOL)
 rows = [{"target": t, "queries": len(s[0].query), "gallery": len(s[0].gallery)} for t, s in data.targets.items()]
 print(f"train: {len(data.train)} images, {data.num_classes} ids, {data.num_cams} cameras")
 print(tables.format_table(rows))
@@ -138,14 +127,14 @@ print(tables.format_table(rows))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-grid = grid_for((cfg.data.height, cfg.data.width))
-masks = part_masks_for(data.train, cfg.vge, grid, device=DEVICE, progress=True)
+grid = grounding.grid_for((cfg.data.height, cfg.data.width))
+masks = grounding.part_masks_for(data.train, cfg.vge, grid, device=DEVICE, progress=True)
 
 # %%
-sample = evenly_spaced(list(data.train), 6)
+sample = utils.evenly_spaced(list(data.train), 6)
 stack = np.stack([masks[it.key] for it in sample])
 fig = vm.part_masks_grid(vm.load_thumbs([it.path for it in sample], (cfg.data.height, cfg.data.width)), stack, grid)
-save_figure(fig, NOTEBOOK, "vge_masks", out_dir=FIG_DIR)
+nb.save_figure(fig, "vge_masks")
 fig
 
 # %%
@@ -167,18 +156,18 @@ print(f"{len(masks)} masks on a {grid[0]}x{grid[1]} grid; share of patches per p
 found = {}
 for m in methods:
     t0 = time.perf_counter()
-    found[m] = runs.require_run(cfgs[m])
+    found[m] = nb.run_for(cfgs[m])
     print(f"{m}: {found[m].root} ({time.perf_counter() - t0:.0f} s)")
-results = {m: load_run(run.root) for m, run in found.items()}
+results = {m: train.load_run(run.root) for m, run in found.items()}
 
 # %%
 fig = vt.loss_curves({m: r.stage1 for m, r in results.items()}, title="stage 1: prompts")
-save_figure(fig, NOTEBOOK, "stage1_losses", out_dir=FIG_DIR)
+nb.save_figure(fig, "stage1_losses")
 fig
 
 # %%
 fig = vt.loss_curves({m: r.stage2 for m, r in results.items()}, title="stage 2: image encoder")
-save_figure(fig, NOTEBOOK, "stage2_losses", out_dir=FIG_DIR)
+nb.save_figure(fig, "stage2_losses")
 fig
 
 # %%
@@ -200,14 +189,14 @@ for m, r in results.items():
 target = proto.target_datasets[0]
 test = data.targets[target][0]
 rows = {tables.METHOD_NAMES.get(m, m): r.metrics[target] for m, r in results.items()}
-rows.update(colour_metrics(data.train, test.query, test.gallery))
+rows.update(baselines.colour_metrics(data.train, test.query, test.gallery))
 FROZEN = f"frozen CLIP ({cfg.model.pretrained or 'random init'}), zero-shot"
 frozen_kw = dict(weights=cfg.model.pretrained or "random", arch=cfg.model.arch, device=DEVICE,
                  image_size=(cfg.data.height, cfg.data.width))
-rows[FROZEN] = frozen_encoder_metrics(test.query, test.gallery, **frozen_kw)
+rows[FROZEN] = zeroshot.frozen_encoder_metrics(test.query, test.gallery, **frozen_kw)
 table = tables.metrics_table(rows)
 caption = f"{PROTOCOL} ({PRESET} preset, seed {SEED}): {target} test set, %"
-md_path, _ = tables.export_table(table, "quickstart", caption, out_dir=TABLE_DIR)
+md_path, _ = nb.save_table(table, "quickstart", caption)
 print(caption)
 print(tables.to_markdown(table))
 
@@ -225,12 +214,12 @@ for m, r in results.items():
 # %%
 # NBVAL_IGNORE_OUTPUT
 source = proto.source_datasets[0]
-source_test = build(source).targets[source][0]
-in_domain = {tables.METHOD_NAMES.get(m, m): evaluate_run(run.root, source)[source] for m, run in found.items()}
-in_domain.update(colour_metrics(data.train, source_test.query, source_test.gallery))
-in_domain[FROZEN] = frozen_encoder_metrics(source_test.query, source_test.gallery, **frozen_kw)
+source_test = protocols.build(source).targets[source][0]
+in_domain = {tables.METHOD_NAMES.get(m, m): train.evaluate_run(run.root, source)[source] for m, run in found.items()}
+in_domain.update(baselines.colour_metrics(data.train, source_test.query, source_test.gallery))
+in_domain[FROZEN] = zeroshot.frozen_encoder_metrics(source_test.query, source_test.gallery, **frozen_kw)
 in_caption = f"{PROTOCOL} ({PRESET} preset, seed {SEED}): {source} test set (in-domain), %"
-tables.export_table(tables.metrics_table(in_domain), "quickstart_in_domain", in_caption, out_dir=TABLE_DIR)
+nb.save_table(tables.metrics_table(in_domain), "quickstart_in_domain", in_caption)
 print(in_caption)
 print(tables.to_markdown(tables.metrics_table(in_domain)))
 
@@ -243,7 +232,7 @@ print("every method scores higher in-domain than on the unseen domain:",
 
 # %%
 fig = vt.metric_curves({m: r.evals for m, r in results.items()})
-save_figure(fig, NOTEBOOK, "target_map", out_dir=FIG_DIR)
+nb.save_figure(fig, "target_map")
 fig
 
 # %%
@@ -272,6 +261,4 @@ print("every method beats the colour baselines:", all(r.metrics[target]["mAP"] >
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from muva_lib.explore import retrieval_explorer
-
-retrieval_explorer([found[m].root for m in found], device=DEVICE)
+explore.retrieval_explorer([found[m].root for m in found], device=DEVICE)

@@ -63,24 +63,16 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from muva_lib import analysis, config, runs
-from muva_lib.data.real import ensure_real_vtest, real_items, real_vtest_missing, summary_lines
-from muva_lib.geometry import grid_for
-from muva_lib.grounding.backends.cascade import agreement_rows
-from muva_lib.grounding.backends.pose import pose_missing
-from muva_lib.grounding.report import build_views, training_sample
-from muva_lib.human_parsing.maps import grid_labels, parsing_maps_for
-from muva_lib.tables import export_table, format_table
-from muva_lib.utils import evenly_spaced, rounded, set_threads
-from muva_lib.viz import grounding as vg
-from muva_lib.viz import human_parsing as vp
-from muva_lib.viz import save_figure
+import muva_lib
+from muva_lib import analysis, explore, grounding, human_parsing, tables, utils
+from muva_lib.data import real as real_crops
+from muva_lib.grounding.backends import cascade, pose
+from muva_lib.viz import grounding as vg, human_parsing as vp
 
-NOTEBOOK = "01_vge_grounding"
-cfg = config.resolve(METHOD, PRESET, PROTOCOL, SEED, OVERRIDES)
-set_threads(cfg.threads)
-FIG_DIR, TABLE_DIR = runs.output_dirs(RUN_DIR, NOTEBOOK)  # RUN_DIR set: everything under it
-items = training_sample(DATASET, N_IMAGES)  # generates a synthetic domain the first time
+nb = muva_lib.notebook(PROTOCOL, METHOD, PRESET, SEED, overrides=OVERRIDES, device=DEVICE, run_dir=RUN_DIR,
+                       name="01_vge_grounding")  # config, threads, seeds, device; no run (nb.run is never used)
+cfg = nb.cfg
+items = grounding.report.training_sample(DATASET, N_IMAGES)  # generates a synthetic domain the first time
 vge = cfg.vge
 print(f"{DATASET}: {len(items)} training images; noise preset {vge.noise!r}; calibration fences "
       f"k={vge.fence_k}, min spread {vge.min_spread}, core {vge.fence_core}")
@@ -97,12 +89,13 @@ print(f"{DATASET}: {len(items)} training images; noise preset {vge.noise!r}; cal
 # NBVAL_IGNORE_OUTPUT
 names = [b.strip() for b in BACKENDS.split(",") if b.strip()]
 names += [n for n, m in (("mllm", MLLM_MODEL), ("detector", DETECTOR_MODEL)) if m and n not in names]
-views = build_views(items, vge, names, {"mllm": MLLM_MODEL, "detector": DETECTOR_MODEL}, device=DEVICE, progress=True)
+views = grounding.report.build_views(items, vge, names, {"mllm": MLLM_MODEL, "detector": DETECTOR_MODEL},
+                                     device=DEVICE, progress=True)
 
 # %%
 for name, view in views.items():
     print(f"{name} ({view.tag}): answers per part")
-    print(format_table(view.count_rows()), end="\n\n")
+    print(tables.format_table(view.count_rows()), end="\n\n")
 not_run = [n for n in ("mllm", "detector") if n not in views]
 if not_run:
     print(f"not run: {', '.join(not_run)} (no model given; to add their rows pass "
@@ -121,7 +114,7 @@ first = next(iter(views.values()))
 if first.truth is not None:
     rows["ground truth"] = [first.truth[it.key] for it in show]
 fig = vg.boxes_grid(show, rows)
-save_figure(fig, NOTEBOOK, "boxes_per_backend", out_dir=FIG_DIR)
+nb.save_figure(fig, "boxes_per_backend")
 vg.inline_jpeg(fig)  # images of people display as JPEG (small notebook); the saved files are PNG + PDF
 
 # %%
@@ -140,12 +133,12 @@ for name, view in views.items():
 # %%
 failures = first.failures(limit=8)
 fig = vg.failure_gallery(failures, ncols=8)
-save_figure(fig, NOTEBOOK, "failure_gallery", out_dir=FIG_DIR)
+nb.save_figure(fig, "failure_gallery")
 vg.inline_jpeg(fig)
 
 # %%
 print(f"{len(failures)} cases shown; kinds of change over the sample:")
-print(format_table([r for r in first.reason_rows() if r["reason"] != "ok"]))
+print(tables.format_table([r for r in first.reason_rows() if r["reason"] != "ok"]))
 
 # %% [markdown]
 # ## Real photographs of real people
@@ -172,22 +165,22 @@ print(format_table([r for r in first.reason_rows() if r["reason"] != "ok"]))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-real_missing = real_vtest_missing() if REAL_FRAMES > 0 else "REAL_FRAMES is 0"
+real_missing = real_crops.real_vtest_missing() if REAL_FRAMES > 0 else "REAL_FRAMES is 0"
 if real_missing:
     print(f"real-image section skipped: {real_missing}")
 else:
-    real_root = ensure_real_vtest(REAL_FRAMES)  # cuts the crops the first time (about 30 s)
-    real = real_items(real_root)
-    real_names = ["cascade", "prior"] + ([] if pose_missing() else ["pose"])
-    real_views = build_views(real, vge, real_names, progress=True)
-    print(pose_missing() or "pose backend available")
+    real_root = real_crops.ensure_real_vtest(REAL_FRAMES)  # cuts the crops the first time (about 30 s)
+    real = real_crops.real_items(real_root)
+    real_names = ["cascade", "prior"] + ([] if pose.pose_missing() else ["pose"])
+    real_views = grounding.report.build_views(real, vge, real_names, progress=True)
+    print(pose.pose_missing() or "pose backend available")
 
 # %%
 if not real_missing:
     meta = json.loads((real_root / "meta.json").read_text())
-    print("\n".join(summary_lines(meta)))
+    print("\n".join(real_crops.summary_lines(meta)))
     print(f"{len(real)} real crops grounded; cascade answers per part:")
-    print(format_table(real_views["cascade"].count_rows()))
+    print(tables.format_table(real_views["cascade"].count_rows()))
 
 # %% [markdown]
 # ### Part boxes on real crops: pose, cascade, prior
@@ -198,10 +191,10 @@ if not real_missing:
 # %%
 # NBVAL_IGNORE_OUTPUT
 if not real_missing:
-    real_show = evenly_spaced(real, N_REAL_SHOW)
+    real_show = utils.evenly_spaced(real, N_REAL_SHOW)
     order = [n for n in ("pose", "cascade", "prior") if n in real_views]
     fig = vg.boxes_grid(real_show, {n: [real_views[n].raw(it.key) for it in real_show] for n in order})
-    save_figure(fig, NOTEBOOK, "real_boxes_per_backend", out_dir=FIG_DIR)
+    nb.save_figure(fig, "real_boxes_per_backend")
 vg.inline_jpeg(fig) if not real_missing else None
 
 # %% [markdown]
@@ -220,18 +213,18 @@ if not real_missing:
     crops = (f"{len(real)} crops of the first {meta['config']['max_frames']} frames of vtest.avi "
              f"(HOG on one frame in {meta['config']['step']})")
     placement = [analysis.placement_row(raw[n], backend=n) for n in order]
-    export_table(pd.DataFrame(placement), "real_placement", f"Raw part boxes on {crops}", out_dir=TABLE_DIR)
+    nb.save_table(pd.DataFrame(placement), "real_placement", f"Raw part boxes on {crops}")
     pairs = [(a, b) for a, b in (("pose", "cascade"), ("pose", "prior"), ("cascade", "prior")) if a in raw]
-    agreement = [{"backends": f"{a} vs {b}", **r} for a, b in pairs for r in rounded(agreement_rows(raw[a], raw[b]), 2)]
-    export_table(pd.DataFrame(agreement), "real_agreement",
-                 f"Agreement of raw part boxes on {crops}: agree = share of crops with both boxes at IoU >= 0.3",
-                 out_dir=TABLE_DIR)
-    print(format_table(placement), format_table(agreement), sep="\n\n")
+    agreement = [{"backends": f"{a} vs {b}", **r}
+                 for a, b in pairs for r in utils.rounded(cascade.agreement_rows(raw[a], raw[b]), 2)]
+    nb.save_table(pd.DataFrame(agreement), "real_agreement",
+                  f"Agreement of raw part boxes on {crops}: agree = share of crops with both boxes at IoU >= 0.3")
+    print(tables.format_table(placement), tables.format_table(agreement), sep="\n\n")
 
 # %%
 if not real_missing:
     print("cascade vs prior (exact for one OpenCV build):")
-    print(format_table(rounded(agreement_rows(raw["cascade"], raw["prior"]))))
+    print(tables.format_table(utils.rounded(cascade.agreement_rows(raw["cascade"], raw["prior"]))))
 
 # %% [markdown]
 # ### Real failures
@@ -244,12 +237,12 @@ if not real_missing:
 if not real_missing:
     real_failures = real_views["cascade"].failures(limit=8)
     fig = vg.failure_gallery(real_failures, ncols=8)
-    save_figure(fig, NOTEBOOK, "real_failure_gallery", out_dir=FIG_DIR)
+    nb.save_figure(fig, "real_failure_gallery")
 vg.inline_jpeg(fig) if not real_missing else None
 
 # %%
 if not real_missing:
-    print(format_table([r for r in real_views["cascade"].reason_rows() if r["reason"] != "ok"]))
+    print(tables.format_table([r for r in real_views["cascade"].reason_rows() if r["reason"] != "ok"]))
 
 # %% [markdown]
 # ## Parsing maps: pi-VL's part input
@@ -263,14 +256,14 @@ if not real_missing:
 # default), which is what pi-VL's dense part loss in stage 1 sees.
 
 # %%
-pcfg = config.resolve("pivl", PRESET, PROTOCOL, SEED, OVERRIDES).parsing
-shown = evenly_spaced(items, N_SHOW)
-maps, grouping = parsing_maps_for(shown, pcfg)
-grid = grid_for((cfg.data.height, cfg.data.width))
-labels = grid_labels(maps, grid, grouping.num_parts + 1, pcfg.vote, pcfg.fg_share)
+pcfg = nb.cfg_for("pivl").parsing
+shown = utils.evenly_spaced(items, N_SHOW)
+maps, grouping = human_parsing.parsing_maps_for(shown, pcfg)
+grid = grounding.grid_for((cfg.data.height, cfg.data.width))
+labels = human_parsing.grid_labels(maps, grid, grouping.num_parts + 1, pcfg.vote, pcfg.fg_share)
 fig = vp.parsing_rows([Image.open(it.path) for it in shown], [maps[it.key] for it in shown],
                       grouping.class_names, [labels[it.key] for it in shown], grid)
-save_figure(fig, NOTEBOOK, "parsing_maps", out_dir=FIG_DIR)
+nb.save_figure(fig, "parsing_maps")
 fig
 
 # %% [markdown]
@@ -284,11 +277,11 @@ fig
 # in `06_results`.
 
 # %%
-fg_labels = grid_labels(maps, grid, grouping.num_parts + 1, "foreground", pcfg.fg_share)
+fg_labels = human_parsing.grid_labels(maps, grid, grouping.num_parts + 1, "foreground", pcfg.fg_share)
 votes = {f"{pcfg.vote} (run)": labels, f"foreground, {pcfg.fg_share:.0%}": fg_labels}
 counts = {v: np.bincount(np.concatenate([lab[it.key] for it in shown]), minlength=grouping.num_parts + 1)
           for v, lab in votes.items()}
-print(format_table([{"part class": name, **{v: f"{c[i]} ({c[i] / c.sum():.1%})" for v, c in counts.items()}}
+print(tables.format_table([{"part class": name, **{v: f"{c[i]} ({c[i] / c.sum():.1%})" for v, c in counts.items()}}
                     for i, name in enumerate(grouping.class_names)]
                    + [{"part class": "part patches / image",
                        **{v: f"{np.mean([(lab[it.key] > 0).sum() for it in shown]):.1f}" for v, lab in votes.items()}}]))
@@ -301,19 +294,19 @@ print(format_table([{"part class": name, **{v: f"{c[i]} ({c[i] / c.sum():.1%})" 
 # `figures/tables/part_patches.md` (and `.tex`); ground truth, so the same everywhere.
 
 # %%
-all_items = training_sample(DATASET, 0)
-all_maps, _ = parsing_maps_for(all_items, pcfg)
-paper_data = config.resolve("pivl", "paper", PROTOCOL, SEED).data
-paper_grid = grid_for((paper_data.height, paper_data.width))
+all_items = grounding.report.training_sample(DATASET, 0)
+all_maps, _ = human_parsing.parsing_maps_for(all_items, pcfg)
+paper_data = muva_lib.resolve("pivl", "paper", PROTOCOL, SEED).data
+paper_grid = grounding.grid_for((paper_data.height, paper_data.width))
 patch_rows = []
 for g in dict.fromkeys([grid, paper_grid]):
     for vote in ("majority", "foreground"):
-        lab = grid_labels(all_maps, g, grouping.num_parts + 1, vote, pcfg.fg_share)
+        lab = human_parsing.grid_labels(all_maps, g, grouping.num_parts + 1, vote, pcfg.fg_share)
         stats = analysis.part_patch_stats(np.stack([lab[it.key] for it in all_items]), grouping.class_names)
         patch_rows.append(analysis.part_patch_row(stats, grid=f"{g[0]}x{g[1]}", vote=vote))
-export_table(pd.DataFrame(patch_rows), "part_patches",
-             f"Patch labels of pi-VL's parsing maps, {DATASET} training images", out_dir=TABLE_DIR)
-print(format_table(patch_rows))
+nb.save_table(pd.DataFrame(patch_rows), "part_patches",
+              f"Patch labels of pi-VL's parsing maps, {DATASET} training images")
+print(tables.format_table(patch_rows))
 
 # %% [markdown]
 # ## Summary
@@ -331,12 +324,12 @@ for name, view in views.items():
                     "fell back": sum(r["fell back"] for r in counts), "failed": sum(r["failed"] for r in counts),
                     "IoU raw": None if iou is None else iou[-1]["raw"],
                     "IoU calibrated": None if iou is None else iou[-1]["calibrated"]})
-print(format_table(rounded(summary)))
+print(tables.format_table(utils.rounded(summary)))
 if not real_missing:
     real_summary = [{"backend": n, **{k: sum(r[k] for r in real_views[n].count_rows())
                                       for k in ("parsed", "fell back", "failed")}} for n in ("cascade", "prior")]
     print(f"\nreal crops ({len(real)}):")
-    print(format_table(real_summary))
+    print(tables.format_table(real_summary))
 
 # %% [markdown]
 # ## Explore
@@ -347,7 +340,5 @@ if not real_missing:
 # back into the band; switch to `cascade` or `pose` (when installed) to compare detectors.
 
 # %%
-from muva_lib.explore import grounding_explorer
-
-grounding_explorer(DATASET, n_images=N_IMAGES, vge=vge, input_hw=(cfg.data.height, cfg.data.width),
-                   models={"mllm": MLLM_MODEL, "detector": DETECTOR_MODEL}, device=DEVICE)
+explore.grounding_explorer(DATASET, n_images=N_IMAGES, vge=vge, input_hw=(cfg.data.height, cfg.data.width),
+                           models={"mllm": MLLM_MODEL, "detector": DETECTOR_MODEL}, device=DEVICE)

@@ -53,25 +53,19 @@ from muva_lib.runs import check_notebook_parameters
 check_notebook_parameters(globals(), "02_calibration")  # an undeclared name (papermill -p TYPO ...) stops here
 
 # %%
-
 import numpy as np
 import pandas as pd
 
-from muva_lib import config, runs
-from muva_lib.data.real import ensure_real_vtest, real_items, real_vtest_missing
-from muva_lib.grounding.backends.cascade import agreement_rows
-from muva_lib.grounding.backends.pose import pose_missing
-from muva_lib.grounding.report import build_views, training_sample
-from muva_lib.tables import export_table, format_table
-from muva_lib.utils import rounded, set_threads
-from muva_lib.viz import grounding as vg
-from muva_lib.viz import save_figure
+import muva_lib
+from muva_lib import explore, grounding, tables, utils
+from muva_lib.data import real as real_crops
+from muva_lib.grounding.backends import cascade as cascade_backend, pose as pose_backend
+from muva_lib.viz import grounding as vg, robustness
 
-NOTEBOOK = "02_calibration"
-cfg = config.resolve(METHOD, PRESET, PROTOCOL, SEED, OVERRIDES)
-set_threads(cfg.threads)
-FIG_DIR, TABLE_DIR = runs.output_dirs(RUN_DIR, NOTEBOOK)  # RUN_DIR set: everything under it
-items = training_sample(DATASET, N_IMAGES)  # generates a synthetic domain the first time
+nb = muva_lib.notebook(PROTOCOL, METHOD, PRESET, SEED, overrides=OVERRIDES, device=DEVICE, run_dir=RUN_DIR,
+                       name="02_calibration")  # config, threads, seeds, device; no run (nb.run is never used)
+cfg = nb.cfg
+items = grounding.report.training_sample(DATASET, N_IMAGES)  # generates a synthetic domain the first time
 vge = cfg.vge
 print(f"{DATASET}: {len(items)} training images; backend {vge.backend!r}, noise preset {vge.noise!r}")
 print(f"fences: k={vge.fence_k}, min spread {vge.min_spread}, core {vge.fence_core}, "
@@ -86,12 +80,13 @@ print(f"fences: k={vge.fence_k}, min spread {vge.min_spread}, core {vge.fence_co
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-view = build_views(items, vge, [vge.backend], {vge.backend: vge.model}, device=DEVICE, progress=True)[vge.backend]
+view = grounding.report.build_views(items, vge, [vge.backend], {vge.backend: vge.model}, device=DEVICE,
+                                    progress=True)[vge.backend]
 
 # %%
-print(format_table(view.count_rows()), end="\n\n")
+print(tables.format_table(view.count_rows()), end="\n\n")
 print("per-part statistics of the normalised box height (fractions of the image height):")
-print(format_table(rounded(view.stats_rows(), 3)))
+print(tables.format_table(utils.rounded(view.stats_rows(), 3)))
 
 # %% [markdown]
 # ## Box heights, raw vs calibrated (paper Fig. 5a)
@@ -106,7 +101,7 @@ heights = {"raw": view.heights("raw"), "calibrated": view.heights("calibrated")}
 if view.truth is not None:
     heights["ground truth"] = view.heights("truth")
 fig = vg.height_histograms(heights)
-save_figure(fig, NOTEBOOK, "height_histograms", out_dir=FIG_DIR)
+nb.save_figure(fig, "height_histograms")
 fig
 
 # %%
@@ -125,7 +120,7 @@ print("share of leg boxes shorter than 0.25 of the image:",
 # %%
 oversized = view.cases("oversized", limit=N_EXAMPLES)
 fig = vg.before_after(oversized, "oversized -> clipped to the band")
-save_figure(fig, NOTEBOOK, "oversized_before_after", out_dir=FIG_DIR)
+nb.save_figure(fig, "oversized_before_after")
 vg.inline_jpeg(fig)  # images of people display as JPEG (small notebook); the saved files are PNG + PDF
 
 # %%
@@ -139,7 +134,7 @@ print("oversized boxes per part:", view.reason_totals("oversized"))
 # %%
 oversplit = view.cases("oversplit", limit=N_EXAMPLES)
 fig = vg.before_after(oversplit, "over-split -> extended over the band")
-save_figure(fig, NOTEBOOK, "oversplit_before_after", out_dir=FIG_DIR)
+nb.save_figure(fig, "oversplit_before_after")
 vg.inline_jpeg(fig)
 
 # %%
@@ -153,12 +148,12 @@ print("over-split boxes per part:", view.reason_totals("oversplit"))
 # image are left out). Calibration has to raise it.
 
 # %%
-print(format_table(view.reason_rows()), end="\n\n")
+print(tables.format_table(view.reason_rows()), end="\n\n")
 iou = view.iou_rows()
-print(format_table(rounded(iou)) if iou is not None else "no ground truth for this dataset")
+print(tables.format_table(utils.rounded(iou)) if iou is not None else "no ground truth for this dataset")
 if iou is not None:  # the README's IoU table
-    export_table(pd.DataFrame(rounded(iou, 3)), "calibration_iou", f"Mean IoU to the ground truth, {DATASET} "
-                 f"training images, {vge.backend} backend, noise {vge.noise}", out_dir=TABLE_DIR)
+    nb.save_table(pd.DataFrame(utils.rounded(iou, 3)), "calibration_iou", f"Mean IoU to the ground truth, {DATASET} "
+                  f"training images, {vge.backend} backend, noise {vge.noise}")
 
 # %% [markdown]
 # ## Real crops: calibration on real boxes
@@ -172,20 +167,21 @@ if iou is not None:  # the README's IoU table
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-real_missing = real_vtest_missing() if REAL_FRAMES > 0 else "REAL_FRAMES is 0"
+real_missing = real_crops.real_vtest_missing() if REAL_FRAMES > 0 else "REAL_FRAMES is 0"
 if real_missing:
     print(f"real-image section skipped: {real_missing}")
 else:
-    real = real_items(ensure_real_vtest(REAL_FRAMES))  # the crops of notebook 01 (cut here if missing)
-    real_views = build_views(real, vge, ["cascade"] + ([] if pose_missing() else ["pose"]), progress=True)
-    print(pose_missing() or "pose backend available")
+    real = real_crops.real_items(real_crops.ensure_real_vtest(REAL_FRAMES))  # notebook 01's crops (cut here if missing)
+    real_names = ["cascade"] + ([] if pose_backend.pose_missing() else ["pose"])
+    real_views = grounding.report.build_views(real, vge, real_names, progress=True)
+    print(pose_backend.pose_missing() or "pose backend available")
 
 # %%
 if not real_missing:
     cascade = real_views["cascade"]
     print(f"{len(real)} real crops; cascade answers and statistics of its normalised box heights:")
-    print(format_table(cascade.count_rows()), end="\n\n")
-    print(format_table(rounded(cascade.stats_rows(), 3)))
+    print(tables.format_table(cascade.count_rows()), end="\n\n")
+    print(tables.format_table(utils.rounded(cascade.stats_rows(), 3)))
 
 # %% [markdown]
 # ### Box heights on real crops, raw vs calibrated (the real Fig. 5a)
@@ -199,7 +195,7 @@ if not real_missing:
 if not real_missing:
     real_heights = {"cascade raw": cascade.heights("raw"), "cascade calibrated": cascade.heights("calibrated")}
     fig = vg.height_histograms(real_heights)
-    save_figure(fig, NOTEBOOK, "real_height_histograms_cascade", out_dir=FIG_DIR)
+    nb.save_figure(fig, "real_height_histograms_cascade")
 fig if not real_missing else None
 
 # %%
@@ -218,8 +214,8 @@ if not real_missing:
 if not real_missing and "pose" in real_views:
     pose = real_views["pose"]
     fig = vg.height_histograms({"pose raw": pose.heights("raw"), "pose calibrated": pose.heights("calibrated")})
-    save_figure(fig, NOTEBOOK, "real_height_histograms_pose", out_dir=FIG_DIR)
-    print(format_table([r for r in pose.reason_rows() if r["reason"] != "ok"]))
+    nb.save_figure(fig, "real_height_histograms_pose")
+    print(tables.format_table([r for r in pose.reason_rows() if r["reason"] != "ok"]))
 fig if not real_missing and "pose" in real_views else None
 
 # %% [markdown]
@@ -235,12 +231,12 @@ fig if not real_missing and "pose" in real_views else None
 if not real_missing:
     real_fixed = cascade.failures(limit=8)
     fig = vg.before_after(real_fixed, "real cascade boxes: raw -> calibrated")
-    save_figure(fig, NOTEBOOK, "real_failures_before_after", out_dir=FIG_DIR)
+    nb.save_figure(fig, "real_failures_before_after")
 vg.inline_jpeg(fig) if not real_missing else None
 
 # %%
 if not real_missing:
-    print(format_table(cascade.reason_rows()))
+    print(tables.format_table(cascade.reason_rows()))
 
 # %% [markdown]
 # Does calibration bring the cascade's boxes closer to the pose model's? Agreement with the raw
@@ -254,7 +250,7 @@ if not real_missing and "pose" in real_views:
     for label, boxes in (("raw", [cascade.raw(it.key) for it in real]),
                          ("calibrated", [cascade.calibrated(it.key) for it in real])):
         print(f"pose vs cascade {label}:")
-        print(format_table(rounded(agreement_rows(pose_raw, boxes))), end="\n\n")
+        print(tables.format_table(utils.rounded(cascade_backend.agreement_rows(pose_raw, boxes))), end="\n\n")
 
 # %% [markdown]
 # ## How robust is calibration? IoU against the failure rate
@@ -269,24 +265,22 @@ if not real_missing and "pose" in real_views:
 # calibration stops helping, and can hurt).
 
 # %%
-from muva_lib.grounding import CalibCfg
-from muva_lib.grounding.failure_sweep import sweep_failure_rate
-from muva_lib.utils import evenly_spaced
-from muva_lib.viz.robustness import iou_vs_rate
+from muva_lib.grounding import failure_sweep
 
 RATES = (0.0, 0.15, 0.3, 0.45, 0.6)
-sweep_items = evenly_spaced(items, 320)  # a few hundred images keep the cell to a few seconds
+sweep_items = utils.evenly_spaced(items, 320)  # a few hundred images keep the cell to a few seconds
 sweep = [row for rate in ("missing", "oversize") for row in
-         sweep_failure_rate(sweep_items, rate, RATES, preset="paper", cfg=CalibCfg.from_vge(vge), seed=vge.noise_seed)
+         failure_sweep.sweep_failure_rate(sweep_items, rate, RATES, preset="paper", cfg=grounding.CalibCfg.from_vge(vge),
+                                          seed=vge.noise_seed)
          ] if view.truth is not None else []  # needs the synthetic ground truth
 if sweep:
-    fig = iou_vs_rate(sweep)
-    save_figure(fig, NOTEBOOK, "iou_vs_failure_rate", out_dir=FIG_DIR)
+    fig = robustness.iou_vs_rate(sweep)
+    nb.save_figure(fig, "iou_vs_failure_rate")
 fig if sweep else print(f"{DATASET} has no ground truth: no sweep")
 
 # %%
-print(format_table(rounded([{k: r[k] for k in ("rate", "value", "part", "raw", "calibrated", "gain")}
-                            for r in sweep if r["part"] == "mean"])) if sweep else "")
+print(tables.format_table(utils.rounded([{k: r[k] for k in ("rate", "value", "part", "raw", "calibrated", "gain")}
+                                         for r in sweep if r["part"] == "mean"])) if sweep else "")
 
 # %% [markdown]
 # ## Summary
@@ -311,6 +305,4 @@ if not real_missing:
 # uses its own statistics; below it, the fixed prior bands.
 
 # %%
-from muva_lib.explore import calibration_explorer
-
-calibration_explorer(DATASET, n_images=N_IMAGES, backend=vge.backend, vge=vge)
+explore.calibration_explorer(DATASET, n_images=N_IMAGES, backend=vge.backend, vge=vge)
