@@ -282,9 +282,9 @@ votes = {f"{pcfg.vote} (run)": labels, f"foreground, {pcfg.fg_share:.0%}": fg_la
 counts = {v: np.bincount(np.concatenate([lab[it.key] for it in shown]), minlength=grouping.num_parts + 1)
           for v, lab in votes.items()}
 print(tables.format_table([{"part class": name, **{v: f"{c[i]} ({c[i] / c.sum():.1%})" for v, c in counts.items()}}
-                    for i, name in enumerate(grouping.class_names)]
-                   + [{"part class": "part patches / image",
-                       **{v: f"{np.mean([(lab[it.key] > 0).sum() for it in shown]):.1f}" for v, lab in votes.items()}}]))
+                           for i, name in enumerate(grouping.class_names)]
+                          + [{"part class": "part patches / image",
+                              **{v: f"{np.mean([(lab[it.key] > 0).sum() for it in shown]):.1f}" for v, lab in votes.items()}}]))
 
 # %% [markdown]
 # The same count over every training image of the dataset, at the run's grid and at the paper's

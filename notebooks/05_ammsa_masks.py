@@ -55,8 +55,7 @@ import torch
 
 import muva_lib
 from muva_lib import analysis, tables
-from muva_lib.data.protocols import build
-from muva_lib.data.types import PARTS
+from muva_lib.data import PARTS, protocols
 from muva_lib.utils import evenly_spaced
 from muva_lib.viz import masks as vm
 from muva_lib.viz import save_figure
@@ -66,7 +65,7 @@ nb = muva_lib.notebook(PROTOCOL, METHOD, PRESET, SEED, overrides=OVERRIDES, devi
                        name=NOTEBOOK)  # config, threads, seeds, device; RUN_DIR set: figures under it
 cfg, device, FIG_DIR = nb.cfg, nb.device, nb.fig_dir
 parts = list(PARTS[:cfg.model.num_parts])
-items = evenly_spaced(list(build(PROTOCOL, with_targets=False).train), N_IMAGES)
+items = evenly_spaced(list(protocols.build(PROTOCOL, with_targets=False).train), N_IMAGES)
 print(f"{METHOD} on {PROTOCOL} ({PRESET}): {cfg.model.num_parts} part tokens {parts}, gating "
       f"{cfg.model.gating!r} at {cfg.model.gate_thresh}, mask loss {cfg.stage2.mask_loss!r}; {len(items)} images")
 

@@ -58,19 +58,14 @@ check_notebook_parameters(globals(), "06_results")  # an undeclared name (paperm
 # %%
 import numpy as np
 
-from muva_lib import analysis, config, runs, tables
-from muva_lib.baselines import colour_rows
-from muva_lib.data.protocols import build, synthetic_protocols
-from muva_lib.utils import resolve_device, set_threads
-from muva_lib.viz import results as vres
-from muva_lib.viz import retrieval as vr
-from muva_lib.viz import save_figure
+import muva_lib
+from muva_lib import analysis, baselines, explore, runs, tables
+from muva_lib.data import protocols
+from muva_lib.viz import results as vres, retrieval as vr
 
-NOTEBOOK = "06_results"
-cfg = config.resolve(METHOD, PRESET, PROTOCOL, SEED, OVERRIDES)
-set_threads(cfg.threads)
-device = resolve_device(DEVICE)
-FIG_DIR, TABLE_DIR = runs.output_dirs(RUN_DIR, NOTEBOOK)  # RUN_DIR set: everything under it
+nb = muva_lib.notebook(PROTOCOL, METHOD, PRESET, SEED, overrides=OVERRIDES, device=DEVICE, run_dir=RUN_DIR,
+                       name="06_results")  # config, threads, seeds, device, output folders (RUN_DIR set: under it)
+cfg, device = nb.cfg, nb.device
 methods = list(runs.SWEEP_METHODS)
 print(f"aggregating {PRESET} runs of {methods}; reported tables: {list(tables.PAPER_TABLES)}")
 
@@ -98,7 +93,7 @@ print(tables.format_table([{k: (round(v, 4) if isinstance(v, float) else v) for 
 # %%
 # NBVAL_IGNORE_OUTPUT
 synth = tables.synthetic_table(summary, methods)
-tables.export_table(synth, "synthetic", f"Synthetic benchmark ({PRESET} preset), mAP / R1 (%)", out_dir=TABLE_DIR)
+nb.save_table(synth, "synthetic", f"Synthetic benchmark ({PRESET} preset), mAP / R1 (%)")
 print(tables.to_markdown(synth))
 
 # %% [markdown]
@@ -108,10 +103,10 @@ print(tables.to_markdown(synth))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-synth_protocols = [p for p in synthetic_protocols() if p in set(results["protocol"])]
+synth_protocols = [p for p in protocols.synthetic_protocols() if p in set(results["protocol"])]
 fig = vres.method_seeds(results, methods, synth_protocols) if synth_protocols else None
 if fig is not None:
-    save_figure(fig, NOTEBOOK, "synthetic_seeds", out_dir=FIG_DIR)
+    nb.save_figure(fig, "synthetic_seeds")
 fig
 
 # %% [markdown]
@@ -128,14 +123,14 @@ fig
 # NBVAL_IGNORE_OUTPUT
 ablation = tables.ablation_table(results)
 if len(ablation):
-    tables.export_table(ablation, "ablations", f"Ablations ({PRESET} preset), mAP / R1 (%)", out_dir=TABLE_DIR)
+    nb.save_table(ablation, "ablations", f"Ablations ({PRESET} preset), mAP / R1 (%)")
 print(tables.to_markdown(ablation) if len(ablation) else "no ablation runs on synth-a->synth-b")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 fig = vres.ablation_seeds(results) if len(ablation) else None
 if fig is not None:
-    save_figure(fig, NOTEBOOK, "ablation_seeds", out_dir=FIG_DIR)
+    nb.save_figure(fig, "ablation_seeds")
 fig
 
 # %% [markdown]
@@ -158,13 +153,13 @@ fig
 # %%
 # NBVAL_IGNORE_OUTPUT
 real_runs = runs.real_track(runs.REAL_METHODS, PRESET, SEED)
-real_data, source_data = build("real-vtest"), build("synth-a->synth-b")
+real_data, source_data = protocols.build("real-vtest"), protocols.build("synth-a->synth-b")
 real_test = real_data.targets["real-vtest"][0]
-colour = colour_rows(dict(zip(tables.real_columns(), [(source_data.train, real_test.query, real_test.gallery),
-                                                      (real_data.train, real_test.query, real_test.gallery)])))
+colour = baselines.colour_rows(dict(zip(tables.real_columns(),
+                                         [(source_data.train, real_test.query, real_test.gallery),
+                                          (real_data.train, real_test.query, real_test.gallery)])))
 real = tables.real_table(tables.summarise(tables.collect_results(preset=PRESET)), runs.REAL_METHODS, extra=colour)
-tables.export_table(real, "real_vtest", f"Real tracklet set, pseudo-labelled ({PRESET} preset), mAP / R1 (%)",
-                    out_dir=TABLE_DIR)
+nb.save_table(real, "real_vtest", f"Real tracklet set, pseudo-labelled ({PRESET} preset), mAP / R1 (%)")
 print(tables.to_markdown(real))
 
 # %%
@@ -180,7 +175,7 @@ print(f"real-set runs per method: {sorted(real_runs)}; columns: {list(real.colum
 paper = {name: tables.paper_table(name, summary, methods) for name in tables.PAPER_TABLES}
 ours = {name: int((t["source"].str.startswith("ours")).sum()) for name, t in paper.items()}
 for name, t in paper.items():
-    tables.export_table(t, name, tables.PAPER_TABLES[name].title, out_dir=TABLE_DIR)
+    nb.save_table(t, name, tables.PAPER_TABLES[name].title)
 print("rows of our runs per table:", ours)
 
 # %%
@@ -215,7 +210,7 @@ print(f"run folder: {run.root}; mean AP over the queries {np.nanmean(ap):.4f} (t
       f"{probe.match[picks, :TOPK].sum(1).tolist()}")
 
 # %%
-save_figure(fig, NOTEBOOK, f"ranked_{METHOD}", out_dir=FIG_DIR)
+nb.save_figure(fig, f"ranked_{METHOD}")
 fig
 
 # %%
@@ -238,6 +233,4 @@ print(f"{PRESET}: {len(results)} run-target rows over {results['protocol'].nuniq
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from muva_lib.explore import retrieval_explorer
-
-retrieval_explorer(run.root, topk=TOPK, device=DEVICE)
+explore.retrieval_explorer(run.root, topk=TOPK, device=DEVICE)

@@ -61,24 +61,16 @@ import tempfile
 
 import numpy as np
 
-from muva_lib.data.synth.corpus import CorpusCfg, caption_shares, generate_corpus, load_corpus
-from muva_lib.data.types import PARTS
-from muva_lib.eval.zeroshot import SUMMARY_KEYS, ZeroShotCfg, probe, summarise, top_images
-from muva_lib.eval.zeroshot.prompts import ATTRIBUTE_VALUES, PART_WORDS
-from muva_lib.models.clip_backbone import SYNTH_TAG, shipped_dir, shipped_manifest
-from muva_lib.notebook_runs import output_dirs
-from muva_lib.pretrain import read_log
-from muva_lib.tables import format_table
-from muva_lib.utils import evenly_spaced, seed_everything, set_threads
-from muva_lib.viz import pretraining as vp
-from muva_lib.viz import save_figure
-from muva_lib.viz.masks import load_thumbs
+import muva_lib
+from muva_lib import explore, pretrain, tables, utils
+from muva_lib.data.synth import corpus
+from muva_lib.eval import zeroshot
+from muva_lib.models import clip_backbone
+from muva_lib.viz import masks as vm, pretraining as vp
 
-NOTEBOOK = "07_pretraining"
-FIG_DIR, _ = output_dirs(RUN_DIR, NOTEBOOK)
-set_threads(2)
-seed_everything(SEED)
-manifest = shipped_manifest() if WEIGHTS == SYNTH_TAG else None
+nb = muva_lib.notebook(PROTOCOL, METHOD, PRESET, SEED, overrides="threads=2", device=DEVICE, run_dir=RUN_DIR,
+                       name="07_pretraining")  # 2 threads, seeds, figure folder; no run here (nb.run is never used)
+manifest = clip_backbone.shipped_manifest() if WEIGHTS == clip_backbone.SYNTH_TAG else None
 print(f"checking {WEIGHTS!r} weights against random init on {DATASET} (limit {LIMIT or 'all'} identities)")
 
 # %% [markdown]
@@ -93,15 +85,15 @@ print(f"checking {WEIGHTS!r} weights against random init on {DATASET} (limit {LI
 
 # %%
 with tempfile.TemporaryDirectory() as tmp:
-    generate_corpus(tmp, seed=SEED, cfg=CorpusCfg(ids=N_EXAMPLES, images_per_id=1, shard_size=N_EXAMPLES))
-    sample = load_corpus(tmp)
-    sample_images = load_thumbs([f"{tmp}/{r.relpath}" for r in sample], hw=(sample[0].height, sample[0].width))
+    corpus.generate_corpus(tmp, seed=SEED, cfg=corpus.CorpusCfg(ids=N_EXAMPLES, images_per_id=1, shard_size=N_EXAMPLES))
+    sample = corpus.load_corpus(tmp)
+    sample_images = vm.load_thumbs([f"{tmp}/{r.relpath}" for r in sample], hw=(sample[0].height, sample[0].width))
 fig = vp.corpus_samples(sample_images, [[(c.text, c.part) for c in r.captions] for r in sample])
-save_figure(fig, NOTEBOOK, "corpus_samples", out_dir=FIG_DIR)
+nb.save_figure(fig, "corpus_samples")
 fig
 
 # %%
-print("sample:", caption_shares(sample))
+print("sample:", corpus.caption_shares(sample))
 if manifest is not None:
     corpus = manifest["corpus"]
     print(f"shipped corpus: seed {corpus['seed']}, {corpus['images']} images, {corpus['captions']} captions, "
@@ -117,11 +109,11 @@ if manifest is not None:
 # learning rate (warm-up, then cosine).
 
 # %%
-log_path = shipped_dir() / "log.csv"
-log = read_log(shipped_dir()) if manifest is not None and log_path.is_file() else []
+log_path = clip_backbone.shipped_dir() / "log.csv"
+log = pretrain.read_log(clip_backbone.shipped_dir()) if manifest is not None and log_path.is_file() else []
 fig = vp.pretraining_curves(log) if log else None
 if fig is not None:
-    save_figure(fig, NOTEBOOK, "pretraining_curves", out_dir=FIG_DIR)
+    nb.save_figure(fig, "pretraining_curves")
 fig if log else print(f"no pretraining log for {WEIGHTS!r} (expected {log_path.name} beside the shipped weights)")
 
 # %%
@@ -148,20 +140,20 @@ if manifest is not None:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-cfg = ZeroShotCfg(dataset=DATASET, weights=WEIGHTS, limit=LIMIT, seed=SEED, device=DEVICE)
-shipped = probe(cfg)
-floor = probe(ZeroShotCfg(dataset=DATASET, weights="random", limit=LIMIT, seed=SEED, device=DEVICE))
-res, res_random = summarise(shipped), summarise(floor)
+cfg = zeroshot.ZeroShotCfg(dataset=DATASET, weights=WEIGHTS, limit=LIMIT, seed=SEED, device=DEVICE)
+shipped = zeroshot.probe(cfg)
+floor = zeroshot.probe(zeroshot.ZeroShotCfg(dataset=DATASET, weights="random", limit=LIMIT, seed=SEED, device=DEVICE))
+res, res_random = zeroshot.summarise(shipped), zeroshot.summarise(floor)
 listed = (manifest or {}).get("zeroshot", {}).get(DATASET, {})
-print(format_table([{"metric": k, "random init": round(res_random[k], 4), "pretrained": round(res[k], 4),
-                     "manifest": round(listed[k], 4) if k in listed else None} for k in SUMMARY_KEYS]))
+print(tables.format_table([{"metric": k, "random init": round(res_random[k], 4), "pretrained": round(res[k], 4),
+                            "manifest": round(listed[k], 4) if k in listed else None} for k in zeroshot.SUMMARY_KEYS]))
 
 # %%
 print("sizes:", {k: res["sizes"][k] for k in ("images", "query", "gallery", "identities", "t2i_texts", "binding_pairs",
                                               "texts")})
 if listed and not LIMIT:
     print("measured here agrees with the manifest within 0.01:",
-          all(abs(res[k] - listed[k]) <= 0.01 for k in SUMMARY_KEYS if k in listed))
+          all(abs(res[k] - listed[k]) <= 0.01 for k in zeroshot.SUMMARY_KEYS if k in listed))
 
 # %% [markdown]
 # ## Text-to-image retrieval
@@ -173,14 +165,14 @@ if listed and not LIMIT:
 
 # %%
 typed = [q.strip() for q in QUERIES.split(";") if q.strip()]
-picks = evenly_spaced(range(len(shipped.plan.t2i_rows)), max(1, N_EXAMPLES // 2))
+picks = utils.evenly_spaced(range(len(shipped.plan.t2i_rows)), max(1, N_EXAMPLES // 2))
 captions = [shipped.plan.texts[shipped.plan.t2i_rows[i]] for i in picks]
-hits = top_images(shipped.model, shipped.feats, captions + typed, k=TOPK)
+hits = zeroshot.top_images(shipped.model, shipped.feats, captions + typed, k=TOPK)
 pids = np.array([r.pid for r in shipped.records])
 matches = np.full(hits.index.shape, np.nan)
 matches[:len(picks)] = pids[hits.index[:len(picks)]] == np.array([shipped.plan.t2i_ids[i] for i in picks])[:, None]
 fig = vp.text_retrieval(hits.texts, [[shipped.items[j].path for j in row] for row in hits.index], hits.scores, matches)
-save_figure(fig, NOTEBOOK, "text_retrieval", out_dir=FIG_DIR)
+nb.save_figure(fig, "text_retrieval")
 fig
 
 # %%
@@ -197,16 +189,16 @@ print("same identity among the top", TOPK, "per caption:", np.nansum(matches[:le
 # only on images that have one.
 
 # %%
-chance = {k: 1 / len(ATTRIBUTE_VALUES[k]) for k in res["per_attribute"]}
+chance = {k: 1 / len(zeroshot.prompts.ATTRIBUTE_VALUES[k]) for k in res["per_attribute"]}
 fig = vp.attribute_bars({"pretrained": res["per_attribute"], "random init": res_random["per_attribute"]}, chance)
-save_figure(fig, NOTEBOOK, "attribute_accuracy", out_dir=FIG_DIR)
+nb.save_figure(fig, "attribute_accuracy")
 fig
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(format_table([{"attribute": k, "chance": round(chance[k], 4),
-                     "random init": round(res_random["per_attribute"][k], 4),
-                     "pretrained": round(res["per_attribute"][k], 4)} for k in chance]))
+print(tables.format_table([{"attribute": k, "chance": round(chance[k], 4),
+                            "random init": round(res_random["per_attribute"][k], 4),
+                            "pretrained": round(res["per_attribute"][k], 4)} for k in chance]))
 
 # %% [markdown]
 # ## The colour-binding test
@@ -220,7 +212,7 @@ print(format_table([{"attribute": k, "chance": round(chance[k], 4),
 margins = {name: p.binding_scores() @ np.array([1.0, -1.0]) for name, p in (("pretrained", shipped),
                                                                            ("random init", floor))}
 fig = vp.binding_histogram(margins)
-save_figure(fig, NOTEBOOK, "binding", out_dir=FIG_DIR)
+nb.save_figure(fig, "binding")
 fig
 
 # %%
@@ -241,12 +233,12 @@ print(f"binding accuracy: pretrained {res['binding_acc']:.4f}, random init {res_
 # %%
 boxes = shipped.boxes
 complete = [n for n in range(len(shipped.records)) if not np.isnan(boxes[n]).any()]
-shown = evenly_spaced(complete, max(1, N_EXAMPLES // 2))
+shown = utils.evenly_spaced(complete, max(1, N_EXAMPLES // 2))
 maps = shipped.part_maps()
 fig = vp.part_similarity_maps([shipped.items[n].path for n in shown], maps[shown], boxes[shown],
-                              [PART_WORDS[p] for p in PARTS],
+                              [zeroshot.prompts.PART_WORDS[p] for p in muva_lib.data.PARTS],
                               row_labels=[f"id {shipped.records[n].pid}" for n in shown])
-save_figure(fig, NOTEBOOK, "part_maps", out_dir=FIG_DIR)
+nb.save_figure(fig, "part_maps")
 fig
 
 # %%
@@ -271,6 +263,4 @@ for k in ("t2i_r10", "t2i_map", "attr_ma", "binding_acc", "part_pointing", "reid
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from muva_lib.explore import text_query_explorer
-
-text_query_explorer(shipped.items, weights=WEIGHTS, query=QUERIES, k=TOPK, device=DEVICE)
+explore.text_query_explorer(shipped.items, weights=WEIGHTS, query=QUERIES, k=TOPK, device=DEVICE)
