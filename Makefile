@@ -54,6 +54,7 @@ notebooks: $(STAMP)
 	@runs=$$(mktemp -d); cd notebooks && for f in [0-9]*.py; do \
 	MUVA_RUNS=$$runs ../$(VENV)/bin/jupytext --sync --execute "$$f" || { rm -rf $$runs; exit 1; }; done; \
 	rm -rf $$runs
+	$(VENV)/bin/python -m muva_lib.notebook_runs strip-widgets notebooks/[0-9]*.ipynb  # explorers' widget state: not committed
 
 clean-venv:
 	rm -rf $(VENV)

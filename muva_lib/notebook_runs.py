@@ -28,7 +28,8 @@ from .paths import figures_root, repo_root
 from .train.rundir import git_commit
 from .utils import atomic_write_json
 
-__all__ = ["KERNEL", "NotebookError", "UnknownParameterError", "NotebookRecord", "notebook_dir", "list_notebooks", "notebook_stem", "read_notebook", "notebook_parameters", "check_parameters", "unknown_notebook_globals", "check_notebook_parameters", "output_dirs", "parameter_hash", "read_manifest", "execute_notebook"]
+__all__ = ["KERNEL", "NotebookError", "UnknownParameterError", "NotebookRecord", "notebook_dir", "list_notebooks", "notebook_stem", "read_notebook", "notebook_parameters", "check_parameters", "unknown_notebook_globals", "check_notebook_parameters", "output_dirs", "parameter_hash", "read_manifest", "execute_notebook", "drop_widget_state",
+           "strip_widget_state"]
 
 KERNEL = "python3"
 
@@ -250,3 +251,33 @@ def execute_notebook(name: str, out_dir: str | Path, parameters: Mapping[str, An
     rec.status, rec.seconds = ("prepared" if prepare_only else "done"), time.perf_counter() - t0
     _record(out_dir, rec)
     return rec
+
+
+def drop_widget_state(nb: dict[str, Any]) -> bool:
+    """Remove the ipywidgets state an executed notebook carries in ``metadata.widgets`` (60-180 KB per explorer,
+    a snapshot of the widget models that no reader of the committed notebook needs: the figure of the explorer's
+    first view is an ordinary output). True when there was some."""
+    return nb.get("metadata", {}).pop("widgets", None) is not None
+
+
+def strip_widget_state(paths: Iterable[str | Path]) -> list[Path]:
+    """:func:`drop_widget_state` on each ``.ipynb`` file, rewritten (by nbformat, as jupytext writes it) only where
+    something was dropped; the files changed. ``make notebooks`` runs it after executing the notebooks."""
+    import nbformat
+
+    changed = []
+    for path in map(Path, paths):
+        nb = nbformat.read(path, as_version=nbformat.NO_CONVERT)
+        if drop_widget_state(nb):
+            nbformat.write(nb, path)
+            changed.append(path)
+    return changed
+
+
+if __name__ == "__main__":  # python -m muva_lib.notebook_runs strip-widgets notebooks/*.ipynb (make notebooks)
+    import sys
+
+    if len(sys.argv) < 2 or sys.argv[1] != "strip-widgets":
+        sys.exit("usage: python -m muva_lib.notebook_runs strip-widgets NOTEBOOK.ipynb ...")
+    for changed in strip_widget_state(sys.argv[2:]):
+        print(f"{changed}: ipywidgets state dropped (metadata.widgets)")

@@ -35,8 +35,8 @@ def notebook_modules(stem: str) -> set[str]:
 
 
 def test_imported_modules_counts_the_modules_imported_from():
-    source = ("import numpy as np\nimport muva_lib\nfrom muva_lib import viz, tables\nfrom muva_lib.viz import masks as vm\n"
-              "from muva_lib.data import protocols\nimport muva_lib.eval.zeroshot\nfrom . import local\n")
+    source = ("import numpy as np\nimport muva_lib\nfrom muva_lib import viz, tables\n"
+              "from muva_lib.viz import masks as vm\nfrom muva_lib.data import protocols\nimport muva_lib.eval.zeroshot\nfrom . import local\n")
     assert imported_modules(source) == {"muva_lib", "muva_lib.viz", "muva_lib.data", "muva_lib.eval.zeroshot"}
     assert imported_modules("def f():\n    from muva_lib.grounding import failure_sweep\n") == {"muva_lib.grounding"}
 
@@ -48,3 +48,4 @@ def test_notebook_imports_from_a_few_modules(stem):
     assert len(modules) <= MAX_MODULES, (f"{stem} imports from {len(modules)} muva_lib modules "
                                          f"({', '.join(sorted(modules))}); at most {MAX_MODULES}: use module access "
                                          "(viz.grounding.box_grid) or the front door (nb.save_figure, nb.cfg_for)")
+
