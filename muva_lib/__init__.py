@@ -37,6 +37,7 @@ checks it (and that this map lists the same names).
   16  runs             notebook runs: find or train a config's run, execute notebooks with papermill
       notebook_runs    executing notebooks with papermill: parameters checked, a manifest, resume
       notebook_setup   the notebooks' front door ``muva_lib.notebook(...)``: config, run, device, output folders
+      sweep            the committed sweep: its per-run records (figures/sweep/records/) and the tables built from them
   17  commands/        one module per CLI command (``python -m muva_lib <command>``)
       bench            ``python -m muva_lib.bench NAME``: speed and memory benchmarks
       readme           the README's generated blocks (``python -m muva_lib readme``)

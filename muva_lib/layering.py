@@ -48,7 +48,7 @@ ORDER: tuple[tuple[str, ...], ...] = (
     ("viz",),  # figures are built from the results tables
     ("explore",),  # ipywidgets explorers: controls that redraw viz figures (issue 16)
     # notebook runs: train or find a run, execute notebooks, the sweep's tables and figures; the notebooks' setup
-    ("runs", "notebook_runs", "notebook_setup"),
+    ("runs", "notebook_runs", "notebook_setup", "sweep"),
     ("commands", "bench", "readme"),  # front doors (readme: the generated README blocks, shows the demo's time)
     ("__main__", "__init__"),
 )

@@ -12,7 +12,8 @@ from .reported import PAPER_TABLES, PaperTable, paper_rows, parse_pair
 from .utils import fmt_pct
 
 __all__ = ["format_table", "fmt_pct", "PaperTable", "PAPER_TABLES", "METHOD_NAMES", "paper_rows", "collect_results",
-           "summarise", "cell", "metrics_table", "results_table", "paper_table", "synthetic_table", "real_table",
+           "summarise", "cell", "PAIRED_METHODS", "paired_differences", "paired_cell",
+           "paired_comparisons", "paired_table", "leakage_table", "LEAKAGE_INIT", "INIT_NAMES", "init_of", "init_name", "metrics_table", "results_table", "paper_table", "synthetic_table", "real_table",
            "ablation_table", "real_columns", "own_target", "REAL_TARGET", "PART_PHASE_COLUMNS", "part_phase_row",
            "part_phase_table", "to_markdown", "to_latex", "export_table"]
 
@@ -44,17 +45,46 @@ METHOD_NAMES: dict[str, str] = {"muva": "MUVA", "clipreid": "CLIP-ReID", "pivl":
 
 # ----------------------------------------------------------------------------- our runs
 
-RESULT_COLUMNS = ["protocol", "method", "variant", "preset", "seed", "target", "mAP", "rank1", "rank5", "rank10",
-                  "mINP",
-                  "config_hash", "run"]
+RESULT_COLUMNS = ["protocol", "method", "variant", "preset", "init", "seed", "target", "mAP", "rank1", "rank5",
+                  "rank10", "mINP", "config_hash", "run"]
+
+#: ``model.pretrained`` of the leakage control's runs: the second pretraining, on a corpus drawn with synth-b's
+#: style excluded (``python -m muva_lib synth-pretrain --exclude-style synth-b``)
+LEAKAGE_INIT = "pretrain-run:default-clip-s0-no-synth-b"
+#: how an ``init`` (normalised ``model.pretrained``) reads in tables and figures
+INIT_NAMES: dict[str, str] = {"synth": "pretrained", "openai": "pretrained (openai)", "random": "random init",
+                              LEAKAGE_INIT: "pretrained without synth-b's style"}
+
+
+def init_of(pretrained: str | None) -> str:
+    """A run's weights origin as a results key: ``random`` for random init (``""``, ``none``), else
+    ``model.pretrained`` as written (``synth``, ``openai``, ``pretrain-run:NAME``, a file)."""
+    p = (pretrained or "").strip()
+    return "random" if p.lower() in ("", "none", "random") else p
+
+
+def init_name(init: str) -> str:
+    """The reader's name of an init (:data:`INIT_NAMES`; ``pretrain-run:NAME`` -> ``pretrained (NAME)``)."""
+    if init in INIT_NAMES:
+        return INIT_NAMES[init]
+    return f"pretrained ({init.split(':', 1)[-1]})" if init else "init unknown"
+
+
+def _run_init(run: Path) -> str:
+    """``init`` of a run folder from its ``config.json`` (``""`` when the file is missing or unreadable)."""
+    try:
+        return init_of(json.loads((run / "config.json").read_text())["model"]["pretrained"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
 
 
 def collect_results(runs_root: str | Path | None = None, preset: str | None = None) -> pd.DataFrame:
     """One row per (finished run, target) under ``runs_root`` (default ``muva_lib.paths.runs_root()``):
-    ``protocol, method, preset, seed, target, mAP, rank1, rank5, rank10, mINP`` (fractions),
-    ``config_hash`` and ``run`` (the folder relative to the root). A run is a folder with a
+    ``protocol, method, variant, preset, init, seed, target, mAP, rank1, rank5, rank10, mINP`` (fractions),
+    ``config_hash`` and ``run`` (the folder relative to the root). ``init`` is where the CLIP weights came
+    from (:func:`init_of` of the run's ``config.json``; ``""`` without one). A run is a folder with a
     ``manifest.json`` saying ``finished`` and ``metrics/<target>.json`` files; of several runs with the
-    same protocol, method, preset and seed only the newest (by folder name) counts."""
+    same protocol, method, variant, preset, init and seed only the newest (by folder name) counts."""
     from .paths import runs_root as default_root
 
     root = Path(runs_root) if runs_root is not None else default_root()
@@ -70,15 +100,16 @@ def collect_results(runs_root: str | Path | None = None, preset: str | None = No
         if preset is not None and info.get("preset") != preset:
             continue
         rows = []
+        init = _run_init(run)
         for p in sorted((run / "metrics").glob("*.json")):
             m = json.loads(p.read_text())
             rows.append({"protocol": info["protocol"], "method": info["method"], "variant": info.get("variant", ""),
-                         "preset": info.get("preset"),
+                         "preset": info.get("preset"), "init": init,
                          "seed": info.get("seed"), "target": m.get("target", p.stem),
                          **{k: m.get(k) for k in ("mAP", "rank1", "rank5", "rank10", "mINP")},
                          "config_hash": info.get("config_hash"), "run": run.relative_to(root).as_posix()})
         if rows:
-            key = (info["protocol"], info["method"], info.get("variant", ""), info.get("preset"), info.get("seed"))
+            key = (info["protocol"], info["method"], info.get("variant", ""), info.get("preset"), init, info.get("seed"))
             if key not in latest or latest[key][0]["run"].rsplit("/", 1)[-1] < run.name:
                 latest[key] = rows
     rows = [r for key in sorted(latest, key=str) for r in latest[key]]
@@ -86,18 +117,18 @@ def collect_results(runs_root: str | Path | None = None, preset: str | None = No
 
 
 def summarise(results: pd.DataFrame, variants: bool = False) -> pd.DataFrame:
-    """Mean and spread over seeds: one row per protocol, method, preset, target with ``seeds`` (count),
+    """Mean and spread over seeds: one row per protocol, method, preset, init, target with ``seeds`` (count),
     ``mAP``, ``mAP_std``, ``rank1``, ``rank1_std``, ``mINP`` (fractions; std with ddof=1, NaN for one seed).
 
     Runs with a ``variant`` (ablations) are left out, unless ``variants``: then they are kept and
     ``variant`` is one more key column (``""`` for the method's own recipe)."""
-    keys = ["protocol", "method", *(["variant"] if variants else []), "preset", "target"]
+    keys = ["protocol", "method", *(["variant"] if variants else []), "preset", "init", "target"]
     cols = keys + ["seeds", "mAP", "mAP_std", "rank1", "rank1_std", "mINP"]
     if not variants and not results.empty:
         results = results[results["variant"].fillna("") == ""]
     if results.empty:
         return pd.DataFrame(columns=cols)
-    results = results.assign(variant=results["variant"].fillna(""))
+    results = results.assign(variant=results["variant"].fillna(""), init=results["init"].fillna(""))
     g = results.groupby(keys, sort=True)
     out = g.agg(seeds=("seed", "nunique"), mAP=("mAP", "mean"), mAP_std=("mAP", "std"), rank1=("rank1", "mean"),
                 rank1_std=("rank1", "std"), mINP=("mINP", "mean")).reset_index()
@@ -127,8 +158,24 @@ def metrics_table(rows: Mapping[str, Mapping[str, Any]], keys: Sequence[str] = (
     return pd.DataFrame(out, columns=["method", *(names.get(k, k) for k in keys)])
 
 
-def _ours_label(preset: str, seeds: int) -> str:
-    return f"ours ({preset}, {seeds} seed{'s' if seeds != 1 else ''})"
+def _ours_label(preset: str, seeds: int, init: str = "") -> str:
+    """``ours (smoke, 3 seeds)``; the init is named when it is not a preset's own pretrained weights
+    (random init, the leakage control's weights)."""
+    extra = "" if init in ("", "synth", "openai") else f", {init_name(init)}"
+    return f"ours ({preset}{extra}, {seeds} seed{'s' if seeds != 1 else ''})"
+
+
+def _groups(sub: pd.DataFrame, method: str) -> list[tuple[str, str, pd.DataFrame]]:
+    """``(preset, init, rows)`` of ``method`` in a summary, presets sorted, the preset's own weights first."""
+    out = []
+    s = sub[sub["method"] == method]
+    for preset in sorted(s["preset"].unique()):
+        p = s[s["preset"] == preset]
+        inits = sorted(p["init"].unique(), key=lambda i: (i not in ("", "synth", "openai"), i == "random", i)) \
+            if "init" in p else [""]
+        for init in inits:
+            out.append((preset, init, p[p["init"] == init] if "init" in p else p))
+    return out
 
 
 def own_target(rows: pd.DataFrame, protocol: str) -> pd.DataFrame:
@@ -151,10 +198,9 @@ def results_table(summary: pd.DataFrame, protocols: Sequence[str], methods: Iter
     order = list(methods) if methods is not None else sorted(sub["method"].unique())
     rows = []
     for method in order:
-        for preset in sorted(sub.loc[sub["method"] == method, "preset"].unique()):
-            s = sub[(sub["method"] == method) & (sub["preset"] == preset)]
+        for preset, init, s in _groups(sub, method):
             row = {"method": METHOD_NAMES.get(method, method),
-                   "source": _ours_label(preset, int(s["seeds"].max()))}
+                   "source": _ours_label(preset, int(s["seeds"].max()), init)}
             for proto in protocols:
                 hit = own_target(s[s["protocol"] == proto], proto)
                 row[proto] = "-" if hit.empty else cell(*hit.iloc[0][["mAP", "rank1", "mAP_std", "rank1_std"]])
@@ -209,9 +255,9 @@ def real_table(summary: pd.DataFrame, methods: Iterable[str] | None = None,
     order = list(methods) if methods is not None else sorted(sub["method"].unique())
     rows = []
     for method in order:
-        for preset in sorted(sub.loc[sub["method"] == method, "preset"].unique()):
-            s = sub[(sub["method"] == method) & (sub["preset"] == preset)]
-            row = {"method": METHOD_NAMES.get(method, method), "source": _ours_label(preset, int(s["seeds"].max()))}
+        for preset, init, s in _groups(sub, method):
+            row = {"method": METHOD_NAMES.get(method, method),
+                   "source": _ours_label(preset, int(s["seeds"].max()), init)}
             for name, proto in cols.items():
                 hit = s[s["protocol"] == proto]
                 row[name] = "-" if hit.empty else cell(*hit.iloc[0][["mAP", "rank1", "mAP_std", "rank1_std"]])
@@ -232,8 +278,7 @@ def ablation_table(results: pd.DataFrame, protocol: str = "synth-a->synth-b",
     order = list(methods) if methods is not None else sorted({a.method for a in ABLATIONS.values()})
     rows = []
     for method in order:
-        for preset in sorted(sub.loc[sub["method"] == method, "preset"].unique()):
-            s = sub[(sub["method"] == method) & (sub["preset"] == preset)]
+        for preset, init, s in _groups(sub, method):
             if (s["variant"] == "").all():
                 continue  # the recipe alone is no ablation
             base = s[s["variant"] == ""]
@@ -244,7 +289,8 @@ def ablation_table(results: pd.DataFrame, protocol: str = "synth-a->synth-b",
                     continue
                 r = hit.iloc[0]
                 delta = "" if key == "" or base.empty else f"{100 * (r['mAP'] - base.iloc[0]['mAP']):+.1f}"
-                rows.append({"method": METHOD_NAMES.get(method, method), "variant": label, "preset": preset,
+                where = preset if init in ("", "synth", "openai") else f"{preset}, {init_name(init)}"
+                rows.append({"method": METHOD_NAMES.get(method, method), "variant": label, "preset": where,
                              "seeds": int(r["seeds"]), protocol: cell(r["mAP"], r["rank1"], r["mAP_std"],
                                                                       r["rank1_std"]),
                              "mAP change": delta or "-"})
@@ -370,3 +416,90 @@ def export_table(table: pd.DataFrame, name: str, caption: str = "", out_dir: str
     md = (f"{caption}\n\n" if caption else "") + to_markdown(table) + "\n"
     tex = to_latex(table, caption, f"tab:{name}")
     return (atomic_write_text(folder / f"{name}.md", md), atomic_write_text(folder / f"{name}.tex", tex))
+
+
+# ----------------------------------------------------------------------------- paired comparisons (the sweep)
+
+#: the method pairs compared under each init by :func:`paired_table` (a minus b)
+PAIRED_METHODS: tuple[tuple[str, str], ...] = (("muva", "clipreid"), ("pivl", "clipreid"))
+
+
+def paired_differences(results: pd.DataFrame, a: Mapping[str, str], b: Mapping[str, str], protocol: str,
+                       metric: str = "mAP") -> dict[str, Any]:
+    """``a`` minus ``b`` seed by seed on ``protocol``'s own target: runs are selected by the column values of
+    ``a`` / ``b`` (e.g. ``{"method": "muva", "init": "synth"}``), recipe runs only (no ``variant``), and paired
+    by seed. Returns ``seeds`` (paired seeds), ``diffs`` (per seed, in points, seed order), ``mean``, ``std``
+    (ddof=1; NaN for one seed) and ``outside``: the mean lies outside one std of the differences
+    (``|mean| > std``, two seeds or more), the README's mark for a difference larger than its seed spread."""
+    sub = own_target(results[(results["protocol"] == protocol) & (results["variant"].fillna("") == "")], protocol)
+
+    def pick(sel: Mapping[str, str]) -> pd.Series:
+        rows = sub
+        for k, v in sel.items():
+            rows = rows[rows[k] == v]
+        return rows.groupby("seed")[metric].mean()
+
+    sa, sb = pick(a), pick(b)
+    seeds = sorted(set(sa.index) & set(sb.index))
+    diffs = [100.0 * (float(sa[s]) - float(sb[s])) for s in seeds]
+    mean = float(pd.Series(diffs).mean()) if diffs else float("nan")
+    std = float(pd.Series(diffs).std(ddof=1)) if len(diffs) > 1 else float("nan")
+    return {"seeds": seeds, "diffs": diffs, "mean": mean, "std": std,
+            "outside": len(diffs) > 1 and abs(mean) > std}
+
+
+def paired_cell(d: Mapping[str, Any]) -> str:
+    """``+3.1±1.2 *`` (points; ``*``: outside one std; ``(n=2)`` when fewer than three seeds); ``-`` when empty."""
+    if not d["diffs"]:
+        return "-"
+    spread = "" if pd.isna(d["std"]) else f"±{d['std']:.1f}"
+    few = "" if len(d["diffs"]) >= 3 else f" (n={len(d['diffs'])})"
+    return f"{d['mean']:+.1f}{spread}{' *' if d['outside'] else ''}{few}"
+
+
+def paired_comparisons(methods: Sequence[str] = ("muva", "clipreid", "pivl"),
+                       inits: Sequence[str] = ("synth", "random")) -> list[tuple[str, dict[str, str], dict[str, str]]]:
+    """The sweep's paired comparisons, ``(label, a, b)``: each method pretrained minus random init, then MUVA
+    and pi-VL minus CLIP-ReID under each init."""
+    out = [(f"{METHOD_NAMES.get(m, m)}: {init_name(inits[0])} - {init_name(inits[1])}",
+            {"method": m, "init": inits[0]}, {"method": m, "init": inits[1]}) for m in methods]
+    for init in inits:
+        out += [(f"{METHOD_NAMES.get(x, x)} - {METHOD_NAMES.get(y, y)} ({init_name(init)})",
+                 {"method": x, "init": init}, {"method": y, "init": init}) for x, y in PAIRED_METHODS]
+    return out
+
+
+def paired_table(results: pd.DataFrame, protocols: Sequence[str], metric: str = "mAP") -> pd.DataFrame:
+    """One row per comparison of :func:`paired_comparisons` with a :func:`paired_cell` per protocol (mAP
+    points, mean ± std over paired seeds, ``*`` outside one std); comparisons without any pair are left out."""
+    rows = []
+    for label, a, b in paired_comparisons():
+        cells = {p: paired_cell(paired_differences(results, a, b, p, metric)) for p in protocols}
+        if any(c != "-" for c in cells.values()):
+            rows.append({"comparison": label, **cells})
+    return pd.DataFrame(rows, columns=["comparison", *protocols])
+
+
+def leakage_table(results: pd.DataFrame, protocol: str = "synth-a->synth-b",
+                  methods: Iterable[str] = ("muva", "clipreid", "pivl")) -> pd.DataFrame:
+    """The leakage control on ``protocol``: a row per method with ``"mAP / R1"`` (mean ± std over seeds) from
+    the shipped pretrained weights, from the pretraining without the target's style (:data:`LEAKAGE_INIT`) and
+    from random init, and the paired mAP differences shipped minus leakage-control ("what seeing the target's
+    look in pretraining bought") and leakage-control minus random ("what the rest of pretraining bought").
+    Empty when no leakage-control run exists."""
+    if results.empty or not (results["init"] == LEAKAGE_INIT).any():
+        return pd.DataFrame()
+    summary = own_target(summarise(results[results["protocol"] == protocol]), protocol)
+    inits = ("synth", LEAKAGE_INIT, "random")
+    rows = []
+    for m in methods:
+        row: dict[str, Any] = {"method": METHOD_NAMES.get(m, m)}
+        for init in inits:
+            hit = summary[(summary["method"] == m) & (summary["init"] == init)]
+            row[init_name(init)] = "-" if hit.empty else \
+                cell(*hit.iloc[0][["mAP", "rank1", "mAP_std", "rank1_std"]]) + f" (n={int(hit.iloc[0]['seeds'])})"
+        for (x, y) in ((inits[0], inits[1]), (inits[1], inits[2])):
+            d = paired_differences(results, {"method": m, "init": x}, {"method": m, "init": y}, protocol)
+            row[f"{init_name(x)} - {init_name(y)} (mAP)"] = paired_cell(d)
+        rows.append(row)
+    return pd.DataFrame(rows)

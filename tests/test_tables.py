@@ -12,12 +12,24 @@ from muva_lib.data.protocols import PROTOCOLS
 
 
 def _fake_run(root: Path, protocol: str, method: str, seed: int, maps: dict[str, tuple[float, float]], *,
-              name: str = "20260101-000000", preset: str = "smoke", status: str = "finished", variant: str = ""
-              ) -> Path:
+              name: str = "20260101-000000", preset: str = "smoke", status: str = "finished", variant: str = "",
+              overrides: tuple[str, ...] = (), config: bool = False) -> Path:
+    """A finished-looking run folder; ``config``: with the ``config.json`` of its resolved config (``overrides``
+    included), so that the sweep's config lookups find it."""
     from muva_lib.paths import slug
 
-    run = root / slug(protocol) / method / f"{name}-{preset}-s{seed}{'-' + variant if variant else ''}"
+    init = next((o.split("=", 1)[1] or "random" for o in overrides if o.startswith("model.pretrained=")), "")
+    tag = "-".join(x for x in (variant, init.replace(":", "_")) if x)
+    run = root / slug(protocol) / method / f"{name}-{preset}-s{seed}{'-' + tag if tag else ''}"
     (run / "metrics").mkdir(parents=True)
+    if config:
+        from muva_lib.config import resolve, save
+
+        save(resolve(method, preset, protocol, seed, list(overrides)), run / "config.json")
+        (run / "logs").mkdir()
+        (run / "logs" / "stage2.csv").write_text("epoch,loss\n1,2.0\n")
+        (run / "checkpoints").mkdir()
+        (run / "checkpoints" / "final.pt").write_bytes(b"x" * 100)
     (run / "manifest.json").write_text(json.dumps({"status": status, "protocol": protocol, "method": method,
                                                    "preset": preset, "seed": seed, "config_hash": "abc",
                                                    **({"variant": variant} if variant else {})}))
@@ -195,52 +207,76 @@ def test_ablation_table_beside_the_full_recipe_and_kept_out_of_the_main_tables(t
 
 
 def _sweep_env(tmp_path, monkeypatch):
-    """Fake finished runs of a small sweep (two protocols, three methods, two seeds, one ablation) and a
-    ``run`` command whose training and 06_results steps do nothing: only its own results step writes."""
+    """Fake finished runs (with their configs) of a small sweep: two protocols x three methods x two seeds from the pretrained weights, the same from random init for
+    synth-a->synth-b, one ablation; and a ``run`` command whose training and 06_results steps do nothing."""
     from muva_lib import runs
+    from muva_lib.config import ablation_overrides
     from muva_lib.runs import NotebookRecord
 
     root = tmp_path / "runs"
     for seed in (0, 1):
         for i, method in enumerate(("muva", "clipreid", "pivl")):
-            _fake_run(root, "synth-a->synth-b", method, seed, {"synth-b": (0.10 + 0.01 * i + 0.02 * seed, 0.2)})
-            _fake_run(root, "synth-b->synth-c", method, seed, {"synth-c": (0.30, 0.4)})
-        _fake_run(root, "synth-a->synth-b", "muva", seed, {"synth-b": (0.05, 0.1)}, variant="gating-none")
+            _fake_run(root, "synth-a->synth-b", method, seed, {"synth-b": (0.10 + 0.01 * i + 0.02 * seed, 0.2)},
+                      config=True)
+            _fake_run(root, "synth-a->synth-b", method, seed, {"synth-b": (0.05 + 0.01 * seed, 0.1)},
+                      overrides=("model.pretrained=",), config=True)
+            _fake_run(root, "synth-b->synth-c", method, seed, {"synth-c": (0.30, 0.4)}, config=True)
+        _fake_run(root, "synth-a->synth-b", "muva", seed, {"synth-b": (0.05, 0.1)}, variant="gating-none",
+                  overrides=tuple(ablation_overrides("gating-none")), config=True)
     _fake_run(root, "synth-a->synth-b", "muva", 0, {"synth-b": (0.9, 0.9)}, preset="paper")  # another preset
     monkeypatch.setenv("MUVA_RUNS", str(root))
     monkeypatch.setenv("MUVA_FIGURES", str(tmp_path / "figures"))
-    monkeypatch.setattr(runs, "run_method", lambda *a, **k: (None, []))
+    trained = []
+    monkeypatch.setattr(runs, "run_method", lambda *a, **k: (trained.append(a[:4]), (None, []))[1])
     monkeypatch.setattr(runs, "run_results", lambda *a, **k: NotebookRecord("06_results", "done", {}, "", "x.ipynb"))
-    return tmp_path / "figures" / "sweep"
+    return tmp_path / "figures" / "sweep", trained
 
 
-def test_run_all_synthetic_writes_the_sweep_tables_and_figures(tmp_path, monkeypatch, capsys):
+def test_run_all_synthetic_records_its_runs_and_writes_the_tables_from_the_records(tmp_path, monkeypatch, capsys):
     from muva_lib.__main__ import main
 
-    sweep = _sweep_env(tmp_path, monkeypatch)
-    assert main(["run", "--all-synthetic", "--ablations", "--seeds", "0", "1", "--notebooks"]) == 0
-    names = sorted(p.name for p in sweep.iterdir())
-    assert names == sorted([f"{n}.{ext}" for n in ("synthetic", "ablations") for ext in ("md", "tex")]
-                           + [f"{n}_seeds.{ext}" for n in ("synthetic", "ablation") for ext in ("png", "pdf")])
+    sweep, trained = _sweep_env(tmp_path, monkeypatch)
+    assert main(["run", "--all-synthetic", "--ablations", "--inits", "synth", "random", "--seeds", "0", "1",
+                 "--notebooks"]) == 0
+    records = sweep / "records"
+    recorded = sorted(p.parent.relative_to(records).as_posix() for p in records.glob("**/manifest.json"))
+    assert len(recorded) == 2 * (3 + 3 + 3 + 1)  # seeds x (pretrained a->b, random a->b, b->c, one ablation)
+    one = records / "synth-a-to-synth-b" / "muva" / "20260101-000000-smoke-s0"
+    assert sorted(p.relative_to(one).as_posix() for p in one.rglob("*") if p.is_file()) == [
+        "config.json", "logs/stage2.csv", "manifest.json", "metrics/synth-b.json"]  # no checkpoints
+    # the jobs without a run were handed to training; the recorded ones were not
+    assert len(trained) == 88 - 20 and ("synth-c->synth-a", "muva", "smoke", 0) in trained  # 88 planned: 2 seeds x (2 inits x 6 protocols x 3 methods + 8 ablations)
+    assert ("synth-b->synth-c", "muva", "smoke", 0) in trained  # its random-init job: no run yet
+    names = sorted(p.name for p in sweep.iterdir() if p.is_file())
+    assert names == sorted([f"{n}.{ext}" for n in ("synthetic", "ablations", "paired") for ext in ("md", "tex")]
+                           + [f"{n}.{ext}" for n in ("synthetic_seeds_synth", "synthetic_seeds_random", "paired_seeds",
+                                                     "ablation_seeds") for ext in ("png", "pdf")])
     synth = (sweep / "synthetic.md").read_text()
-    assert synth.startswith("Synthetic benchmark (smoke preset), mAP / R1 (%)\n")
-    # mean ± std over the two seeds (0.10, 0.12 -> 11.0 ± 1.4), the paper-preset run left out
-    assert "| MUVA      | ours (smoke, 2 seeds) | 11.0±1.4 / 20.0±0.0 | 30.0±0.0 / 40.0±0.0 |" in synth
-    assert "pi-VL" in synth and "no gating" in (sweep / "ablations.md").read_text()
-    assert f"-> {sweep}/" in capsys.readouterr().out
-    other = tmp_path / "elsewhere"
-    assert main(["run", "--all-synthetic", "--seeds", "0", "--notebooks", "--figures", str(other)]) == 0
-    assert (other / "synthetic.md").is_file() and (other / "synthetic_seeds.png").is_file()
+    assert "| MUVA      | ours (smoke, 2 seeds)              | 11.0±1.4 / 20.0±0.0 | 30.0±0.0 / 40.0±0.0 |" in synth
+    assert "| MUVA      | ours (smoke, random init, 2 seeds) | 5.5±0.7 / 10.0±0.0  | -" in synth
+    paired = (sweep / "paired.md").read_text()
+    # pretrained minus random for MUVA: seed 0 10-5=5, seed 1 12-6=6 -> 5.5 ± 0.7, outside its spread
+    assert "| MUVA: pretrained - random init " in paired and "+5.5±0.7 * (n=2)" in paired
+    assert "no gating" in (sweep / "ablations.md").read_text()
+    # the records alone rebuild the tables: runs/ gone, --tables-only writes the same synthetic table
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs")
+    (sweep / "synthetic.md").unlink()
+    assert main(["run", "--all-synthetic", "--ablations", "--inits", "synth", "random", "--seeds", "0", "1",
+                 "--tables-only"]) == 0
+    assert (sweep / "synthetic.md").read_text() == synth
+    assert "== records: 0 written now, 20 of 88 planned runs recorded" in capsys.readouterr().out
 
 
-def test_only_the_full_sweep_writes_the_sweep_folder(tmp_path, monkeypatch):
+def test_only_a_sweep_writes_the_sweep_folder(tmp_path, monkeypatch):
     from muva_lib.__main__ import main
 
-    sweep = _sweep_env(tmp_path, monkeypatch)
+    sweep, _ = _sweep_env(tmp_path, monkeypatch)
     assert main(["run", "--protocol", "synth-a->synth-b", "--notebooks", "06"]) == 0
-    assert main(["run", "--ablations", "--seeds", "0", "--notebooks"]) == 0
-    assert main(["run", "--all-synthetic", "--seeds", "0", "--notebooks", "--figures", "none"]) == 0
     assert not sweep.exists()
+    assert main(["run", "--all-synthetic", "--seeds", "0", "--notebooks", "--figures", "none"]) == 0
+    assert not (sweep / "synthetic.md").exists()
 
 
 def test_a_one_protocol_run_writes_its_seed_table_only_where_asked(tmp_path, monkeypatch):
@@ -255,7 +291,8 @@ def test_a_one_protocol_run_writes_its_seed_table_only_where_asked(tmp_path, mon
     assert main(["run", "--protocol", "synth-a->synth-b", "--method", "muva,clipreid", "--seeds", "0", "1",
                  "--notebooks", "--figures", str(out)]) == 0
     table = (out / "synthetic.md").read_text()
-    assert "| MUVA      | ours (smoke, 2 seeds) | 11.0±1.4 / 20.0±0.0 |" in table and (out / "synthetic_seeds.png").is_file()
+    assert "| MUVA      | ours (smoke, 2 seeds)              | 11.0±1.4 / 20.0±0.0 |" in table  # random init: own rows
+    assert (out / "synthetic_seeds.png").is_file()
 
 
 def test_write_sweep_writes_no_ablation_table_without_an_ablation_run(tmp_path):

@@ -9,6 +9,13 @@ then 06_results once over all runs of the preset (runs/_results/<preset>/); --al
 the sweep's tables and seed figures to figures/sweep/ (--figures DIR). --jobs N runs N trainings
 side by side, each in its own process with its log under runs/_logs/ (the shared inputs, data, VGE
 and parsing stores, are written first, by this process). key=value overrides change the config.
+
+--inits NAME ... trains every job once per weights origin (synth: the shipped pretrained CLIP, random: random
+init, leakage: the leakage control's second pretraining, see muva_lib.sweep); --leakage adds the leakage control
+(synth-a->synth-b x every method from those weights). A sweep (--all-synthetic / --ablations / --leakage) copies
+each finished run's small files into the committed records (figures/sweep/records/), skips a job its records
+already hold, and writes its tables from the records; --tables-only records the finished runs of the plan found
+under runs/ and rewrites the tables, training nothing.
 """
 from __future__ import annotations
 
@@ -34,9 +41,18 @@ class Job:
     def variant(self) -> str:
         return next((o.split("=", 1)[1] for o in self.overrides if o.startswith("variant=")), "")
 
+    @property
+    def init(self) -> str:
+        """The ``--inits`` name of this job's weights ("" when it keeps the preset's own)."""
+        from ..sweep import INITS
+
+        value = next((o.split("=", 1)[1] for o in self.overrides if o.startswith("model.pretrained=")), None)
+        return "" if value is None else next((k for k, v in INITS.items() if v == value), value)
+
     def title(self, preset: str) -> str:
         extra = f" / {self.variant}" if self.variant else ""
-        return f"{self.protocol} / {self.method}{extra} / {preset} / seed {self.seed}"
+        init = f" / {self.init} init" if self.init else ""
+        return f"{self.protocol} / {self.method}{extra}{init} / {preset} / seed {self.seed}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +72,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ablations", action="store_true",
                         help="every ablation (muva_lib.config.ABLATIONS) on --protocol (default synth-a->synth-b) "
                              "and the recipes they change, then 06_results")
+    parser.add_argument("--inits", nargs="+", default=[], metavar="INIT",
+                        help="train each job from these weights: synth (shipped pretrained), random, leakage "
+                             "(default: the preset's own)")
+    parser.add_argument("--leakage", action="store_true",
+                        help="add the leakage control: synth-a->synth-b x every method from the pretraining "
+                             "without synth-b's style (muva_lib.sweep)")
+    parser.add_argument("--tables-only", action="store_true",
+                        help="train nothing: record the plan's finished runs found under runs/ and rewrite the "
+                             "sweep's tables and figures from the records")
     parser.add_argument("--jobs", type=int, default=1,
                         help="trainings side by side, one process each (default 1; smoke runs use one thread each)")
     parser.add_argument("--prepare-only", action="store_true",
@@ -70,36 +95,72 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def plan_jobs(protocol: str | None, method: str, seeds: list[int], all_synthetic: bool = False,
-              ablations: bool = False) -> list[Job]:
+              ablations: bool = False, inits: list[str] | None = None, leakage: bool = False) -> list[Job]:
     """The runs a ``run`` call makes, seed by seed (a sweep cut short holds whole seeds): the main
-    sweep (every synthetic protocol x every method) and / or the ablations on ``protocol`` with the
-    recipes they change; without either, ``protocol`` / ``method``. Duplicates are dropped."""
+    sweep (every synthetic protocol x every method, once per init of ``inits``), the ablations on
+    ``protocol`` with the recipes they change (from the first init's weights) and the leakage control
+    (:data:`muva_lib.sweep.LEAKAGE_PROTOCOL` x every method from the leakage weights); without any of them,
+    ``protocol`` / ``method`` per init. ``inits``: names of :data:`muva_lib.sweep.INITS` (none: the
+    preset's own weights). Duplicates are dropped."""
     from ..config import ABLATIONS, ablation_overrides
     from ..data.protocols import synthetic_protocols
     from ..runs import SWEEP_METHODS
+    from ..sweep import LEAKAGE_PROTOCOL, init_override
 
-    if not (all_synthetic or ablations):
+    init_sets = [(init_override(i),) for i in inits] if inits else [()]
+    if not (all_synthetic or ablations or leakage):
         if not protocol:
-            raise ValueError("give --protocol (and --method), --all-synthetic or --ablations")
+            raise ValueError("give --protocol (and --method), --all-synthetic, --ablations or --leakage")
         methods = [m.strip() for m in method.split(",") if m.strip()]
-        return [Job(protocol, m, s) for s in seeds for m in methods]
+        return [Job(protocol, m, s, i) for s in seeds for i in init_sets for m in methods]
     target = protocol or "synth-a->synth-b"
     jobs: list[Job] = []
     for seed in seeds:
         if all_synthetic:
-            jobs += [Job(p, m, seed) for p in synthetic_protocols() for m in SWEEP_METHODS]
+            jobs += [Job(p, m, seed, i) for i in init_sets for p in synthetic_protocols() for m in SWEEP_METHODS]
+        if leakage:
+            jobs += [Job(LEAKAGE_PROTOCOL, m, seed, (init_override("leakage"),)) for m in SWEEP_METHODS]
         if ablations:
+            first = init_sets[0]
             bases = dict.fromkeys(a.method for a in ABLATIONS.values())
-            jobs += [Job(target, m, seed) for m in bases]
-            jobs += [Job(target, a.method, seed, tuple(ablation_overrides(name))) for name, a in ABLATIONS.items()]
+            jobs += [Job(target, m, seed, first) for m in bases]
+            jobs += [Job(target, a.method, seed, (*first, *ablation_overrides(name)))
+                     for name, a in ABLATIONS.items()]
     return list(dict.fromkeys(jobs))
+
+
+def _cfg(job: Job, preset: str, overrides: list[str]):  # noqa: ANN202 (RunCfg; config imported lazily)
+    from ..config import resolve
+
+    return resolve(job.method, preset, job.protocol, job.seed, [*overrides, *job.overrides])
+
+
+def _record(jobs: list[Job], preset: str, overrides: list[str]) -> tuple[list[Job], int]:
+    """Record every job whose finished run is under runs/ and not yet in the records; the jobs still to
+    make (no record) and the number of records written."""
+    from ..runs import find_run
+    from ..sweep import find_record, record_run
+
+    todo, written = [], 0
+    for job in jobs:
+        cfg = _cfg(job, preset, overrides)
+        if find_record(cfg) is not None:
+            continue
+        run = find_run(cfg)
+        if run is None:
+            todo.append(job)
+            continue
+        record_run(run)
+        written += 1
+    return todo, written
 
 
 def _log_path(job: Job, preset: str) -> Path:
     from ..paths import runs_root, slug
 
     variant = f"-{job.variant}" if job.variant else ""
-    return runs_root() / "_logs" / f"{slug(job.protocol)}-{job.method}{variant}-{preset}-s{job.seed}.log"
+    init = f"-{job.init}" if job.init else ""
+    return runs_root() / "_logs" / f"{slug(job.protocol)}-{job.method}{variant}{init}-{preset}-s{job.seed}.log"
 
 
 def _subprocess(job: Job, args: argparse.Namespace, stems: list[str], overrides: list[str]) -> tuple[int, float, Path]:
@@ -136,6 +197,8 @@ def _run_parallel(jobs: list[Job], args: argparse.Namespace, stems: list[str], o
             job = futures[fut]
             rc, seconds, log = fut.result()
             failed += rc != 0
+            if rc == 0 and getattr(args, "sweep", False):
+                _record([job], args.preset, overrides)
             status = "done" if rc == 0 else f"FAILED (exit {rc})"
             print(f"[{i}/{len(jobs)}] {job.title(args.preset)}: {status} in {seconds:.0f} s, log {log}", flush=True)
     return failed
@@ -146,6 +209,7 @@ def _write_sweep(args: argparse.Namespace, failed: int) -> None:
     figures/sweep/), from every finished run of the preset; not when a run failed (a partial sweep
     must not replace the committed one)."""
     from ..runs import sweep_dir, write_sweep
+    from ..sweep import write_tables
 
     if args.figures == "none" or args.prepare_only:
         return
@@ -153,7 +217,7 @@ def _write_sweep(args: argparse.Namespace, failed: int) -> None:
     if failed:
         print(f"== {out}/ not rewritten: {failed} run(s) failed", flush=True)
         return
-    paths = write_sweep(args.preset, out)
+    paths = write_tables(args.preset, out) if args.sweep else write_sweep(args.preset, out)
     print(f"== sweep tables and figures -> {out}/ ({', '.join(sorted({p.name for p in paths}))})", flush=True)
 
 
@@ -168,12 +232,28 @@ def run(args: argparse.Namespace) -> int:
     if bad:
         raise ValueError(f"--seeds {' '.join(bad)}: seeds are integers")
     seeds = [int(s) for s in args.seeds if "=" not in s]
-    jobs = plan_jobs(args.protocol, args.method, seeds, args.all_synthetic, args.ablations)
+    jobs = plan_jobs(args.protocol, args.method, seeds, args.all_synthetic, args.ablations, args.inits,
+                     args.leakage)
     stems = [notebook_stem(n) for n in args.notebooks if "=" not in n]
     if args.jobs < 1:
         raise ValueError(f"--jobs {args.jobs}: give 1 or more")
-    results = args.all_synthetic or args.ablations or RESULTS_NOTEBOOK in stems
+    # a sweep keeps records: finished runs are recorded, recorded jobs skipped (unless notebooks run per run)
+    args.sweep = args.all_synthetic or args.ablations or args.leakage
+    results = (args.all_synthetic or args.ablations or RESULTS_NOTEBOOK in stems) and not args.tables_only
     per_run = [s for s in stems if s != RESULTS_NOTEBOOK]
+    plan = jobs
+    if args.sweep and not args.prepare_only:
+        planned = len(jobs)
+        todo, written = _record(jobs, args.preset, overrides)
+        print(f"== records: {written} written now, {planned - len(todo)} of {planned} planned runs recorded",
+              flush=True)
+        if not per_run:
+            jobs = todo
+    if args.tables_only:
+        if not args.sweep:
+            raise ValueError("--tables-only rewrites a sweep's tables: give --all-synthetic, --ablations or --leakage")
+        _write_sweep(args, 0)
+        return 0
     failed = 0
     try:
         if args.jobs > 1 and not args.prepare_only:
@@ -185,12 +265,14 @@ def run(args: argparse.Namespace) -> int:
                                               overrides=[*overrides, *job.overrides], device=args.device,
                                               force=args.force, prepare_only=args.prepare_only)
                 print(f"  run folder: {run_dir.root if run_dir is not None else '(none yet: notebooks prepared only)'}")
+                if args.sweep and run_dir is not None:
+                    _record([job], args.preset, overrides)
                 for rec in records:
                     print(f"  {rec.notebook:<20} {rec.status:<8} {rec.seconds:6.0f} s  {rec.output}", flush=True)
-        if args.all_synthetic or args.figures not in ("", "none"):
+        if args.sweep or args.figures not in ("", "none"):
             _write_sweep(args, failed)
         if results:
-            first = jobs[0]
+            first = plan[0]
             rec = run_results(args.preset, first.protocol, first.method, seeds[0], args.device,
                               prepare_only=args.prepare_only)
             print(f"== {RESULTS_NOTEBOOK}: {rec.status} in {rec.seconds:.0f} s -> {rec.output}")

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import ACTIVATIONS
-from ..paths import data_root
+from ..paths import data_root, runs_root
 from .packed_weights import FORMAT_FAMILY, file_sha256, read_metadata, unpack_state_dict
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "weights_cache_dir", "resolve_weights", "load_state_dict_file", "choose_quick_gelu", "create_clip",
     "load_clip_weights", "save_clip_weights", "arch_quick_gelu", "resize_grid_pos_embed", "openai_sha256s", "SYNTH_TAG",
     "SHIPPED_ARCH", "ENV_PRETRAINED_DIR", "shipped_dir", "shipped_manifest", "shipped_weights_path",
+    "PRETRAIN_RUN_PREFIX", "pretrain_run_weights",
 ]
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,12 @@ ENV_PRETRAINED_DIR = "MUVA_PRETRAINED_DIR"
 _MANIFEST = "manifest.json"
 _MAKE_SHIPPED = ("run `python -m muva_lib pretrain --preset default` and `python -m muva_lib pretrain ship RUN_DIR`"
                  " to make them")
+
+
+#: ``model.pretrained=pretrain-run:NAME``: the final weights of this workbench's pretraining run
+#: ``<runs>/pretrain/NAME/`` (e.g. the leakage control's second pretraining); the name, not a path, goes into
+#: the run configs, so they read the same on every machine
+PRETRAIN_RUN_PREFIX = "pretrain-run:"
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -183,6 +190,25 @@ def shipped_weights_path() -> Path:
     return path
 
 
+def pretrain_run_weights(name: str) -> Path:
+    """``<runs>/pretrain/<name>/final.safetensors`` (what ``python -m muva_lib pretrain --out`` writes last).
+    Missing: :class:`WeightsNotFoundError` saying whether the run is unfinished (resume it) or absent (make it)."""
+    if not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"model.pretrained={PRETRAIN_RUN_PREFIX}{name}: give the name of a folder under "
+                         f"{runs_root() / 'pretrain'} (no path)")
+    folder = runs_root() / "pretrain" / name
+    path = folder / "final.safetensors"
+    if path.is_file():
+        return path
+    if (folder / "config.json").is_file():
+        raise WeightsNotFoundError(f"model.pretrained={PRETRAIN_RUN_PREFIX}{name}: the pretraining run {folder} has "
+                                   f"not finished (no {path.name}); resume it with `python -m muva_lib pretrain "
+                                   f"--out {folder}`")
+    raise WeightsNotFoundError(f"model.pretrained={PRETRAIN_RUN_PREFIX}{name}: no pretraining run {folder}; make it "
+                               f"with `python -m muva_lib pretrain --out {folder} [key=value ...]` (the leakage "
+                               "control's recipe: README, 'Pretrained model')")
+
+
 def resolve_weights(arch: str, pretrained: str | None, cache_dir: str | Path | None = None) -> WeightsSource:
     """Decide where the weights come from: nothing, a file, a ``local-dir:`` folder, a named tag, or ``synth``.
 
@@ -200,6 +226,8 @@ def resolve_weights(arch: str, pretrained: str | None, cache_dir: str | Path | N
             raise ValueError(f"model.pretrained={SYNTH_TAG}: the shipped weights are {SHIPPED_ARCH}'s, not "
                              f"{arch!r}'s (set model.arch={SHIPPED_ARCH}, or model.pretrained='' for random init)")
         return WeightsSource(SYNTH_TAG, shipped_weights_path(), tag=SYNTH_TAG)
+    if p.startswith(PRETRAIN_RUN_PREFIX):
+        return WeightsSource("file", pretrain_run_weights(p[len(PRETRAIN_RUN_PREFIX):]))
     if p.startswith("local-dir:"):
         folder = Path(p[len("local-dir:"):]).expanduser()
         cfg_file = folder / "open_clip_config.json"

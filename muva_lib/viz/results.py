@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from .grounding import SCREEN_DPI
 from .training import RUN_COLOURS
 
-__all__ = ["method_seeds", "ablation_seeds"]
+__all__ = ["method_seeds", "ablation_seeds", "paired_seeds"]
 
 _METRIC_NAMES = {"mAP": "mAP", "rank1": "R1", "rank5": "R5", "rank10": "R10", "mINP": "mINP"}
 
@@ -120,6 +120,44 @@ def ablation_seeds(results: pd.DataFrame, protocol: str = "synth-a->synth-b", me
         ax.set_title(f"{METHOD_NAMES.get(method, method)} on {protocol}", fontsize=7)
         ax.tick_params(axis="x", labelsize=5)
     axes[0][0].set_ylabel(f"{_METRIC_NAMES[metric]} (%)", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout(pad=0.4)
+    plt.close(fig)
+    return fig
+
+
+def paired_seeds(results: pd.DataFrame, protocols: Sequence[str] | None = None, metric: str = "mAP",
+                 ncols: int = 3, title: str = "") -> Figure:
+    """One panel per protocol, one column per paired comparison of :func:`muva_lib.tables.paired_comparisons`
+    (each method pretrained minus random init; MUVA and pi-VL minus CLIP-ReID under each init): a dot per
+    seed's difference (points), a bar at the mean, a line for ± one std, and the zero line, so a difference
+    can be read against its seed spread."""
+    from ..tables import paired_comparisons, paired_differences
+
+    if metric not in _METRIC_NAMES:
+        raise ValueError(f"paired_seeds: unknown metric {metric!r}; choose from {sorted(_METRIC_NAMES)}")
+    if results.empty:
+        raise ValueError("paired_seeds: no finished runs to plot")
+    protocols = list(protocols) if protocols is not None else list(dict.fromkeys(results["protocol"]))
+    comps = paired_comparisons()
+    n = len(protocols)
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False, figsize=(0.5 * len(comps) * ncols + 0.8, 2.6 * nrows),
+                             dpi=SCREEN_DPI)
+    colours = [RUN_COLOURS[i % len(RUN_COLOURS)] for i in range(len(comps))]
+    for ax, protocol in zip(axes.flat, protocols):
+        groups = [(textwrap.fill(label, 18), np.asarray(paired_differences(results, a, b, protocol, metric)["diffs"])
+                   / 100.0) for label, a, b in comps]
+        _strip(ax, groups, colours)
+        ax.axhline(0.0, color="0.3", lw=0.6, zorder=0)
+        ax.tick_params(axis="x", labelsize=4.5, rotation=90)
+        ax.set_title(protocol, fontsize=7)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"{_METRIC_NAMES[metric]} difference (points)", fontsize=7)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout(pad=0.4)
