@@ -21,20 +21,12 @@ from typing import Callable
 
 from .paths import repo_root
 
-__all__ = ["Block", "BLOCKS", "SWEEP_PROVENANCE", "ReadmeError", "block_text", "regenerate", "stale_blocks",
+__all__ = ["Block", "BLOCKS", "ReadmeError", "sweep_progress", "block_text", "regenerate", "stale_blocks",
            "update_readme", "readme_path", "demo_minutes_sentence"]
 
 MARK = "results"
 #: the command that rewrites the blocks
 COMMAND = "python -m muva_lib readme"
-#: what made the committed sweep (figures/sweep/): until it is re-run under the current schedules
-SWEEP_PROVENANCE = (
-    "The committed sweep was made with the stage-1 schedules of that time (every stage-1 cosine ending "
-    "with an epoch at the floor rate; pi-VL's smoke part phase under `stage1.part_schedule=restart`): "
-    "75 runs at commit 6da8154, the 3 `fg-vote` runs at commit 38f0252. The same command re-makes it "
-    "under the current code.")
-
-
 class ReadmeError(ValueError):
     """A block's markers are missing or broken in the README."""
 
@@ -98,8 +90,30 @@ def pretrained_block() -> str:
         "`python -m muva_lib pretrain ship RUN`.*"
 
 
+def sweep_progress() -> str:
+    """How much of the committed sweep is recorded (``figures/sweep/records/``), per part of the plan, and the
+    command that rebuilds its tables from the records alone."""
+    from .commands.run import plan_jobs
+    from .sweep import TABLES_COMMAND
+    from .tables import collect_results
+
+    plan = plan_jobs(None, "muva", [0, 1, 2], all_synthetic=True, ablations=True, inits=["synth", "random"],
+                     leakage=True)
+    res = collect_results(repo_root() / "figures" / "sweep" / "records", preset="smoke")  # the committed ones
+    runs = res.drop_duplicates("run") if not res.empty else res
+    parts = []
+    for label, pick in (("pretrained", lambda r: (r["init"] == "synth") & (r["variant"] == "")),
+                        ("random init", lambda r: r["init"] == "random"),
+                        ("leakage control", lambda r: ~r["init"].isin(["synth", "random"])),
+                        ("ablations", lambda r: (r["init"] == "synth") & (r["variant"] != ""))):
+        parts.append(f"{label} {int(pick(runs).sum()) if len(runs) else 0}")
+    return (f"**Recorded: {len(runs)} of the {len(plan)} planned runs** ({', '.join(parts)}; planned 54, 54, 9 "
+            f"and 24). Tables rebuilt from the records alone by `{TABLES_COMMAND}`.")
+
+
 _NOTEBOOKS = "`make notebooks` (notebook `{}`)"
-_SWEEP = "`python -m muva_lib run --all-synthetic --ablations --seeds 0 1 2 --jobs 2 --notebooks`"
+_SWEEP = "`python -m muva_lib run --all-synthetic --ablations --inits synth random --leakage --seeds 0 1 2 --jobs 2 " \
+         "--notebooks` (or `--tables-only`: from the records)"
 
 #: every generated block of the README, in reading order
 BLOCKS: tuple[Block, ...] = (
@@ -115,7 +129,10 @@ BLOCKS: tuple[Block, ...] = (
     Block("real-table", ("figures/tables/real_vtest.md",), _NOTEBOOKS.format("06_results")),
     Block("part-patches", ("figures/tables/part_patches.md",), _NOTEBOOKS.format("01_vge_grounding")),
     Block("pretrained", ("muva_lib/assets/pretrained/manifest.json",), "", body=pretrained_block),
-    Block("sweep-synthetic", ("figures/sweep/synthetic.md",), _SWEEP, note=SWEEP_PROVENANCE),
+    Block("sweep-progress", ("figures/sweep/records",), "", body=sweep_progress),
+    Block("sweep-synthetic", ("figures/sweep/synthetic.md",), _SWEEP),
+    Block("sweep-paired", ("figures/sweep/paired.md",), _SWEEP),
+    Block("sweep-leakage", ("figures/sweep/leakage.md",), _SWEEP),
     Block("sweep-ablations", ("figures/sweep/ablations.md",), _SWEEP),
     Block("pivl-part-phase", ("figures/tables/pivl_part_phase.md",),
           "`python -m muva_lib pivl-part-phase --protocol 'synth-a->synth-b' --seeds 0 1 2 --part-epochs 2 10`"),
