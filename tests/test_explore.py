@@ -93,6 +93,22 @@ def test_grounding_explorer(muva_run, synth_small):
     assert found, "no image of the heavy-noise sample had a box changed by calibration"
 
 
+def test_grounding_explorer_runs_a_transformers_backend_from_a_model_folder(muva_run, synth_small, tmp_path):
+    """A detector given by folder (a tiny random-weight OWLv2 saved like a download) joins the backend menu and
+    grounds the shown image through the real transformers code path."""
+    from muva_lib.explore import grounding_explorer
+    from muva_lib.grounding.tiny import build_tiny_detector
+
+    model = build_tiny_detector(tmp_path / "owlv2", "owlv2")
+    g = grounding_explorer("synth-a", n_images=4, backends=["prior"], models={"detector": str(model)},
+                           roots={"synth-a": synth_small.root / "synth-a"}, device="cpu")
+    assert list(g.controls["backend"].options) == ["prior", "detector"]
+    prior_boxes = g.state["boxes"]
+    g.set(backend="detector")
+    assert g.error is None and "detector" in g.info
+    assert set(g.state["reasons"]) == {"head", "upper", "legs"} and g.state["boxes"] != prior_boxes
+
+
 def test_masks_explorer(muva_run):
     from muva_lib.analysis import mask_probe, predicted_masks
     from muva_lib.data.protocols import build
