@@ -43,7 +43,7 @@ demo: $(STAMP)
 	$(PY) -m muva_lib demo
 
 test: $(STAMP)
-	@runs=$$(mktemp -d); MUVA_RUNS=$$runs $(PY) -m pytest -q $(TESTS) $(PYTEST_NB); rc=$$?; \
+	@runs=$$(mktemp -d); MUVA_RUNS=$$runs $(PY) -m pytest -q --durations=15 $(TESTS) $(PYTEST_NB); rc=$$?; \
 	rm -rf $$runs; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5): failing" >&2; exit 1; fi; \
 	exit $$rc

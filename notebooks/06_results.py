@@ -59,7 +59,7 @@ check_notebook_parameters(globals(), "06_results")  # an undeclared name (paperm
 import numpy as np
 
 import muva_lib
-from muva_lib import analysis, baselines, explore, runs, tables
+from muva_lib import analysis, baselines, explore, runs, sweep, tables
 from muva_lib.data import protocols
 from muva_lib.viz import results as vres, retrieval as vr
 
@@ -131,6 +131,50 @@ print(tables.to_markdown(ablation) if len(ablation) else "no ablation runs on sy
 fig = vres.ablation_seeds(results) if len(ablation) else None
 if fig is not None:
     nb.save_figure(fig, "ablation_seeds")
+fig
+
+# %% [markdown]
+# ## The committed sweep: pretrained vs random init, from the records
+#
+# The comparison of the issue "the comparison that matters": every synthetic protocol x MUVA,
+# CLIP-ReID, pi-VL x three seeds, once from the workbench's pretrained CLIP (`model.pretrained=synth`)
+# and once from random init, plus the ablations from the pretrained weights and the leakage control
+# (`synth-a->synth-b` from a second pretraining whose corpus never shows synth-b's style). These
+# tables are read from the **committed per-run records** (`figures/sweep/records/`: each run's config,
+# manifest, metrics and CSV logs), not from `runs/`, so they are the same on every machine;
+# `python -m muva_lib run ... --tables-only` (the command printed below) rebuilds them from the
+# records alone. The sweep may be partial: the line below counts what is recorded.
+#
+# `paired`: for each comparison, the difference seed by seed (same seed, same data order), its mean ±
+# the standard deviation over seeds, in mAP points; `*` marks a mean outside one standard deviation,
+# `(n=2)` a comparison with fewer than three paired seeds.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+recorded = tables.collect_results(sweep.records_dir(), preset=PRESET)
+print(f"{recorded['run'].nunique() if len(recorded) else 0} runs recorded under figures/sweep/records/; "
+      f"rebuild the tables with: {sweep.TABLES_COMMAND}")
+sweep_protocols = [p for p in protocols.synthetic_protocols() if p in set(recorded["protocol"])]
+main_runs = recorded[recorded["init"].isin(["synth", "random"])]
+print(tables.to_markdown(tables.synthetic_table(tables.summarise(main_runs), methods)) if len(main_runs) else
+      "no recorded runs yet")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+paired = tables.paired_table(main_runs, sweep_protocols) if len(main_runs) else None
+print(tables.to_markdown(paired) if paired is not None and len(paired) else "no paired seeds recorded yet")
+leakage = tables.leakage_table(recorded) if len(recorded) else None
+print(tables.to_markdown(leakage) if leakage is not None and len(leakage) else "no leakage-control runs recorded yet")
+
+# %% [markdown]
+# The paired differences seed by seed: a dot per seed, the bar at the mean, the line ± one standard
+# deviation, the zero line. A comparison whose dots straddle zero has no sign these seeds can tell.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+fig = vres.paired_seeds(main_runs, sweep_protocols) if len(main_runs) else None
+if fig is not None:
+    nb.save_figure(fig, "paired_seeds")
 fig
 
 # %% [markdown]
