@@ -111,6 +111,41 @@ def sweep_progress() -> str:
             f"and 24). Tables rebuilt from the records alone by `{TABLES_COMMAND}`.")
 
 
+#: the leakage control's pretraining record: config, log, summary and its zero-shot checks
+LEAKAGE_PRETRAIN = "figures/sweep/records/pretrain/default-clip-s0-no-synth-b"
+
+
+def leakage_zeroshot_block() -> str:
+    """Zero-shot numbers of the leakage control's weights (pretrained without synth-b's style) beside the shipped
+    weights and random init, on synth-b (the excluded look) and synth-a (a look both corpora drew), from the
+    committed record and the shipped manifest."""
+    import json
+
+    rec = repo_root() / LEAKAGE_PRETRAIN
+    manifest = json.loads((repo_root() / "muva_lib" / "assets" / "pretrained" / "manifest.json").read_text())
+    files = {d: rec / f"zeroshot-{d}.json" for d in ("synth-b", "synth-a")}
+    if not all(f.is_file() for f in files.values()):
+        return f"(`{LEAKAGE_PRETRAIN}/zeroshot-*.json` are not written yet: see the commands below.)"
+    f3 = lambda v: f"{v:.3f}".replace("0.", ".", 1)  # noqa: E731
+    keys = ("t2i_r1", "t2i_map", "attr_ma", "binding_acc", "reid_map", "reid_r1")
+    rows = ["| domain | weights | t2i R@1 | t2i mAP | attribute mA | binding | re-ID mAP | re-ID R1 |",
+            "|" + " --- |" * 8]
+    for d, f in files.items():
+        leak = json.loads(f.read_text())
+        for label, z in (("shipped (all styles)", manifest["zeroshot"][d]), ("without synth-b's style", leak),
+                         ("random init", manifest["zeroshot_random_init"][d])):
+            rows.append(f"| {d} | {label} | " + " | ".join(f3(z[k]) for k in keys) + " |")
+    summary = json.loads((rec / "summary.json").read_text())
+    return ("\n".join(rows) + f"\n\nThe leakage control's pretraining: {summary['steps']} steps, {summary['pairs']:,} "
+            f"pairs in {summary['wall_s'] / 60:.0f} min on {summary['processes']} process x {summary['threads']} "
+            f"thread, final loss {summary['final_loss']:.3f}.\n\n*Source: `{LEAKAGE_PRETRAIN}/` (config.json, "
+            "log.csv, summary.json of `python -m muva_lib pretrain --out runs/pretrain/default-clip-s0-no-synth-b "
+            "corpus=data/synth-pretrain-no-synth-b threads=1` after `python -m muva_lib synth-pretrain "
+            "--exclude-style synth-b --out data/synth-pretrain-no-synth-b`; zeroshot-DOMAIN.json by `python -m "
+            "muva_lib zeroshot --dataset DOMAIN --weights runs/pretrain/default-clip-s0-no-synth-b/final.safetensors "
+            "--context-length 40 --json`).*")
+
+
 _NOTEBOOKS = "`make notebooks` (notebook `{}`)"
 _SWEEP = "`python -m muva_lib run --all-synthetic --ablations --inits synth random --leakage --seeds 0 1 2 --jobs 2 " \
          "--notebooks` (or `--tables-only`: from the records)"
@@ -132,6 +167,7 @@ BLOCKS: tuple[Block, ...] = (
     Block("sweep-progress", ("figures/sweep/records",), "", body=sweep_progress),
     Block("sweep-synthetic", ("figures/sweep/synthetic.md",), _SWEEP),
     Block("sweep-paired", ("figures/sweep/paired.md",), _SWEEP),
+    Block("leakage-zeroshot", (LEAKAGE_PRETRAIN,), "", body=leakage_zeroshot_block),
     Block("sweep-leakage", ("figures/sweep/leakage.md",), _SWEEP),
     Block("sweep-ablations", ("figures/sweep/ablations.md",), _SWEEP),
     Block("pivl-part-phase", ("figures/tables/pivl_part_phase.md",),
