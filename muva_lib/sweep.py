@@ -132,16 +132,28 @@ def write_tables(preset: str = "smoke", out_dir: str | Path | None = None, root:
                               out_dir=out)
         paths.append(_figure(vres.paired_seeds(main, protocols), "paired_seeds", out))
     leak = leakage_table(results, LEAKAGE_PROTOCOL, order)
+    caption = f"Leakage control on {LEAKAGE_PROTOCOL} ({preset} preset)"
     if not leak.empty:
-        paths += export_table(leak, "leakage", f"Leakage control on {LEAKAGE_PROTOCOL} ({preset} preset)",
-                              out_dir=out)
+        paths += export_table(leak, "leakage", caption, out_dir=out)
+    else:
+        paths.append(_not_yet(out / "leakage.md", caption, "leakage-control"))
     abl_src = results[results["init"] == "synth"]
     ablation = ablation_table(abl_src)
+    caption = f"Ablations from the pretrained weights ({preset} preset), mAP / R1 (%)"
     if len(ablation) and (ablation["variant"] != "full recipe").any():
-        paths += export_table(ablation, "ablations", f"Ablations from the pretrained weights ({preset} preset), "
-                              "mAP / R1 (%)", out_dir=out)
+        paths += export_table(ablation, "ablations", caption, out_dir=out)
         paths.append(_figure(vres.ablation_seeds(abl_src), "ablation_seeds", out))
+    else:
+        paths.append(_not_yet(out / "ablations.md", caption, "ablation"))
     return paths
+
+
+def _not_yet(path: Path, caption: str, what: str) -> Path:
+    """A table file saying that no run of its part of the sweep is recorded yet (a partial sweep still writes
+    every table the README shows, each saying what it holds)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{caption}\n\nNo {what} runs are recorded yet; `{SWEEP_COMMAND}` makes them.\n")
+    return path
 
 
 def progress_line(planned: int, root: str | Path | None = None, preset: str = "smoke") -> str:

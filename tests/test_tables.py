@@ -234,6 +234,7 @@ def _sweep_env(tmp_path, monkeypatch):
 
 def test_run_all_synthetic_records_its_runs_and_writes_the_tables_from_the_records(tmp_path, monkeypatch, capsys):
     from muva_lib.__main__ import main
+    from muva_lib.sweep import SWEEP_COMMAND
 
     sweep, trained = _sweep_env(tmp_path, monkeypatch)
     assert main(["run", "--all-synthetic", "--ablations", "--inits", "synth", "random", "--seeds", "0", "1",
@@ -249,6 +250,7 @@ def test_run_all_synthetic_records_its_runs_and_writes_the_tables_from_the_recor
     assert ("synth-b->synth-c", "muva", "smoke", 0) in trained  # its random-init job: no run yet
     names = sorted(p.name for p in sweep.iterdir() if p.is_file())
     assert names == sorted([f"{n}.{ext}" for n in ("synthetic", "ablations", "paired") for ext in ("md", "tex")]
+                           + ["leakage.md"]  # no leakage-control run: a table file saying so
                            + [f"{n}.{ext}" for n in ("synthetic_seeds_synth", "synthetic_seeds_random", "paired_seeds",
                                                      "ablation_seeds") for ext in ("png", "pdf")])
     synth = (sweep / "synthetic.md").read_text()
@@ -258,6 +260,8 @@ def test_run_all_synthetic_records_its_runs_and_writes_the_tables_from_the_recor
     # pretrained minus random for MUVA: seed 0 10-5=5, seed 1 12-6=6 -> 5.5 ± 0.7, outside its spread
     assert "| MUVA: pretrained - random init " in paired and "+5.5±0.7 * (n=2)" in paired
     assert "no gating" in (sweep / "ablations.md").read_text()
+    assert (sweep / "leakage.md").read_text().endswith("No leakage-control runs are recorded yet; "
+                                                       f"`{SWEEP_COMMAND}` makes them.\n")
     # the records alone rebuild the tables: runs/ gone, --tables-only writes the same synthetic table
     import shutil
 
