@@ -27,7 +27,7 @@ from .tables import LEAKAGE_INIT
 from .train.rundir import RunDir
 
 __all__ = ["RECORD_FILES", "INITS", "LEAKAGE_PROTOCOL", "records_dir", "record_run", "find_record",
-           "init_override", "write_tables", "progress_line", "SWEEP_COMMAND", "TABLES_COMMAND"]
+           "init_override", "write_tables", "frozen_rows", "SWEEP_COMMAND", "TABLES_COMMAND"]
 
 #: the files of a run that make its record (globs relative to the run folder)
 RECORD_FILES: tuple[str, ...] = ("config.json", "manifest.json", "metrics/*.json", "logs/*.csv")
@@ -117,10 +117,10 @@ def write_tables(preset: str = "smoke", out_dir: str | Path | None = None, root:
         raise RunNotFoundError(f"no finished {preset} runs recorded under {src}: make them with `{SWEEP_COMMAND}`")
     order = list(methods) if methods is not None else list(SWEEP_METHODS)
     main = results[results["init"].isin(["synth", "random"])]
-    paths = list(export_table(synthetic_table(summarise(main), order), "synthetic",
+    protocols = [p for p in synthetic_protocols() if p in set(main["protocol"])]
+    paths = list(export_table(synthetic_table(summarise(main), order, extra=frozen_rows(protocols)), "synthetic",
                               f"Synthetic benchmark ({preset} preset), pretrained vs random init, mAP / R1 (%)",
                               out_dir=out))
-    protocols = [p for p in synthetic_protocols() if p in set(main["protocol"])]
     for init in ("synth", "random"):
         sub = main[main["init"] == init]
         if not sub.empty:
@@ -148,18 +148,32 @@ def write_tables(preset: str = "smoke", out_dir: str | Path | None = None, root:
     return paths
 
 
+def frozen_rows(protocols: Iterable[str]) -> list[dict[str, str]]:
+    """The synthetic table's reference rows: the shipped pretrained CLIP's and random init's frozen image encoders,
+    no re-ID training, on each protocol's first target (``mAP / R1`` from the shipped manifest's zero-shot
+    checks, the same split the runs are evaluated on): what fine-tuning has to beat. None without a manifest."""
+    from .data.protocols import get_protocol
+    from .models.clip_backbone import WeightsNotFoundError, shipped_manifest
+    from .tables import cell
+
+    try:
+        manifest = shipped_manifest()
+    except (WeightsNotFoundError, ValueError):
+        return []
+    rows = []
+    for key, label in (("zeroshot", "pretrained (synth), zero-shot"), ("zeroshot_random_init", "random init, zero-shot")):
+        z = manifest.get(key, {})
+        row = {"method": "frozen CLIP", "source": label}
+        for p in protocols:
+            t = z.get(get_protocol(p).target_datasets[0])
+            row[p] = cell(t["reid_map"], t["reid_r1"]) if t else "-"
+        rows.append(row)
+    return rows
+
+
 def _not_yet(path: Path, caption: str, what: str) -> Path:
     """A table file saying that no run of its part of the sweep is recorded yet (a partial sweep still writes
     every table the README shows, each saying what it holds)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"{caption}\n\nNo {what} runs are recorded yet; `{SWEEP_COMMAND}` makes them.\n")
     return path
-
-
-def progress_line(planned: int, root: str | Path | None = None, preset: str = "smoke") -> str:
-    """``N of M planned runs recorded`` from the records (what the README states beside partial tables)."""
-    from .tables import collect_results
-
-    res = collect_results(Path(root) if root is not None else records_dir(), preset=preset)
-    done = res.drop_duplicates("run").shape[0] if not res.empty else 0
-    return f"{done} of {planned} planned runs recorded"

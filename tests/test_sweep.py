@@ -116,3 +116,14 @@ def test_plan_jobs_inits_and_the_leakage_control():
     assert plan_jobs("synth-a->synth-b", "muva", [1], inits=["random"])[0].overrides == ("model.pretrained=",)
     with pytest.raises(ValueError, match="choose from synth, random, leakage"):
         init_override("imagenet")
+
+
+def test_frozen_rows_read_the_shipped_zero_shot_re_id_of_each_target():
+    from muva_lib.models.clip_backbone import shipped_manifest
+    from muva_lib.sweep import frozen_rows
+
+    z = shipped_manifest()["zeroshot"]
+    rows = frozen_rows(["synth-a->synth-b", "synth-b+synth-c->synth-a"])
+    assert [r["source"] for r in rows] == ["pretrained (synth), zero-shot", "random init, zero-shot"]
+    assert rows[0]["synth-a->synth-b"] == tb.cell(z["synth-b"]["reid_map"], z["synth-b"]["reid_r1"])
+    assert rows[0]["synth-b+synth-c->synth-a"] == tb.cell(z["synth-a"]["reid_map"], z["synth-a"]["reid_r1"])

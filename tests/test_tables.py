@@ -254,8 +254,9 @@ def test_run_all_synthetic_records_its_runs_and_writes_the_tables_from_the_recor
                            + [f"{n}.{ext}" for n in ("synthetic_seeds_synth", "synthetic_seeds_random", "paired_seeds",
                                                      "ablation_seeds") for ext in ("png", "pdf")])
     synth = (sweep / "synthetic.md").read_text()
-    assert "| MUVA      | ours (smoke, 2 seeds)              | 11.0±1.4 / 20.0±0.0 | 30.0±0.0 / 40.0±0.0 |" in synth
-    assert "| MUVA      | ours (smoke, random init, 2 seeds) | 5.5±0.7 / 10.0±0.0  | -" in synth
+    assert "| MUVA        | ours (smoke, 2 seeds)              | 11.0±1.4 / 20.0±0.0 | 30.0±0.0 / 40.0±0.0 |" in synth
+    assert "| MUVA        | ours (smoke, random init, 2 seeds) | 5.5±0.7 / 10.0±0.0  | -" in synth
+    assert "| frozen CLIP | pretrained (synth), zero-shot      |" in synth  # what fine-tuning has to beat
     paired = (sweep / "paired.md").read_text()
     # pretrained minus random for MUVA: seed 0 10-5=5, seed 1 12-6=6 -> 5.5 ± 0.7, outside its spread
     assert "| MUVA: pretrained - random init " in paired and "+5.5±0.7 * (n=2)" in paired
