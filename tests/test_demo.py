@@ -65,22 +65,24 @@ def _cells_until(stem: str, name: str) -> str:
 
 @pytest.mark.parametrize("stem", WRITERS)
 def test_notebook_outputs_resolve_under_run_dir(stem, tmp_path, monkeypatch):
+    """With RUN_DIR set, the front door puts the notebook's figures and tables under it, and every figure and
+    table the notebook writes goes through the front door (nb.save_figure / nb.save_table)."""
     monkeypatch.setenv("MUVA_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("MUVA_FIGURES", str(tmp_path / "figs"))
-    source = _cells_until(stem, "FIG_DIR").replace('RUN_DIR: str = ""', f"RUN_DIR: str = {str(tmp_path / 'd')!r}")
+    source = _cells_until(stem, "nb").replace('RUN_DIR: str = ""', f"RUN_DIR: str = {str(tmp_path / 'd')!r}")
     namespace: dict = {}
     threads = torch.get_num_threads()
     try:
         exec(compile(source, stem, "exec"), namespace)  # the notebook's first cells, as papermill runs them
     finally:
         torch.set_num_threads(threads)  # the notebook sets the preset's
-    assert (namespace["FIG_DIR"], namespace["TABLE_DIR"]) == (tmp_path / "d" / "figures", tmp_path / "d" / "tables")
-    # and every figure and table of the notebook goes through them
+    nb = namespace["nb"]
+    assert (nb.fig_dir, nb.table_dir) == (tmp_path / "d" / "figures", tmp_path / "d" / "tables")
     writes = [node for c in runs.read_notebook(stem).cells if c.cell_type == "code"
               for node in ast.walk(ast.parse(c.source)) if isinstance(node, ast.Call)
-              and getattr(node.func, "attr", getattr(node.func, "id", "")) in ("save_figure", "export_table")]
+              and getattr(node.func, "attr", getattr(node.func, "id", "")) in ("save_figure", "export_table",
+                                                                              "save_table")]
     assert writes, f"{stem} writes nothing?"
     for call in writes:
-        out_dir = {k.arg: ast.unparse(k.value) for k in call.keywords}.get("out_dir")
-        want = "FIG_DIR" if ast.unparse(call.func).endswith("save_figure") else "TABLE_DIR"
-        assert out_dir == want, f"{stem}: {ast.unparse(call)} must pass out_dir={want}"
+        assert ast.unparse(call.func) in ("nb.save_figure", "nb.save_table"), \
+            f"{stem}: {ast.unparse(call)} must go through the front door (nb.save_figure / nb.save_table)"
