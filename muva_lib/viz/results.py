@@ -41,6 +41,28 @@ def _strip(ax: Axes, groups: Sequence[tuple[str, np.ndarray]], colours: Sequence
     ax.grid(axis="y", lw=0.3, alpha=0.5)
 
 
+def _grid(n: int, ncols: int, panel_w: float, panel_h: float, margin: float = 0.6) -> tuple[Figure, np.ndarray]:
+    """``n`` panels in rows of ``ncols`` (at most ``n``), each ``panel_w`` x ``panel_h`` inches, plus ``margin``
+    inches of width."""
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    return plt.subplots(nrows, ncols, squeeze=False, figsize=(panel_w * ncols + margin, panel_h * nrows),
+                        dpi=SCREEN_DPI)
+
+
+def _finish(fig: Figure, axes: np.ndarray, n: int, ylabel: str, title: str) -> Figure:
+    """The y label on the first column, unused panels off, the title, a tight layout; the closed figure."""
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel, fontsize=7)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout(pad=0.4)
+    plt.close(fig)
+    return fig
+
+
 def _own(results: pd.DataFrame, protocol: str) -> pd.DataFrame:
     from ..tables import own_target
 
@@ -64,10 +86,7 @@ def method_seeds(results: pd.DataFrame, methods: Iterable[str] | None = None,
     present = set(main["method"])
     order = [m for m in (methods if methods is not None else sorted(present)) if m in present]
     n = len(protocols)
-    ncols = max(1, min(ncols, n))
-    nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, squeeze=False, figsize=(1.1 * len(order) * ncols + 0.6, 2.0 * nrows),
-                             dpi=SCREEN_DPI)
+    fig, axes = _grid(n, ncols, 1.1 * len(order), 2.0)
     colours = [RUN_COLOURS[i % len(RUN_COLOURS)] for i in range(len(order))]
     for ax, protocol in zip(axes.flat, protocols):
         sub = _own(main, protocol)
@@ -77,15 +96,7 @@ def method_seeds(results: pd.DataFrame, methods: Iterable[str] | None = None,
         counts = [c for c in (int(sub.loc[sub["method"] == m, "seed"].nunique()) for m in order) if c] or [0]
         seeds = str(counts[0]) if min(counts) == max(counts) else f"{min(counts)}-{max(counts)}"
         ax.set_title(f"{protocol} ({seeds} seed{'' if seeds == '1' else 's'})", fontsize=7)
-    for ax in axes[:, 0]:
-        ax.set_ylabel(f"{_METRIC_NAMES[metric]} (%)", fontsize=7)
-    for ax in axes.flat[n:]:
-        ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout(pad=0.4)
-    plt.close(fig)
-    return fig
+    return _finish(fig, axes, n, f"{_METRIC_NAMES[metric]} (%)", title)
 
 
 def ablation_seeds(results: pd.DataFrame, protocol: str = "synth-a->synth-b", metric: str = "mAP",
@@ -142,10 +153,7 @@ def paired_seeds(results: pd.DataFrame, protocols: Sequence[str] | None = None, 
     protocols = list(protocols) if protocols is not None else list(dict.fromkeys(results["protocol"]))
     comps = paired_comparisons()
     n = len(protocols)
-    ncols = max(1, min(ncols, n))
-    nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, squeeze=False, figsize=(0.5 * len(comps) * ncols + 0.8, 2.6 * nrows),
-                             dpi=SCREEN_DPI)
+    fig, axes = _grid(n, ncols, 0.5 * len(comps), 2.6, margin=0.8)
     colours = [RUN_COLOURS[i % len(RUN_COLOURS)] for i in range(len(comps))]
     for ax, protocol in zip(axes.flat, protocols):
         groups = [(textwrap.fill(label, 18), np.asarray(paired_differences(results, a, b, protocol, metric)["diffs"])
@@ -154,12 +162,4 @@ def paired_seeds(results: pd.DataFrame, protocols: Sequence[str] | None = None, 
         ax.axhline(0.0, color="0.3", lw=0.6, zorder=0)
         ax.tick_params(axis="x", labelsize=4.5, rotation=90)
         ax.set_title(protocol, fontsize=7)
-    for ax in axes[:, 0]:
-        ax.set_ylabel(f"{_METRIC_NAMES[metric]} difference (points)", fontsize=7)
-    for ax in axes.flat[n:]:
-        ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout(pad=0.4)
-    plt.close(fig)
-    return fig
+    return _finish(fig, axes, n, f"{_METRIC_NAMES[metric]} difference (points)", title)
