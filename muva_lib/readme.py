@@ -53,6 +53,11 @@ def demo_minutes_sentence() -> str:
             "measured time of each execution.")
 
 
+def _f3(v: float | None) -> str:
+    """A fraction with three decimals and no leading zero (``.501``); ``-`` for None."""
+    return "-" if v is None else f"{v:.3f}".replace("0.", ".", 1)
+
+
 def pretrained_block() -> str:
     """The shipped pretrained CLIP's zero-shot numbers beside random init, per synthetic domain, and its cost,
     from its manifest (``muva_lib/assets/pretrained/manifest.json``, written by ``pretrain ship``)."""
@@ -62,7 +67,6 @@ def pretrained_block() -> str:
     if not path.is_file():
         return "(`muva_lib/assets/pretrained/manifest.json` is not written yet: `python -m muva_lib pretrain ship RUN`.)"
     m = json.loads(path.read_text())
-    f3 = lambda v: "-" if v is None else f"{v:.3f}".replace("0.", ".", 1)  # noqa: E731
     head = ("| domain | weights | t2i R@1 | t2i R@10 (chance) | t2i mAP | attribute mA (chance) | binding | "
             "part pointing (fixed patch) | re-ID mAP | re-ID R1 |")
     rows = [head, "|" + " --- |" * 10]
@@ -70,10 +74,11 @@ def pretrained_block() -> str:
         for label, z in (("pretrained (`synth`)", shipped), ("random init", m.get("zeroshot_random_init", {}).get(name))):
             if not z:
                 continue
-            rows.append(f"| {name} | {label} | {f3(z['t2i_r1'])} | {f3(z['t2i_r10'])} ({f3(z['t2i_r10_chance'])}) | "
-                        f"{f3(z['t2i_map'])} | {f3(z['attr_ma'])} ({f3(z['attr_ma_chance'])}) | {f3(z['binding_acc'])} "
-                        f"| {f3(z['part_pointing'])} ({f3(z['part_pointing_fixed'])}) | {f3(z['reid_map'])} | "
-                        f"{f3(z['reid_r1'])} |")
+            cells = [_f3(z["t2i_r1"]), f"{_f3(z['t2i_r10'])} ({_f3(z['t2i_r10_chance'])})", _f3(z["t2i_map"]),
+                     f"{_f3(z['attr_ma'])} ({_f3(z['attr_ma_chance'])})", _f3(z["binding_acc"]),
+                     f"{_f3(z['part_pointing'])} ({_f3(z['part_pointing_fixed'])})", _f3(z["reid_map"]),
+                     _f3(z["reid_r1"])]
+            rows.append(f"| {name} | {label} | " + " | ".join(cells) + " |")
     t = m["training"]
     cost = (f"Pretraining: {t['steps']:,} steps of {m['config']['batch_size']} pairs ({t['pairs']:,} pairs) in "
             f"{t['wall_s'] / 60:.1f} min, {t['pairs_per_s']:.1f} pairs/s on {t['processes']} process x "
@@ -93,22 +98,21 @@ def pretrained_block() -> str:
 def sweep_progress() -> str:
     """How much of the committed sweep is recorded (``figures/sweep/records/``), per part of the plan, and the
     command that rebuilds its tables from the records alone."""
+    from collections import Counter
+
     from .commands.run import plan_jobs
-    from .sweep import TABLES_COMMAND
-    from .tables import collect_results
+    from .sweep import INITS, TABLES_COMMAND, sweep_part
+    from .tables import collect_results, init_of
 
     plan = plan_jobs(None, "muva", [0, 1, 2], all_synthetic=True, ablations=True, inits=["synth", "random"],
                      leakage=True)
+    planned = Counter(sweep_part(init_of(INITS[j.init]), j.variant) for j in plan)
     res = collect_results(repo_root() / "figures" / "sweep" / "records", preset="smoke")  # the committed ones
     runs = res.drop_duplicates("run") if not res.empty else res
-    parts = []
-    for label, pick in (("pretrained", lambda r: (r["init"] == "synth") & (r["variant"] == "")),
-                        ("random init", lambda r: r["init"] == "random"),
-                        ("leakage control", lambda r: ~r["init"].isin(["synth", "random"])),
-                        ("ablations", lambda r: (r["init"] == "synth") & (r["variant"] != ""))):
-        parts.append(f"{label} {int(pick(runs).sum()) if len(runs) else 0}")
-    return (f"**Recorded: {len(runs)} of the {len(plan)} planned runs** ({', '.join(parts)}; planned 54, 54, 9 "
-            f"and 24). Tables rebuilt from the records alone by `{TABLES_COMMAND}`.")
+    done = Counter(sweep_part(i, v) for i, v in zip(runs["init"], runs["variant"].fillna("")))
+    parts = ", ".join(f"{part} {done[part]} of {n}" for part, n in planned.items())
+    return (f"**Recorded: {len(runs)} of the {len(plan)} planned runs** ({parts}). Tables rebuilt from the "
+            f"records alone by `{TABLES_COMMAND}`.")
 
 
 #: the leakage control's pretraining record: config, log, summary and its zero-shot checks
@@ -126,7 +130,6 @@ def leakage_zeroshot_block() -> str:
     files = {d: rec / f"zeroshot-{d}.json" for d in ("synth-b", "synth-a")}
     if not all(f.is_file() for f in files.values()):
         return f"(`{LEAKAGE_PRETRAIN}/zeroshot-*.json` are not written yet: see the commands below.)"
-    f3 = lambda v: f"{v:.3f}".replace("0.", ".", 1)  # noqa: E731
     keys = ("t2i_r1", "t2i_map", "attr_ma", "binding_acc", "reid_map", "reid_r1")
     rows = ["| domain | weights | t2i R@1 | t2i mAP | attribute mA | binding | re-ID mAP | re-ID R1 |",
             "|" + " --- |" * 8]
@@ -134,7 +137,7 @@ def leakage_zeroshot_block() -> str:
         leak = json.loads(f.read_text())
         for label, z in (("shipped (all styles)", manifest["zeroshot"][d]), ("without synth-b's style", leak),
                          ("random init", manifest["zeroshot_random_init"][d])):
-            rows.append(f"| {d} | {label} | " + " | ".join(f3(z[k]) for k in keys) + " |")
+            rows.append(f"| {d} | {label} | " + " | ".join(_f3(z[k]) for k in keys) + " |")
     summary = json.loads((rec / "summary.json").read_text())
     return ("\n".join(rows) + f"\n\nThe leakage control's pretraining: {summary['steps']} steps, {summary['pairs']:,} "
             f"pairs in {summary['wall_s'] / 60:.0f} min on {summary['processes']} process x {summary['threads']} "

@@ -27,7 +27,7 @@ from .tables import LEAKAGE_INIT
 from .train.rundir import RunDir
 
 __all__ = ["RECORD_FILES", "INITS", "LEAKAGE_PROTOCOL", "records_dir", "record_run", "find_record",
-           "init_override", "write_tables", "frozen_rows", "SWEEP_COMMAND", "TABLES_COMMAND"]
+           "init_override", "sweep_part", "write_tables", "frozen_rows", "SWEEP_COMMAND", "TABLES_COMMAND"]
 
 #: the files of a run that make its record (globs relative to the run folder)
 RECORD_FILES: tuple[str, ...] = ("config.json", "manifest.json", "metrics/*.json", "logs/*.csv")
@@ -36,15 +36,24 @@ INITS: dict[str, str] = {"synth": "synth", "random": "", "leakage": LEAKAGE_INIT
 #: the protocol of the leakage control (its target, synth-b, is the style left out of the second corpus)
 LEAKAGE_PROTOCOL = "synth-a->synth-b"
 #: the command that makes the whole sweep, and the one that rebuilds its tables from the records alone
-SWEEP_COMMAND = ("python -m muva_lib run --all-synthetic --ablations --inits synth random --leakage "
-                 "--seeds 0 1 2 --jobs 2 --notebooks")
-TABLES_COMMAND = "python -m muva_lib run --all-synthetic --ablations --inits synth random --leakage " \
-                 "--seeds 0 1 2 --tables-only"
+_PLAN = "python -m muva_lib run --all-synthetic --ablations --inits synth random --leakage --seeds 0 1 2"
+SWEEP_COMMAND = f"{_PLAN} --jobs 2 --notebooks"
+TABLES_COMMAND = f"{_PLAN} --tables-only"
 
 
 def records_dir() -> Path:
     """``figures/sweep/records/`` (under ``$MUVA_FIGURES``): the committed per-run records."""
     return sweep_dir() / "records"
+
+
+def sweep_part(init: str, variant: str) -> str:
+    """Which part of the sweep a run or job belongs to, from its init (:func:`muva_lib.tables.init_of`) and
+    variant: ``pretrained``, ``random init``, ``leakage control`` or ``ablations``."""
+    if init == "random":
+        return "random init"
+    if init != "synth":
+        return "leakage control"
+    return "ablations" if variant else "pretrained"
 
 
 def init_override(name: str) -> str:

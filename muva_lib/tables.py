@@ -12,10 +12,11 @@ from .reported import PAPER_TABLES, PaperTable, paper_rows, parse_pair
 from .utils import fmt_pct
 
 __all__ = ["format_table", "fmt_pct", "PaperTable", "PAPER_TABLES", "METHOD_NAMES", "paper_rows", "collect_results",
-           "summarise", "cell", "PAIRED_METHODS", "paired_differences", "paired_cell",
-           "paired_comparisons", "paired_table", "leakage_table", "LEAKAGE_INIT", "INIT_NAMES", "init_of", "init_name", "metrics_table", "results_table", "paper_table", "synthetic_table", "real_table",
-           "ablation_table", "real_columns", "own_target", "REAL_TARGET", "PART_PHASE_COLUMNS", "part_phase_row",
-           "part_phase_table", "to_markdown", "to_latex", "export_table"]
+           "summarise", "cell", "PAIRED_METHODS", "paired_differences", "paired_cell", "paired_comparisons",
+           "paired_table", "leakage_table", "LEAKAGE_INIT", "INIT_NAMES", "OWN_INITS", "init_of", "init_name",
+           "metrics_table", "results_table", "paper_table", "synthetic_table", "real_table", "ablation_table",
+           "real_columns", "own_target", "REAL_TARGET", "PART_PHASE_COLUMNS", "part_phase_row", "part_phase_table",
+           "to_markdown", "to_latex", "export_table"]
 
 
 def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,
@@ -54,6 +55,10 @@ LEAKAGE_INIT = "pretrain-run:default-clip-s0-no-synth-b"
 #: how an ``init`` (normalised ``model.pretrained``) reads in tables and figures
 INIT_NAMES: dict[str, str] = {"synth": "pretrained", "openai": "pretrained (openai)", "random": "random init",
                               LEAKAGE_INIT: "pretrained without synth-b's style"}
+
+
+#: the inits that are a preset's own pretrained weights (``""``: a run without a config); tables name every other
+OWN_INITS: tuple[str, ...] = ("", "synth", "openai")
 
 
 def init_of(pretrained: str | None) -> str:
@@ -161,7 +166,7 @@ def metrics_table(rows: Mapping[str, Mapping[str, Any]], keys: Sequence[str] = (
 def _ours_label(preset: str, seeds: int, init: str = "") -> str:
     """``ours (smoke, 3 seeds)``; the init is named when it is not a preset's own pretrained weights
     (random init, the leakage control's weights)."""
-    extra = "" if init in ("", "synth", "openai") else f", {init_name(init)}"
+    extra = "" if init in OWN_INITS else f", {init_name(init)}"
     return f"ours ({preset}{extra}, {seeds} seed{'s' if seeds != 1 else ''})"
 
 
@@ -171,10 +176,8 @@ def _groups(sub: pd.DataFrame, method: str) -> list[tuple[str, str, pd.DataFrame
     s = sub[sub["method"] == method]
     for preset in sorted(s["preset"].unique()):
         p = s[s["preset"] == preset]
-        inits = sorted(p["init"].unique(), key=lambda i: (i not in ("", "synth", "openai"), i == "random", i)) \
-            if "init" in p else [""]
-        for init in inits:
-            out.append((preset, init, p[p["init"] == init] if "init" in p else p))
+        for init in sorted(p["init"].unique(), key=lambda i: (i not in OWN_INITS, i == "random", i)):
+            out.append((preset, init, p[p["init"] == init]))
     return out
 
 
@@ -289,7 +292,7 @@ def ablation_table(results: pd.DataFrame, protocol: str = "synth-a->synth-b",
                     continue
                 r = hit.iloc[0]
                 delta = "" if key == "" or base.empty else f"{100 * (r['mAP'] - base.iloc[0]['mAP']):+.1f}"
-                where = preset if init in ("", "synth", "openai") else f"{preset}, {init_name(init)}"
+                where = preset if init in OWN_INITS else f"{preset}, {init_name(init)}"
                 rows.append({"method": METHOD_NAMES.get(method, method), "variant": label, "preset": where,
                              "seeds": int(r["seeds"]), protocol: cell(r["mAP"], r["rank1"], r["mAP_std"],
                                                                       r["rank1_std"]),

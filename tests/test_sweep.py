@@ -127,3 +127,17 @@ def test_frozen_rows_read_the_shipped_zero_shot_re_id_of_each_target():
     assert [r["source"] for r in rows] == ["pretrained (synth), zero-shot", "random init, zero-shot"]
     assert rows[0]["synth-a->synth-b"] == tb.cell(z["synth-b"]["reid_map"], z["synth-b"]["reid_r1"])
     assert rows[0]["synth-b+synth-c->synth-a"] == tb.cell(z["synth-a"]["reid_map"], z["synth-a"]["reid_r1"])
+
+
+def test_sweep_parts_of_the_plan_and_of_recorded_runs():
+    from collections import Counter
+
+    from muva_lib.commands.run import plan_jobs
+    from muva_lib.sweep import INITS, sweep_part
+
+    plan = plan_jobs(None, "muva", [0, 1, 2], all_synthetic=True, ablations=True, inits=["synth", "random"],
+                     leakage=True)
+    assert Counter(sweep_part(tb.init_of(INITS[j.init]), j.variant) for j in plan) == {
+        "pretrained": 54, "random init": 54, "leakage control": 9, "ablations": 24}
+    assert sweep_part("random", "") == "random init" and sweep_part(tb.LEAKAGE_INIT, "") == "leakage control"
+    assert sweep_part("synth", "vge-gt") == "ablations" and sweep_part("synth", "") == "pretrained"

@@ -178,12 +178,11 @@ def _subprocess(job: Job, args: argparse.Namespace, stems: list[str], overrides:
 
 def _run_parallel(jobs: list[Job], args: argparse.Namespace, stems: list[str], overrides: list[str]) -> int:
     """Shared inputs first (this process), then ``args.jobs`` runs at a time; the number that failed."""
-    from ..config import resolve
     from ..runs import prepare_inputs
 
     seen = set()
     for job in jobs:
-        cfg = resolve(job.method, args.preset, job.protocol, job.seed, [*overrides, *job.overrides])
+        cfg = _cfg(job, args.preset, overrides)
         key = (cfg.data.protocol, cfg.model.num_parts > 0, cfg.vge,
                cfg.stage1.part_epochs > 0 or cfg.stage2.w_fusion > 0)
         if repr(key) not in seen:
@@ -197,7 +196,7 @@ def _run_parallel(jobs: list[Job], args: argparse.Namespace, stems: list[str], o
             job = futures[fut]
             rc, seconds, log = fut.result()
             failed += rc != 0
-            if rc == 0 and getattr(args, "sweep", False):
+            if rc == 0 and args.sweep:
                 _record([job], args.preset, overrides)
             status = "done" if rc == 0 else f"FAILED (exit {rc})"
             print(f"[{i}/{len(jobs)}] {job.title(args.preset)}: {status} in {seconds:.0f} s, log {log}", flush=True)
