@@ -273,7 +273,8 @@ def ablation_table(results: pd.DataFrame, protocol: str = "synth-a->synth-b",
                    methods: Iterable[str] | None = None) -> pd.DataFrame:
     """The ablations (:data:`muva_lib.config.ABLATIONS`) on ``protocol``: per method with ablation runs
     its own recipe, then each of its ablations that has runs, with ``"mAP / R1"`` (mean ± std over seeds), the
-    number of seeds and the mAP change against the recipe (points, means over each row's seeds)."""
+    number of seeds and the paired mAP change against the recipe (:func:`paired_cell` of the differences seed
+    by seed, in points: ``*`` outside one std)."""
     from .config import ABLATIONS
 
     summary = summarise(results, variants=True)
@@ -291,13 +292,15 @@ def ablation_table(results: pd.DataFrame, protocol: str = "synth-a->synth-b",
                 if hit.empty:
                     continue
                 r = hit.iloc[0]
-                delta = "" if key == "" or base.empty else f"{100 * (r['mAP'] - base.iloc[0]['mAP']):+.1f}"
+                sel = {"method": method, "preset": preset, "init": init}
+                delta = "" if key == "" or base.empty else paired_cell(
+                    paired_differences(results, {**sel, "variant": key}, {**sel, "variant": ""}, protocol))
                 where = preset if init in OWN_INITS else f"{preset}, {init_name(init)}"
                 rows.append({"method": METHOD_NAMES.get(method, method), "variant": label, "preset": where,
                              "seeds": int(r["seeds"]), protocol: cell(r["mAP"], r["rank1"], r["mAP_std"],
                                                                       r["rank1_std"]),
-                             "mAP change": delta or "-"})
-    return pd.DataFrame(rows, columns=["method", "variant", "preset", "seeds", protocol, "mAP change"])
+                             "mAP change (paired)": delta or "-"})
+    return pd.DataFrame(rows, columns=["method", "variant", "preset", "seeds", protocol, "mAP change (paired)"])
 
 
 def real_columns(source: str = "synth-a->synth-b") -> tuple[str, str]:
@@ -430,15 +433,17 @@ PAIRED_METHODS: tuple[tuple[str, str], ...] = (("muva", "clipreid"), ("pivl", "c
 def paired_differences(results: pd.DataFrame, a: Mapping[str, str], b: Mapping[str, str], protocol: str,
                        metric: str = "mAP") -> dict[str, Any]:
     """``a`` minus ``b`` seed by seed on ``protocol``'s own target: runs are selected by the column values of
-    ``a`` / ``b`` (e.g. ``{"method": "muva", "init": "synth"}``), recipe runs only (no ``variant``), and paired
-    by seed. Returns ``seeds`` (paired seeds), ``diffs`` (per seed, in points, seed order), ``mean``, ``std``
+    ``a`` / ``b`` (e.g. ``{"method": "muva", "init": "synth"}``), recipe runs only unless a selection names its
+    ``variant`` (an ablation against its recipe: ``{..., "variant": "vge-gt"}`` minus ``{..., "variant": ""}``),
+    and paired by seed. Returns ``seeds`` (paired seeds), ``diffs`` (per seed, in points, seed order), ``mean``, ``std``
     (ddof=1; NaN for one seed) and ``outside``: the mean lies outside one std of the differences
     (``|mean| > std``, two seeds or more), the README's mark for a difference larger than its seed spread."""
-    sub = own_target(results[(results["protocol"] == protocol) & (results["variant"].fillna("") == "")], protocol)
+    sub = own_target(results[results["protocol"] == protocol], protocol).assign(
+        variant=lambda d: d["variant"].fillna(""))
 
     def pick(sel: Mapping[str, str]) -> pd.Series:
         rows = sub
-        for k, v in sel.items():
+        for k, v in {"variant": "", **sel}.items():
             rows = rows[rows[k] == v]
         return rows.groupby("seed")[metric].mean()
 

@@ -117,7 +117,8 @@ fig
 # pi-VL's (part prompts without identity tokens; no fusion head; foreground-favouring patch
 # labels, `parsing.vote=foreground`), each beside its method's full recipe on the same protocol,
 # seeds and budget (`python -m muva_lib run --ablations`, names and overrides in
-# `config.ABLATIONS`). `mAP change`: points against the full recipe.
+# `config.ABLATIONS`). `mAP change (paired)`: points against the full recipe, seed by seed (mean ± std
+# of the differences, `*` outside one std).
 
 # %%
 # NBVAL_IGNORE_OUTPUT

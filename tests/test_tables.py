@@ -196,11 +196,11 @@ def test_ablation_table_beside_the_full_recipe_and_kept_out_of_the_main_tables(t
     t = tb.ablation_table(df, methods=["muva", "pivl"])
     assert t.to_dict("records") == [
         {"method": "MUVA", "variant": "full recipe", "preset": "smoke", "seeds": 2,
-         "synth-a->synth-b": "45.0±7.1 / 60.0±0.0", "mAP change": "-"},
+         "synth-a->synth-b": "45.0±7.1 / 60.0±0.0", "mAP change (paired)": "-"},
         {"method": "MUVA", "variant": "part-agnostic prompts", "preset": "smoke", "seeds": 2,
-         "synth-a->synth-b": "33.0±4.2 / 50.0±0.0", "mAP change": "-12.0"},
+         "synth-a->synth-b": "33.0±4.2 / 50.0±0.0", "mAP change (paired)": "-12.0±2.8 * (n=2)"},
         {"method": "pi-VL", "variant": "no fusion head", "preset": "smoke", "seeds": 1,
-         "synth-a->synth-b": "20.0 / 30.0", "mAP change": "-"}]
+         "synth-a->synth-b": "20.0 / 30.0", "mAP change (paired)": "-"}]
     _fake_run(tmp_path, "synth-a->synth-b", "clipreid", 0, {"synth-b": (0.3, 0.4)})  # no ablation of its own
     assert "CLIP-ReID" not in set(tb.ablation_table(tb.collect_results(tmp_path))["method"])
     assert tb.ablation_table(df[df["variant"] == ""]).empty
