@@ -148,7 +148,9 @@ fig
 #
 # `paired`: for each comparison, the difference seed by seed (same seed, same data order), its mean ±
 # the standard deviation over seeds, in mAP points; `*` marks a mean outside one standard deviation,
-# `(n=2)` a comparison with fewer than three paired seeds.
+# `(n=2)` a comparison with fewer than three paired seeds. Below them: the leakage control and the
+# ablations from the pretrained weights (paired against their full recipe). The README's section
+# "Pretrained vs random init" reads these tables, protocol by protocol.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -166,6 +168,9 @@ paired = tables.paired_table(main_runs, sweep_protocols) if len(main_runs) else 
 print(tables.to_markdown(paired) if paired is not None and len(paired) else "no paired seeds recorded yet")
 leakage = tables.leakage_table(recorded) if len(recorded) else None
 print(tables.to_markdown(leakage) if leakage is not None and len(leakage) else "no leakage-control runs recorded yet")
+recorded_ablations = tables.ablation_table(recorded[recorded["init"] == "synth"]) if len(recorded) else None
+print(tables.to_markdown(recorded_ablations) if recorded_ablations is not None and len(recorded_ablations)
+      else "no ablation runs recorded yet")
 
 # %% [markdown]
 # The paired differences seed by seed: a dot per seed, the bar at the mean, the line ± one standard
