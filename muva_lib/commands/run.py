@@ -14,7 +14,7 @@ and parsing stores, are written first, by this process). key=value overrides cha
 init, leakage: the leakage control's second pretraining, see muva_lib.sweep); --leakage adds the leakage control
 (synth-a->synth-b x every method from those weights). A sweep (--all-synthetic / --ablations / --leakage) copies
 each finished run's small files into the committed records (figures/sweep/records/), skips a job its records
-already hold, and writes its tables from the records; --tables-only records the finished runs of the plan found
+already hold (when it trains only: --notebooks with nothing after it), and writes its tables from the records; --tables-only records the finished runs of the plan found
 under runs/ and rewrites the tables, training nothing.
 """
 from __future__ import annotations
@@ -66,7 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", nargs="+", default=["0"], help="seeds, one run each (default 0)")
     parser.add_argument("--notebooks", nargs="*", default=[s[:2] for s in RUN_NOTEBOOKS],
                         help="notebooks to execute per run (default 03 04 05; none: train only; "
-                             "06 runs once at the end)")
+                             "06 runs once at the end). A sweep skips its recorded jobs only when it trains only "
+                             "(--notebooks with nothing after it): per-run notebooks need the run itself")
     parser.add_argument("--all-synthetic", action="store_true",
                         help="every synthetic protocol x every method, then 06_results")
     parser.add_argument("--ablations", action="store_true",
