@@ -14,8 +14,8 @@ and parsing stores, are written first, by this process). key=value overrides cha
 init, leakage: the leakage control's second pretraining, see muva_lib.sweep); --leakage adds the leakage control
 (synth-a->synth-b x every method from those weights). A sweep (--all-synthetic / --ablations / --leakage) copies
 each finished run's small files into the committed records (figures/sweep/records/), skips a job its records
-already hold (when it trains only: --notebooks with nothing after it), and writes its tables from the records; --tables-only records the finished runs of the plan found
-under runs/ and rewrites the tables, training nothing.
+already hold (when it trains only: --notebooks with nothing after it), and writes its tables from the records;
+--tables-only records the finished runs of the plan found under runs/ and rewrites the tables, training nothing.
 """
 from __future__ import annotations
 
