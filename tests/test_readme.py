@@ -115,3 +115,20 @@ def test_readme_code_quotes_every_protocol():
     bad = [line for line in lines if _redirected_protocols(line)]
     assert not bad, f"unquoted protocol names (a shell reads '->' as a redirect): {bad}"
 
+
+
+def test_the_sweep_readings_recompute_snippet_prints_what_the_reading_quotes(capsys):
+    """The README's snippet for the numbers of the sweep's reading that no table holds runs on the committed
+    records, and prints what the reading says: pi-VL without identity tokens finds the parts (part_acc
+    0.69-0.71), the recipe from the pretrained start ends below chance (0.007-0.096), and every pretrained
+    recipe run on a synth-b target ends below the frozen encoder (18 of 18)."""
+    intro = "The reading's numbers that are not in the tables"
+    assert intro in README, "the sweep's recompute snippet is gone from the README"
+    code = README.split(intro, 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    rows = {tuple(ln.split()[:-6]): [float(x) for x in ln.split()[-6:]] for ln in out.splitlines()
+            if len(ln.split()) >= 7 and ln.split()[-1].isdigit()}
+    assert rows[("no-id-tokens",)][:2] == pytest.approx([0.693, 0.712])  # part_acc min, max
+    assert rows[("synth",)][:2] == pytest.approx([0.007, 0.096])
+    assert re.search(r"^synth-b\s+18\s+18$", out, re.M), out
