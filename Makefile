@@ -1,6 +1,6 @@
 # The workbench's two front doors. Both set up everything on a fresh machine:
 #   make demo   -- the whole chain end to end on the embedded default (synthetic data, tiny model)
-#   make test   -- unit tests + notebook checks (pytest --nbval, runs trained afresh in a temp folder), what CI runs
+#   make test   -- unit tests + notebook checks (pytest --nbval, runs and data made afresh in a temp folder), what CI runs
 # The dependency list lives in pyproject.toml; the torch/torchvision pins are read from it.
 
 SHELL := /bin/bash
@@ -20,6 +20,11 @@ debian = test -e $(2) || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 
   || { apt-get update -qq && apt-get install -y -qq $(1); }; } >/dev/null 2>&1; } \
   || echo "setup: $(2) is missing ($(3)): install $(1) (as root: apt-get install $(1))"
 PYTEST_NB := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+# Two pytest-xdist workers: the notebooks run in order on one (one unit of work, notebooks/conftest.py), the unit
+# tests on the other; every training in them uses one thread (the smoke preset's threads=1), so the second
+# core was idle before. The notebooks generate their data in a fresh folder (MUVA_NOTEBOOK_DATA), not data/.
+# One process: make test PYTEST_XDIST=
+PYTEST_XDIST := -n 2
 # what `make test` collects (a subset on the command line: make test TESTS=tests/test_eval.py)
 TESTS := tests $(wildcard notebooks/*.ipynb)
 
@@ -43,8 +48,9 @@ demo: $(STAMP)
 	$(PY) -m muva_lib demo
 
 test: $(STAMP)
-	@runs=$$(mktemp -d); MUVA_RUNS=$$runs $(PY) -m pytest -q --durations=15 $(TESTS) $(PYTEST_NB); rc=$$?; \
-	rm -rf $$runs; \
+	@tmp=$$(mktemp -d); mkdir $$tmp/runs $$tmp/data; MUVA_RUNS=$$tmp/runs MUVA_NOTEBOOK_DATA=$$tmp/data \
+	$(PY) -m pytest -q --durations=15 $(PYTEST_XDIST) $(TESTS) $(PYTEST_NB); rc=$$?; \
+	rm -rf $$tmp; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5): failing" >&2; exit 1; fi; \
 	exit $$rc
 

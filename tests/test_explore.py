@@ -9,13 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY_TRAIN
-
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def muva_run(synth_small, tmp_path_factory):
+def muva_run(synth_small, tiny_train, tmp_path_factory):
     """One tiny MUVA smoke run on ``synth_small``, with its environment kept for the module's tests."""
     from muva_lib.__main__ import main
 
@@ -26,7 +24,7 @@ def muva_run(synth_small, tmp_path_factory):
     mp.setenv("MUVA_RUNS", str(runs))
     try:
         assert main(["train", "--protocol", "synth-a->synth-b", "--method", "muva", "--preset", "smoke",
-                     "--no-progress", *TINY_TRAIN]) == 0
+                     "--no-progress", *tiny_train]) == 0
         yield next(runs.glob("*/muva/*"))
     finally:
         mp.undo()
