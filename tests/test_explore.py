@@ -3,7 +3,6 @@ the figure change as they should; without a front end the container still carrie
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 
 import numpy as np
 import pytest
