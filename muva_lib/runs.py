@@ -44,24 +44,41 @@ class RunNotFoundError(FileNotFoundError):
 
 # ----------------------------------------------------------------------------- method runs
 
-def _matches(run: RunDir, cfg: RunCfg) -> bool:
+def _ignored_differences(run: RunDir, cfg: RunCfg) -> int | None:
+    """How many :data:`MATCH_IGNORED` keys ``run``'s config differs from ``cfg`` in; None when it differs in
+    any other key (or cannot be read)."""
     try:
-        return not config_differences(run.config(), cfg, MATCH_IGNORED)
+        old = run.config()
+        if config_differences(old, cfg, MATCH_IGNORED):
+            return None
+        return len(config_differences(old, cfg, ()))
     except (OSError, ValueError):
-        return False
+        return None
+
+
+def _matches(run: RunDir, cfg: RunCfg) -> bool:
+    return _ignored_differences(run, cfg) is not None
 
 
 def find_run(cfg: RunCfg, root: str | Path | None = None) -> RunDir | None:
-    """The newest finished run under ``root`` (default ``runs_root()``) whose config equals ``cfg``
-    apart from :data:`MATCH_IGNORED` (None if there is none)."""
+    """The finished run under ``root`` (default ``runs_root()``) whose config equals ``cfg`` apart from
+    :data:`MATCH_IGNORED`, preferring one that also agrees on those keys (a run evaluated every
+    ``stage2.eval_period`` epochs, when that is what ``cfg`` asks, over one evaluated only at the end),
+    then the newest (None if there is none)."""
     parent = (Path(root) if root is not None else runs_root()) / slug(cfg.data.protocol) / cfg.method
     if not parent.is_dir():
         return None
+    best: tuple[int, RunDir] | None = None
     for path in sorted((p for p in parent.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True):
         run = RunDir(path)
-        if run.config_path.is_file() and run.manifest().get("status") == "finished" and _matches(run, cfg):
-            return run
-    return None
+        if not (run.config_path.is_file() and run.manifest().get("status") == "finished"):
+            continue
+        n = _ignored_differences(run, cfg)
+        if n is not None and (best is None or n < best[0]):
+            best = (n, run)
+            if n == 0:
+                break
+    return best[1] if best else None
 
 
 def require_run(cfg: RunCfg, run_dir: str | Path = "", *, train: bool | None = None, progress: bool = False

@@ -106,6 +106,15 @@ def test_find_run_matches_the_config_but_not_eval_period(tmp_path, monkeypatch):
     run = _finished_run(tmp_path, resolve("clipreid", "smoke", "synth-a->synth-b", 0, ["stage2.eval_period=2"]))
     assert runs.find_run(cfg).root == run.root
     assert runs.require_run(cfg).root == run.root
+    # a run that also agrees on eval_period wins, older or newer (the quick start asks for its curve)
+    exact = _finished_run(tmp_path, cfg)
+    newer = _finished_run(tmp_path, resolve("clipreid", "smoke", "synth-a->synth-b", 0, ["stage2.eval_period=4"]))
+    assert run.root.name < exact.root.name < newer.root.name  # "newest" is the last name
+    assert runs.find_run(cfg).root == exact.root
+    assert runs.find_run(resolve("clipreid", "smoke", "synth-a->synth-b", 0,
+                                 ["stage2.eval_period=2"])).root == run.root
+    assert runs.find_run(resolve("clipreid", "smoke", "synth-a->synth-b", 0,
+                                 ["stage2.eval_period=3"])).root == newer.root  # none agrees: the newest
     assert runs.find_run(resolve("clipreid", "smoke", "synth-a->synth-b", 1)) is None  # other seed
     assert runs.find_run(resolve("clipreid", "smoke", "synth-a->synth-b", 0, ["stage2.epochs=1"])) is None
     unfinished = RunDir.create(resolve("muva", "smoke", "synth-a->synth-b", 0), root=tmp_path)
