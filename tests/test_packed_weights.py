@@ -3,20 +3,22 @@ the optional ``logit_bias`` and the size of a packed ``muva-tiny``."""
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 import open_clip
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load, save_file
 from test_models_common import offline, tiny_clip  # noqa: F401 (fixture)
 
 from muva_lib.config import resolve
 from muva_lib.models.clip_backbone import (ENV_PRETRAINED_DIR, WeightsNotFoundError, create_clip,
                                            load_clip_weights, load_state_dict_file, resolve_weights,
                                            save_clip_weights)
-from muva_lib.models.packed_weights import (FORMAT, TOKEN_KEY, file_sha256, init_token_table, is_packed,
-                                            pack_state_dict, save_packed, unpack_state_dict)
+from muva_lib.models.packed_weights import (FORMAT, TOKEN_KEY, canonical_safetensors, file_sha256,
+                                            init_token_table, is_packed, pack_state_dict, save_packed,
+                                            unpack_state_dict)
 
 SEED = 7
 TEXTS = ["a person in a red striped shirt and blue trousers", "legs: white shoes", "head"]
@@ -177,3 +179,49 @@ def test_packed_muva_tiny_fits_the_budget(tmp_path):
     with pytest.raises(ValueError, match="may not redefine grid"):
         save_packed(model, tmp_path / "n.safetensors", token_seed=SEED, quick_gelu=False, arch="muva-tiny",
                     extra_meta={"grid": "1x1"})
+
+
+def _raw_safetensors(header: str, data: bytes) -> bytes:
+    """A safetensors file by hand: the 8-byte length, the JSON header as given, the tensor bytes."""
+    return struct.pack("<Q", len(header)) + header.encode() + data
+
+
+def test_canonical_safetensors_is_one_byte_form_for_any_header_order():
+    # the same two tensors and metadata, the header written in two orders and spacings (as safetensors'
+    # per-process HashMap order does for the metadata): one canonical file, which loads to the same content
+    data = torch.arange(6, dtype=torch.float32).numpy().tobytes() + bytes([1, 2])
+    a = _raw_safetensors('{"__metadata__":{"b":"2","a":"1"},"x":{"dtype":"F32","shape":[2,3],'
+                         '"data_offsets":[0,24]},"y":{"dtype":"U8","shape":[2],"data_offsets":[24,26]}}', data)
+    b = _raw_safetensors('{"y": {"data_offsets": [24, 26], "shape": [2], "dtype": "U8"}, "__metadata__": '
+                         '{"a": "1", "b": "2"}, "x": {"shape": [2, 3], "dtype": "F32", "data_offsets": [0, 24]}}  ',
+                         data)
+    assert a != b and canonical_safetensors(a) == canonical_safetensors(b)
+    c = canonical_safetensors(a)
+    assert canonical_safetensors(c) == c and c.endswith(data)
+    (n,) = struct.unpack("<Q", c[:8])
+    assert n % 8 == 0 and c[8:8 + n].rstrip(b" ").decode() == (
+        '{"__metadata__":{"a":"1","b":"2"},"x":{"data_offsets":[0,24],"dtype":"F32","shape":[2,3]},'
+        '"y":{"data_offsets":[24,26],"dtype":"U8","shape":[2]}}')
+    loaded = load(c)
+    assert torch.equal(loaded["x"], torch.arange(6, dtype=torch.float32).reshape(2, 3))
+    assert loaded["y"].tolist() == [1, 2]
+    with pytest.raises(ValueError, match="not a safetensors file"):
+        canonical_safetensors(b"\x00" * 5)
+    with pytest.raises(ValueError, match="header"):
+        canonical_safetensors(struct.pack("<Q", 100) + b"{}")
+
+
+def test_weights_files_are_written_canonical(tmp_path):
+    model, _ = _pretrained_like()
+    for path in (save_packed(model, tmp_path / "p.safetensors", token_seed=SEED, quick_gelu=False, arch="muva-tiny",
+                             extra_meta={"z": 1, "a": 2}),
+                 save_clip_weights(model, tmp_path / "w.safetensors", quick_gelu=False, arch="muva-tiny")):
+        raw = path.read_bytes()
+        assert canonical_safetensors(raw) == raw, path.name
+
+
+def test_the_shipped_file_is_canonical_so_a_reproduction_matches_its_hash():
+    # `pretrain ship` of a re-run writes canonical bytes; the committed file must be in the same form
+    folder = Path(__file__).resolve().parents[1] / "muva_lib" / "assets" / "pretrained"
+    raw = (folder / "muva-tiny-synth.safetensors").read_bytes()
+    assert canonical_safetensors(raw) == raw

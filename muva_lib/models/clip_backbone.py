@@ -23,7 +23,8 @@ import torch.nn.functional as F
 
 from ..config import ACTIVATIONS
 from ..paths import data_root, runs_root
-from .packed_weights import FORMAT_FAMILY, file_sha256, read_metadata, unpack_state_dict
+from ..utils import atomic_write_bytes
+from .packed_weights import FORMAT_FAMILY, canonical_safetensors, file_sha256, read_metadata, unpack_state_dict
 
 __all__ = [
     "ENV_WEIGHTS", "CONFIG_DIR", "WeightsNotFoundError", "WeightsSource", "register_model_configs",
@@ -475,12 +476,15 @@ def _patch_size(arch: str, source: WeightsSource) -> int:
 
 
 def save_clip_weights(model: open_clip.CLIP, path: str | Path, quick_gelu: bool, arch: str = "") -> Path:
-    """Write an open_clip model as ``.safetensors`` with metadata (grid, activation) our loader reads."""
-    from safetensors.torch import save_file
+    """Write an open_clip model as ``.safetensors`` with metadata (grid, activation) our loader reads, atomically
+    and in the canonical byte form (:func:`~muva_lib.models.packed_weights.canonical_safetensors`: the same
+    weights give the same file in every process)."""
+    from safetensors.torch import save
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     h, w = model.visual.grid_size
     meta = {"grid": f"{h}x{w}", "quick_gelu": str(bool(quick_gelu)).lower(), "arch": arch}
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(path), metadata=meta)
+    data = save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, metadata=meta)
+    atomic_write_bytes(path, canonical_safetensors(data))
     return path

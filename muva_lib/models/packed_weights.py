@@ -19,7 +19,9 @@ pretraining ended with; every number reported for the shipped weights is measure
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import struct
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -28,7 +30,7 @@ import torch
 from ..utils import atomic_write_bytes
 
 __all__ = ["FORMAT_FAMILY", "FORMAT", "TOKEN_KEY", "init_token_table", "pack_state_dict", "unpack_state_dict",
-           "save_packed", "is_packed", "read_metadata", "file_sha256"]
+           "save_packed", "is_packed", "read_metadata", "file_sha256", "canonical_safetensors"]
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +121,25 @@ def unpack_state_dict(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, st
     return out
 
 
+def canonical_safetensors(data: bytes) -> bytes:
+    """``data`` (a safetensors file's bytes) with its JSON header written in one canonical form: keys sorted,
+    the metadata's too, no spaces, padded with spaces to a multiple of 8 bytes. The tensor bytes and their
+    offsets are untouched. safetensors writes the metadata in the order of a Rust ``HashMap``, which is seeded
+    anew in every process, so two processes saving the same tensors and metadata write different bytes;
+    written through this, the same weights give the same file (and sha256) in every process."""
+    if len(data) < 8:
+        raise ValueError(f"not a safetensors file: {len(data)} bytes")
+    (n,) = struct.unpack("<Q", data[:8])
+    if 8 + n > len(data):
+        raise ValueError(f"not a safetensors file: a {n}-byte header in {len(data)} bytes")
+    header = json.loads(data[8:8 + n])
+    if "__metadata__" in header:
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data[8 + n:]
+
+
 def save_packed(model_or_sd: torch.nn.Module | Mapping[str, torch.Tensor], path: str | Path, *, token_seed: int,
                 quick_gelu: bool, arch: str, grid: tuple[int, int] | None = None, token_std: float = 0.02,
                 extra_meta: Mapping[str, Any] | None = None) -> Path:
@@ -146,7 +167,7 @@ def save_packed(model_or_sd: torch.nn.Module | Mapping[str, torch.Tensor], path:
     clash = sorted(set(extra) & (set(base) | set(meta)))
     if clash:
         raise ValueError(f"{path}: extra_meta may not redefine {', '.join(clash)}")
-    return atomic_write_bytes(path, save(tensors, metadata={**extra, **base, **meta}))
+    return atomic_write_bytes(path, canonical_safetensors(save(tensors, metadata={**extra, **base, **meta})))
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
