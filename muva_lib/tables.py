@@ -285,15 +285,15 @@ def ablation_table(results: pd.DataFrame, protocol: str = "synth-a->synth-b",
         for preset, init, s in _groups(sub, method):
             if (s["variant"] == "").all():
                 continue  # the recipe alone is no ablation
-            base = s[s["variant"] == ""]
+            has_recipe = (s["variant"] == "").any()
+            sel = {"method": method, "preset": preset, "init": init}
             variants = [("", "full recipe")] + [(k, a.label) for k, a in ABLATIONS.items() if a.method == method]
             for key, label in variants:
                 hit = s[s["variant"] == key]
                 if hit.empty:
                     continue
                 r = hit.iloc[0]
-                sel = {"method": method, "preset": preset, "init": init}
-                delta = "" if key == "" or base.empty else paired_cell(
+                delta = "" if key == "" or not has_recipe else paired_cell(
                     paired_differences(results, {**sel, "variant": key}, {**sel, "variant": ""}, protocol))
                 where = preset if init in OWN_INITS else f"{preset}, {init_name(init)}"
                 rows.append({"method": METHOD_NAMES.get(method, method), "variant": label, "preset": where,

@@ -116,7 +116,6 @@ def test_readme_code_quotes_every_protocol():
     assert not bad, f"unquoted protocol names (a shell reads '->' as a redirect): {bad}"
 
 
-
 def test_the_sweep_readings_recompute_snippet_prints_what_the_reading_quotes(capsys):
     """The README's snippet for the numbers of the sweep's reading that no table holds runs on the committed
     records, and prints what the reading says: pi-VL without identity tokens finds the parts (part_acc
